@@ -1,0 +1,64 @@
+"""Atomic, pickle-free checkpoints: tensors in ``.safetensors``, the rest as JSON in its header."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+
+class CheckpointStore:
+    """Named checkpoints in one folder; a write is a temp file then a rename."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+
+    def path(self, name: str) -> Path:
+        return self.folder / f"{name}.safetensors"
+
+    def save(self, name: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any] | None = None) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.path(name)
+        tmp = path.with_name(path.name + ".tmp")
+        data = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        save_file(data, str(tmp), metadata={"meta": json.dumps(meta or {})})
+        os.replace(tmp, path)
+        return path
+
+    def load(self, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        path = self.path(name)
+        if not path.is_file():
+            return None
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("meta", "{}"))
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        return tensors, meta
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).is_file()
+
+
+def optimizer_state(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Flatten an optimizer's per-parameter tensors so they fit a safetensors file."""
+    out: dict[str, torch.Tensor] = {}
+    for pid, state in opt.state_dict()["state"].items():
+        for key, value in state.items():
+            out[f"opt.{pid}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    return out
+
+
+def load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    sd = opt.state_dict()
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if not key.startswith("opt."):
+            continue
+        _, pid, name = key.split(".", 2)
+        state.setdefault(int(pid), {})[name] = value
+    sd["state"] = state
+    opt.load_state_dict(sd)

@@ -1,0 +1,91 @@
+"""The ``condensery`` command. User mistakes end with one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .errors import CondenseryError, UserError
+from .plugins import KINDS, get_registry
+from .progress import set_quiet
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="condensery")
+def cli() -> None:
+    """Dataset distillation: distil, evaluate fairly, compare side by side."""
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "output", default=None, help="run directory (default runs/<name>)")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a recipe value, e.g. synthesizer.ipc=10")
+@click.option("--quiet", is_flag=True, help="no progress bars or status lines")
+@click.option("--force", is_flag=True, help="run again even if the run directory is finished")
+def run(recipe: str, output: str | None, overrides: tuple[str, ...], quiet: bool, force: bool) -> None:
+    """Run RECIPE: distil, save the set, evaluate it next to the random real subset."""
+    from .recipe import load_recipe
+    from .runner import run as run_plan
+
+    set_quiet(quiet)
+    registry = get_registry()
+    plan = load_recipe(recipe, list(overrides), registry)
+    metrics = run_plan(plan, registry, output, force)
+    if not quiet:
+        click.echo(f"wrote {output or 'runs/' + plan.name} ({len(metrics['results'])} results)")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="print a JSON list of objects")
+def plugins(as_json: bool) -> None:
+    """List every component: kind, name, providing distribution and version."""
+    registry = get_registry()
+    rows = [
+        {"kind": c.kind, "name": c.name, "distribution": c.distribution, "version": c.version, "plugin": c.plugin}
+        for c in registry.all()
+    ]
+    rows += [
+        {"kind": "broken", "name": b.plugin, "distribution": b.distribution, "version": b.version, "error": b.error}
+        for b in registry.broken
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max((len(r["name"]) for r in rows), default=4)
+    for kind in (*KINDS, "broken"):
+        for r in (r for r in rows if r["kind"] == kind):
+            tail = f"  ERROR: {r['error']}" if kind == "broken" else ""
+            click.echo(f"{kind:<12} {r['name']:<{width}}  {r['distribution']} {r['version']}{tail}")
+
+
+def build_cli() -> click.Group:
+    """The command group with every plugin's ``register_commands`` applied."""
+    registry = get_registry()
+    registry.pm.hook.register_commands(cli=cli)
+    return cli
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: turn known errors into one line and an exit code, never a traceback."""
+    try:
+        group = build_cli()
+        group.main(args=argv, prog_name="condensery", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()} (see `condensery --help`)", err=True)
+        sys.exit(2)
+    except CondenseryError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted; rerun the same command to resume", err=True)
+        sys.exit(130)
+
+
+__all__ = ["cli", "main", "UserError"]

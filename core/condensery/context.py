@@ -1,0 +1,109 @@
+"""Task and RunContext: what every plugin receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from .checkpoints import CheckpointStore
+from .data.realdata import RealData
+from .progress import progress
+from .runtime import Runtime
+from .synthetic import SyntheticSet
+
+
+@dataclass
+class Task:
+    """What the distilled set is for: the data, the model family and how it is judged."""
+
+    dataset: str
+    num_classes: int
+    class_names: list[str]
+    image_shape: tuple[int, int, int]
+    mean: list[float]
+    std: list[float]
+    model: dict[str, Any]
+    protocol: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset, "num_classes": self.num_classes, "image_shape": list(self.image_shape),
+            "mean": self.mean, "std": self.std, "model": self.model, "protocol": self.protocol,
+        }
+
+
+class RunContext:
+    """Task, data, runtime, registry, checkpoints and the metrics sink of one run."""
+
+    def __init__(
+        self,
+        task: Task,
+        data: RealData,
+        runtime: Runtime,
+        registry: Any,
+        run_dir: Path | None = None,
+        recipe: dict[str, Any] | None = None,
+        matcher: Any = None,
+    ) -> None:
+        self.task = task
+        self.data = data
+        self.runtime = runtime
+        self.registry = registry
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.recipe = recipe or {}
+        self.matcher = matcher
+        self.checkpoints = CheckpointStore((self.run_dir or Path(".")) / "checkpoints")
+        self.history: list[dict[str, Any]] = []
+
+    @property
+    def device(self) -> torch.device:
+        return self.runtime.device
+
+    def generator(self, *stream: Any) -> torch.Generator:
+        return self.runtime.generator(*stream)
+
+    def progress(self, iterable, desc: str = "", total: int | None = None):
+        return progress(iterable, desc=desc, total=total)
+
+    def log(self, stage: str, step: int, **metrics: float) -> None:
+        """Record metrics of a step and pass them to the ``on_step`` hook."""
+        row = {"stage": stage, "step": step, **{k: float(v) for k, v in metrics.items()}}
+        self.history.append(row)
+        self.registry.pm.hook.on_step(context=self, stage=stage, step=step, metrics=metrics)
+
+    def create_model(self, name: str | None = None, **options: Any) -> nn.Module:
+        """A fresh network for the task (the recipe's model unless ``name`` is given), on the device."""
+        spec = dict(self.task.model)
+        if name is not None and name != spec.get("name"):
+            spec = {"name": name}
+        spec.update(options)
+        return build_model(self.registry, spec, self.task).to(self.device)
+
+    def random_subset(self, ipc: int, stream: str = "random-subset") -> SyntheticSet:
+        """The class-balanced random real subset of ``ipc`` images per class."""
+        x, y = self.data.balanced_batch(ipc, self.generator(stream, ipc))
+        return SyntheticSet(x, y, metadata={"method": "random", "ipc": ipc, "num_classes": self.task.num_classes})
+
+
+def build_model(registry: Any, spec: dict[str, Any], task: Task) -> nn.Module:
+    """Build ``spec`` (``{"name": ..., **options}``) for the task's shape and classes."""
+    from .errors import UserError
+
+    opts = {k: v for k, v in spec.items() if k != "name"}
+    name = spec.get("name", "convnet")
+    c, h, w = task.image_shape
+    table = registry.components["model"]
+    if name in table:
+        factory = table[name].obj
+    else:
+        from .models.factory import model_factory
+
+        factory = model_factory(name)
+    try:
+        return factory(num_classes=task.num_classes, in_chans=c, img_size=h, **opts)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"model '{name}' cannot be built with options {opts}: {exc}") from None

@@ -1,0 +1,7 @@
+"""Models: the DD ConvNet family (registered into timm) and a factory over timm."""
+
+from .convnet import ConvNet
+from .embed import embed, embed_batched
+from .factory import adapt_small_stem, create_timm_model, model_factory
+
+__all__ = ["ConvNet", "embed", "embed_batched", "adapt_small_stem", "create_timm_model", "model_factory"]

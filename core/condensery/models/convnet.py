@@ -1,0 +1,125 @@
+"""The ConvNet family of the dataset-distillation literature, registered into timm.
+
+``depth`` blocks of Conv3x3(width) -> norm -> ReLU -> pool, then a linear classifier.
+``instancenorm`` is GroupNorm with one group per channel (affine), as the DC/DSA/DM/MTT
+code does. 28x28 inputs get padding 3 in the first conv so they pool like 32x32.
+After ``import condensery.models`` it is ``timm.create_model("convnet", ...)``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn as nn
+from timm.models import register_model
+
+Norm = Literal["instancenorm", "batchnorm", "layernorm", "groupnorm", "none"]
+Pool = Literal["avgpooling", "maxpooling", "none"]
+
+
+def _norm(kind: str, width: int) -> nn.Module:
+    if kind == "instancenorm":
+        return nn.GroupNorm(width, width, affine=True)
+    if kind == "batchnorm":
+        return nn.BatchNorm2d(width)
+    if kind == "layernorm":
+        return nn.GroupNorm(1, width, affine=True)
+    if kind == "groupnorm":
+        return nn.GroupNorm(min(4, width), width, affine=True)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm '{kind}'; use instancenorm, batchnorm, layernorm, groupnorm or none")
+
+
+def _pool(kind: str) -> nn.Module:
+    if kind == "avgpooling":
+        return nn.AvgPool2d(2, 2)
+    if kind == "maxpooling":
+        return nn.MaxPool2d(2, 2)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown pooling '{kind}'; use avgpooling, maxpooling or none")
+
+
+class ConvNet(nn.Module):
+    """DD ConvNet with timm's model interface (``forward_features`` / ``forward_head``)."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_chans: int = 3,
+        img_size: int | tuple[int, int] = 32,
+        depth: int = 3,
+        width: int = 128,
+        norm: str = "instancenorm",
+        pooling: str = "avgpooling",
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
+        layers: list[nn.Module] = []
+        c = in_chans
+        for d in range(depth):
+            pad = 3 if d == 0 and (h, w) == (28, 28) else 1
+            layers += [nn.Conv2d(c, width, 3, padding=pad), _norm(norm, width), _activation(activation)]
+            if d == 0 and pad == 3:
+                h, w = h + 4, w + 4
+            if pooling != "none" and min(h, w) >= 2:
+                layers.append(_pool(pooling))
+                h, w = h // 2, w // 2
+            c = width
+        self.features = nn.Sequential(*layers)
+        self.num_features = width * h * w
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = x.flatten(1)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+
+def _activation(kind: str) -> nn.Module:
+    acts = {"relu": nn.ReLU, "leakyrelu": lambda: nn.LeakyReLU(0.01), "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
+    if kind not in acts:
+        raise ValueError(f"unknown activation '{kind}'; use {', '.join(acts)}")
+    return acts[kind]()
+
+
+def _build(pretrained: bool, defaults: dict, kwargs: dict) -> ConvNet:
+    if pretrained:
+        raise ValueError("DD ConvNets have no pretrained weights; use pretrained=False")
+    for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir", "features_only"):
+        kwargs.pop(key, None)
+    return ConvNet(**{**defaults, **kwargs})
+
+
+@register_model
+def convnet(pretrained: bool = False, **kwargs) -> ConvNet:
+    """ConvNet-3, width 128, instance norm, average pooling (the DD default)."""
+    return _build(pretrained, {}, kwargs)
+
+
+@register_model
+def convnet_d4(pretrained: bool = False, **kwargs) -> ConvNet:
+    """ConvNet-4, used for 64x64 data (Tiny-ImageNet)."""
+    return _build(pretrained, {"depth": 4}, kwargs)
+
+
+@register_model
+def convnet_bn(pretrained: bool = False, **kwargs) -> ConvNet:
+    """ConvNet-3 with batch norm (BN-statistics matching needs running statistics)."""
+    return _build(pretrained, {"norm": "batchnorm"}, kwargs)

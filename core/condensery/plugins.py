@@ -1,0 +1,163 @@
+"""The plugin manager: every component comes from the entry-point group ``condensery``.
+
+Built-in and third-party plugins take the same path. Each plugin's hook implementations
+are called one by one so that (a) every component knows which distribution provided it
+and (b) a plugin that fails to import or to register is reported with its error without
+stopping the others.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import UserError
+from .options import suggest
+
+KINDS = ("synthesizer", "matcher", "evaluator", "dataset", "model")
+_HOOK_OF_KIND = {kind: f"register_{kind}s" for kind in KINDS}
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """A registered component and where it came from."""
+
+    kind: str
+    name: str
+    obj: Any
+    plugin: str
+    distribution: str
+    version: str
+
+    @property
+    def source(self) -> str:
+        return f"plugin '{self.plugin}' from {self.distribution} {self.version}"
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin that could not be loaded or registered, with the reason."""
+
+    plugin: str
+    distribution: str
+    version: str
+    error: str
+
+
+class Registry:
+    """All components by kind and name, plus the plugins that failed to load."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self.components: dict[str, dict[str, ComponentInfo]] = {kind: {} for kind in KINDS}
+        self.broken: list[BrokenPlugin] = []
+        self._dist_of_plugin: dict[str, tuple[str, str]] = {}
+
+    # -- lookup -----------------------------------------------------------------
+    def get(self, kind: str, name: str) -> ComponentInfo:
+        """The component ``name`` of ``kind``, or a ``UserError`` listing the valid names."""
+        table = self.components[kind]
+        if name not in table:
+            valid = sorted(table)
+            hint = suggest(name, valid)
+            raise UserError(
+                f"unknown {kind} '{name}'{hint}; valid {kind}s: {', '.join(valid) or '(none)'}"
+            )
+        return table[name]
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.components[kind])
+
+    def all(self) -> list[ComponentInfo]:
+        return [info for kind in KINDS for _, info in sorted(self.components[kind].items())]
+
+    # -- registration -----------------------------------------------------------
+    def add(self, kind: str, name: str, obj: Any, plugin: str) -> None:
+        dist, version = self._dist_of_plugin.get(plugin, ("(unknown)", ""))
+        if not isinstance(name, str) or not name:
+            raise UserError(f"plugin '{plugin}' registered a {kind} with an empty or non-text name")
+        existing = self.components[kind].get(name)
+        new = ComponentInfo(kind, name, obj, plugin, dist, version)
+        if existing is not None and existing.obj is not obj:
+            raise UserError(
+                f"{kind} '{name}' is registered twice: by {existing.source} and by {new.source}; "
+                "uninstall one of them or rename the component"
+            )
+        self.components[kind][name] = new
+
+    def note_distribution(self, plugin: str, dist: str, version: str) -> None:
+        self._dist_of_plugin[plugin] = (dist, version)
+
+
+def _short_error(exc: BaseException) -> str:
+    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" ({frame[0].filename}:{frame[0].lineno})" if frame else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _load_entry_points(pm: pluggy.PluginManager, registry: Registry) -> None:
+    for ep in md.entry_points(group=hookspecs.PROJECT):
+        dist = ep.dist.metadata["Name"] if ep.dist is not None else "(unknown)"
+        version = ep.dist.version if ep.dist is not None else ""
+        if pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            module = ep.load()
+            pm.register(module, name=ep.name)
+        except Exception as exc:  # a broken plugin must not stop the others
+            registry.broken.append(BrokenPlugin(ep.name, dist, version, _short_error(exc)))
+            continue
+        registry.note_distribution(ep.name, dist, version)
+
+
+def _collect(pm: pluggy.PluginManager, registry: Registry) -> None:
+    for kind, hook_name in _HOOK_OF_KIND.items():
+        hook = getattr(pm.hook, hook_name)
+        for impl in hook.get_hookimpls():
+            plugin = impl.plugin_name
+
+            def register(name: str, obj: Any, _kind: str = kind, _plugin: str = plugin) -> None:
+                registry.add(_kind, name, obj, _plugin)
+
+            try:
+                impl.function(register=register)
+            except UserError:
+                raise
+            except Exception as exc:
+                dist, version = registry._dist_of_plugin.get(plugin, ("(unknown)", ""))
+                registry.broken.append(BrokenPlugin(plugin, dist, version, _short_error(exc)))
+
+
+def build_registry(extra_plugins: list[tuple[str, Any]] | None = None) -> Registry:
+    """Load every installed plugin (plus ``extra_plugins``, for tests) into a Registry."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    registry = Registry(pm)
+    _load_entry_points(pm, registry)
+    for name, module in extra_plugins or []:
+        pm.register(module, name=name)
+        registry.note_distribution(name, "(in-process)", "")
+    _collect(pm, registry)
+    return registry
+
+
+_REGISTRY: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, built on first use."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = build_registry()
+    return _REGISTRY
+
+
+def reset_registry() -> None:
+    """Forget the cached registry (tests install and uninstall plugins)."""
+    global _REGISTRY
+    _REGISTRY = None

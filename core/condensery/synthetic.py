@@ -1,0 +1,137 @@
+"""SyntheticSet: the distilled data, saved as one ``.safetensors`` file.
+
+Tensors (images, labels, optional learned lr, optional per-image stage) go in the file body
+and everything else (method, recipe, ipc, class names, normalisation, seed, versions) as
+JSON in the header metadata, so a set can be inspected and loaded without unpickling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from .errors import UserError
+
+FORMAT = "condensery.synthetic/1"
+_META_KEY = "condensery"
+
+
+@dataclass
+class SyntheticSet:
+    """Images ``[N,C,H,W]`` in the task's normalised space and labels (hard ``[N]`` or soft ``[N,K]``).
+
+    ``lr`` is a learned training lr (trajectory matching) and ``stages``/``stage_lrs`` the
+    per-image subset index and per-stage lr of sequential methods; both optional.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    lr: float | None = None
+    stages: torch.Tensor | None = None
+    stage_lrs: list[float] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.images.dim() != 4:
+            raise UserError(f"synthetic images must be [N,C,H,W], got shape {tuple(self.images.shape)}")
+        n = self.images.shape[0]
+        if self.labels.shape[0] != n or self.labels.dim() not in (1, 2):
+            raise UserError(
+                f"synthetic labels must be [N] or [N,K] with N={n}, got shape {tuple(self.labels.shape)}"
+            )
+        if self.stages is not None and tuple(self.stages.shape) != (n,):
+            raise UserError(f"synthetic stages must be [N] with N={n}, got {tuple(self.stages.shape)}")
+
+    # -- views ------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def soft(self) -> bool:
+        return self.labels.dim() == 2
+
+    @property
+    def hard_labels(self) -> torch.Tensor:
+        """Class index per image (argmax of soft labels)."""
+        return self.labels.argmax(dim=1) if self.soft else self.labels
+
+    @property
+    def num_classes(self) -> int:
+        if "num_classes" in self.metadata:
+            return int(self.metadata["num_classes"])
+        return self.labels.shape[1] if self.soft else int(self.labels.max()) + 1
+
+    def to(self, device: torch.device | str) -> SyntheticSet:
+        return SyntheticSet(
+            self.images.to(device),
+            self.labels.to(device),
+            self.lr,
+            None if self.stages is None else self.stages.to(device),
+            self.stage_lrs,
+            dict(self.metadata),
+        )
+
+    def detach_cpu(self) -> SyntheticSet:
+        s = self.to("cpu")
+        s.images = s.images.detach().float().contiguous()
+        s.labels = s.labels.detach().contiguous()
+        return s
+
+    # -- I/O --------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write atomically (temp file, then rename) so a kill never leaves half a file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        s = self.detach_cpu()
+        tensors = {"images": s.images, "labels": s.labels}
+        if s.stages is not None:
+            tensors["stages"] = s.stages.to(torch.int64).contiguous()
+        header = {
+            "format": FORMAT,
+            "lr": s.lr,
+            "stage_lrs": s.stage_lrs,
+            "metadata": s.metadata,
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(header, default=str)})
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SyntheticSet:
+        """Read a set written by ``save``; any malformed file is a one-line ``UserError``."""
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"synthetic set '{path}' does not exist; pass the path to a .safetensors file")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                raw = (f.metadata() or {}).get(_META_KEY)
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise UserError(f"'{path}' is not a readable .safetensors file ({exc})") from None
+        if raw is None:
+            raise UserError(f"'{path}' has no condensery header; it was not written by condensery")
+        try:
+            header = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"'{path}' has a corrupt condensery header ({exc})") from None
+        if header.get("format") != FORMAT:
+            raise UserError(f"'{path}' has format {header.get('format')!r}; expected {FORMAT!r}")
+        for key in ("images", "labels"):
+            if key not in tensors:
+                raise UserError(f"'{path}' lacks the '{key}' tensor")
+        return cls(
+            images=tensors["images"].float(),
+            labels=tensors["labels"],
+            lr=header.get("lr"),
+            stages=tensors.get("stages"),
+            stage_lrs=header.get("stage_lrs"),
+            metadata=header.get("metadata") or {},
+        )

@@ -1,0 +1,91 @@
+"""Train a classifier on a (small) labelled tensor set and measure accuracy.
+
+The one loop every evaluator and expert-training stage shares: SGD with momentum, weight
+decay, lr x0.1 at half of training, batched on-device augmentation, hard or soft targets,
+mixed precision through the runtime's autocast. Accuracy is measured once, at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import DivergenceError
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against a probability vector per row (reduces to CE for one-hot)."""
+    return -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def train_classifier(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    generator: torch.Generator,
+    batch_size: int = 256,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    augment: Augment | None = None,
+    autocast=None,
+    lr_schedule: str = "step",
+    on_epoch: Callable[[int, nn.Module], None] | None = None,
+) -> nn.Module:
+    """Train ``model`` in place; ``labels`` are class indices ``[N]`` or probabilities ``[N,K]``."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if lr_schedule == "step":
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[max(1, epochs // 2)], gamma=0.1)
+    elif lr_schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
+    else:
+        sched = None
+    n = images.shape[0]
+    soft = labels.dim() == 2
+    model.train()
+    for epoch in range(epochs):
+        perm = torch.randperm(n, generator=generator).to(images.device)
+        for start in range(0, n, batch_size):
+            idx = perm[start : start + batch_size]
+            x, y = images[idx], labels[idx]
+            if augment is not None:
+                x = augment(x, generator)
+            with autocast() if autocast else nullcontext():
+                out = model(x)
+            out = out.float()
+            loss = soft_cross_entropy(out, y) if soft else F.cross_entropy(out, y)
+            if not torch.isfinite(loss):
+                raise DivergenceError(f"training loss became {loss.item()} at epoch {epoch}; lower the lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if sched is not None:
+            sched.step()
+        if on_epoch is not None:
+            on_epoch(epoch, model)
+    return model
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1024, autocast=None) -> torch.Tensor:
+    """Class predictions for ``images`` in eval mode."""
+    model.eval()
+    preds = []
+    for start in range(0, images.shape[0], batch_size):
+        with autocast() if autocast else nullcontext():
+            preds.append(model(images[start : start + batch_size]).float().argmax(dim=1))
+    model.train()
+    return torch.cat(preds)
+
+
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, autocast=None) -> float:
+    """Fraction of ``images`` classified correctly."""
+    return float((predict(model, images, autocast=autocast) == labels).float().mean())

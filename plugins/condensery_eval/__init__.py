@@ -1,0 +1,1 @@
+"""Evaluators: the fair protocols a distilled set is judged by."""

@@ -1,0 +1,1 @@
+"""Pixel synthesis and the matching objectives (distribution, gradient, trajectory, ...)."""

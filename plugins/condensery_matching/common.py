@@ -1,0 +1,31 @@
+"""Pieces shared by matchers: DSA options, batched real batches, per-class means."""
+
+from __future__ import annotations
+
+import torch
+from condensery import DSA, Options, RealData
+from condensery.data.augment import DSA_OPS
+from pydantic import Field
+
+
+class DSAOptions(Options):
+    dsa: bool = Field(True, description="differentiable siamese augmentation on both sides")
+    dsa_ops: list[str] = Field(default_factory=lambda: list(DSA_OPS))
+
+
+def real_class_batches(data: RealData, per_class: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A real batch of up to ``per_class`` images of every class, class-ordered, one gather."""
+    idx = torch.cat([data.class_batch_indices(c, per_class, generator) for c in range(data.num_classes)])
+    return data.train_x[idx], data.train_y[idx]
+
+
+def class_means(features: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean feature per class ``[k, D]`` via one scatter-add."""
+    sums = torch.zeros(k, features.shape[1], device=features.device, dtype=features.dtype)
+    sums.index_add_(0, labels, features)
+    counts = torch.bincount(labels, minlength=k).clamp_min(1).to(features.dtype)
+    return sums / counts.unsqueeze(1)
+
+
+def dsa_from(options: DSAOptions) -> DSA | None:
+    return DSA(options.dsa_ops) if options.dsa else None
