@@ -2,6 +2,7 @@
 
 from condensery import hookimpl
 
+from .bnstats import BNStatsMatcher
 from .distribution import DistributionMatcher
 from .pixel import PixelSynthesizer
 
@@ -14,3 +15,4 @@ def register_synthesizers(register) -> None:
 @hookimpl
 def register_matchers(register) -> None:
     register("distribution", DistributionMatcher)
+    register("bnstats", BNStatsMatcher)
