@@ -1,9 +1,10 @@
-"""Registers the pixel synthesizer and the matchers."""
+"""Registers the pixel synthesizer, the matchers and the ``condensery experts`` command."""
 
 from condensery import hookimpl
 
 from .bnstats import BNStatsMatcher
 from .distribution import DistributionMatcher
+from .gradient import GradientMatcher
 from .pixel import PixelSynthesizer
 
 
@@ -16,3 +17,4 @@ def register_synthesizers(register) -> None:
 def register_matchers(register) -> None:
     register("distribution", DistributionMatcher)
     register("bnstats", BNStatsMatcher)
+    register("gradient", GradientMatcher)

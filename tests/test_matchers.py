@@ -1,0 +1,133 @@
+"""Matchers: distances, losses that go down, trajectory normalisation, DSA siamese-ness."""
+
+from __future__ import annotations
+
+import torch
+from condensery import DSA, RunContext, SyntheticSet, make_generator
+from condensery.context import Task
+from condensery.data.realdata import RealData, load_raw
+from condensery.data.sources import Digits, DigitsOptions
+from condensery.plugins import get_registry
+from condensery.runtime import Runtime, RuntimeOptions
+from condensery_matching.gradient import (
+    GradientMatcher,
+    GradientOptions,
+    default_loops,
+    gradient_distance,
+    matched_parameters,
+)
+
+torch.set_num_threads(1)
+SMALL_MODEL = {"name": "convnet", "depth": 2, "width": 16, "norm": "instancenorm"}
+
+
+def make_ctx(tmp_path, ipc: int = 1, model: dict | None = None, train_per_class: int | None = None) -> RunContext:
+    """A RunContext on the embedded digits with a small ConvNet (no files needed)."""
+    src = Digits(DigitsOptions(cache=False))
+    data = RealData.from_raw("digits", load_raw("digits", src), 0.1, True)
+    if train_per_class is not None:
+        idx = torch.cat([data.class_indices[c][:train_per_class] for c in range(data.num_classes)])
+        data = RealData("digits", data.train_x[idx], data.train_y[idx], data.val_x, data.val_y,
+                        data.test_x, data.test_y, data.class_names, data.mean, data.std)
+    runtime = Runtime(RuntimeOptions(cpu=True), seed=0)
+    task = Task("digits", data.num_classes, data.class_names, data.image_shape, data.mean, data.std,
+                dict(model or SMALL_MODEL))
+    recipe = {"synthesizer": {"ipc": ipc}}
+    return RunContext(task, data, runtime, get_registry(), tmp_path, recipe)
+
+
+def optimise(matcher, ctx: RunContext, ipc: int, steps: int, lr: float, opt="sgd") -> list[float]:
+    """Optimise pixels (and matcher parameters) like the pixel synthesizer; return the losses."""
+    x, y = ctx.data.balanced_batch(ipc, make_generator(0, "init"))
+    images = x.clone().requires_grad_(True)
+    groups = [{"params": [images], "lr": lr}] + [{"params": [t], "lr": r} for t, r in matcher.parameters()]
+    optim = torch.optim.SGD(groups, momentum=0.5) if opt == "sgd" else torch.optim.Adam(groups)
+    losses = []
+    for step in range(steps):
+        loss = matcher.loss(images, y, step)
+        losses.append(loss.item())
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        matcher.after_step(images, y, step)
+    return losses
+
+
+# -- gradient matching -----------------------------------------------------------------
+def test_default_loops_follow_the_paper():
+    assert default_loops(1) == (1, 1)
+    assert default_loops(10) == (10, 50)
+    assert default_loops(50) == (50, 10)
+
+
+def test_gradient_distance_of_identical_batches_is_zero(tmp_path):
+    ctx = make_ctx(tmp_path)
+    m = GradientMatcher(GradientOptions(dsa=False))
+    m.prepare(ctx)
+    net = m._network(0)
+    x = ctx.data.train_x[:20]
+    y = ctx.data.train_y[:20]
+    g1 = m.class_gradients(net, x, y, create_graph=False)
+    g2 = m.class_gradients(net, x.clone(), y, create_graph=False)
+    for dist in ("channel-cosine", "mse", "cosine"):
+        assert float(gradient_distance(g1, g2, dist)) < 1e-3
+    other = m.class_gradients(net, ctx.data.train_x[20:40], ctx.data.train_y[20:40], create_graph=False)
+    assert float(gradient_distance(g1, other)) > 0.1
+
+
+def test_gradient_skips_bias_and_norm_parameters(tmp_path):
+    ctx = make_ctx(tmp_path)
+    net = ctx.create_model()
+    matched = matched_parameters(net)
+    assert matched and all(p.dim() > 1 for p in matched)
+    assert len(matched) == 3  # two convs and the classifier of a depth-2 ConvNet
+
+
+def test_channel_cosine_is_per_output_channel():
+    g = torch.randn(4, 3, 3, 3)
+    flipped = g.clone()
+    flipped[0] = -flipped[0]  # one channel points the other way: distance 2 on that row only
+    d = gradient_distance([g], [flipped])
+    assert abs(float(d) - 2.0) < 1e-3
+
+
+def test_gradient_loss_decreases(tmp_path):
+    ctx = make_ctx(tmp_path, ipc=1)
+    m = GradientMatcher(GradientOptions(dsa=False, batch_real=32, outer_loop=1, inner_loop=0))
+    m.prepare(ctx)
+    # one fixed network (outer_loop=1 would start a new one each step): pin the iteration
+    m.outer = 10**6
+    losses = optimise(m, ctx, ipc=1, steps=25, lr=0.1)
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_gradient_dsa_uses_same_parameters_for_real_and_synthetic(tmp_path, monkeypatch):
+    ctx = make_ctx(tmp_path)
+    m = GradientMatcher(GradientOptions(dsa=True, batch_real=8))
+    m.prepare(ctx)
+    seen = []
+    real_apply = DSA.apply
+
+    def spy(self, x, params, group_of=None):
+        seen.append(params)
+        return real_apply(self, x, params, group_of)
+
+    monkeypatch.setattr(DSA, "apply", spy)
+    x, y = ctx.data.balanced_batch(1, make_generator(0, "x"))
+    m.loss(x.clone().requires_grad_(True), y, 0)
+    assert len(seen) == 2 and seen[0] is seen[1]
+
+
+def test_gradient_inner_loop_trains_the_network_between_outer_steps(tmp_path):
+    ctx = make_ctx(tmp_path, ipc=2)
+    m = GradientMatcher(GradientOptions(dsa=False, batch_real=8, outer_loop=2, inner_loop=1))
+    m.prepare(ctx)
+    x, y = ctx.data.balanced_batch(2, make_generator(0, "x"))
+    m.loss(x, y, 0)
+    before = [p.detach().clone() for p in m.net.parameters()]
+    m.after_step(x, y, 0)  # not the last outer step: trains
+    assert any(not torch.equal(a, b) for a, b in zip(before, m.net.parameters()))
+    net = m.net
+    m.loss(x, y, 2)  # next iteration: a fresh network
+    assert m.net is not net
+    assert isinstance(SyntheticSet(x, y), SyntheticSet)
