@@ -131,3 +131,120 @@ def test_gradient_inner_loop_trains_the_network_between_outer_steps(tmp_path):
     m.loss(x, y, 2)  # next iteration: a fresh network
     assert m.net is not net
     assert isinstance(SyntheticSet(x, y), SyntheticSet)
+
+
+# -- trajectory matching -----------------------------------------------------------------
+from condensery_matching.experts import (  # noqa: E402
+    ExpertSpec,
+    available_experts,
+    expert_path,
+    read_epochs,
+    read_header,
+    train_experts,
+)
+from condensery_matching.trajectory import TrajectoryMatcher, TrajectoryOptions  # noqa: E402
+
+TINY = {"name": "convnet", "depth": 1, "width": 8, "norm": "instancenorm"}
+
+
+def traj_options(tmp_path, **kw) -> TrajectoryOptions:
+    base = dict(syn_steps=3, expert_epochs=1, max_start_epoch=1, train_epochs=2, num_experts=2,
+                experts_dir=str(tmp_path / "experts"), expert_batch=64, lr_init=0.01, lr_lr=1e-4)
+    base.update(kw)
+    return TrajectoryOptions(**base)
+
+
+def test_trajectory_options_validate_the_epoch_window():
+    import pytest
+
+    with pytest.raises(ValueError):
+        TrajectoryOptions(max_start_epoch=49, expert_epochs=2, train_epochs=50)
+
+
+def test_experts_are_written_resumable_and_split(tmp_path):
+    ctx = make_ctx(tmp_path, model=TINY, train_per_class=20)
+    m = TrajectoryMatcher(traj_options(tmp_path))
+    m.numels = [p.numel() for p in ctx.create_model().parameters()]
+    spec = m.spec(ctx)
+    d = tmp_path / "experts"
+    # process 1 of 2 trains only the odd experts
+    assert train_experts(ctx, spec, d, 3, process_index=1, num_processes=2) == [1]
+    assert not expert_path(d, 0).exists() and expert_path(d, 1).exists()
+    header = read_header(expert_path(d, 1))
+    assert header["epochs"] == 2 and header["num_params"] == sum(m.numels)
+    rows = read_epochs(expert_path(d, 1), [0, 2])
+    assert rows[0].shape == (sum(m.numels),) and not torch.equal(rows[0], rows[1])
+    # process 0 trains the rest; a rerun trains nothing (resumable)
+    assert train_experts(ctx, spec, d, 3, process_index=0, num_processes=2) == [0, 2]
+    assert train_experts(ctx, spec, d, 3) == []
+    assert len(available_experts(d, spec)) == 3
+    # an expert trained for another network is refused with a clear error
+    from condensery import UserError
+
+    other = ExpertSpec(**{**spec.__dict__, "num_params": 5})
+    import pytest
+
+    with pytest.raises(UserError, match="experts_dir"):
+        available_experts(d, other)
+
+
+def _traj_matcher(tmp_path, ctx, **kw) -> TrajectoryMatcher:
+    m = TrajectoryMatcher(traj_options(tmp_path, **kw))
+    m.prepare(ctx)  # trains the two missing experts itself
+    return m
+
+
+def test_trajectory_loss_is_normalised_as_in_the_paper(tmp_path):
+    ctx = make_ctx(tmp_path, model=TINY, train_per_class=20)
+    m = _traj_matcher(tmp_path, ctx, dsa=False)
+    assert len(m.experts) == 2
+    start, target = read_epochs(m.experts[0], [0, 1])
+    x, y = ctx.data.balanced_batch(2, make_generator(0, "x"))
+    plan = m.plan_unroll(x.shape[0])
+    loss = m.trajectory_loss(start, target, x, y, plan)
+    end = m.unroll(start, x, y, m.syn_lr, plan)
+    expected = ((end - target) ** 2).sum() / ((start - target) ** 2).sum()
+    assert torch.allclose(loss, expected)
+    # a zero lr leaves the student at θ*_t: the loss is exactly 1
+    with torch.no_grad():
+        m.syn_lr.fill_(0.0)
+    assert abs(m.trajectory_loss(start, target, x, y, plan).item() - 1.0) < 1e-6
+
+
+def test_trajectory_checkpointed_unroll_gives_the_same_result(tmp_path):
+    ctx = make_ctx(tmp_path, model=TINY, train_per_class=20)
+    m = _traj_matcher(tmp_path, ctx, dsa=True, batch_syn=7)
+    start, target = read_epochs(m.experts[1], [0, 1])
+    x0, y = ctx.data.balanced_batch(2, make_generator(0, "x"))
+    plan = m.plan_unroll(x0.shape[0])
+    results = []
+    for ckpt in (False, True):
+        m.options.checkpoint_unroll = ckpt
+        x = x0.clone().requires_grad_(True)
+        m.syn_lr.grad = None
+        loss = m.trajectory_loss(start, target, x, y, plan)
+        loss.backward()
+        results.append((loss.detach(), x.grad.clone(), m.syn_lr.grad.clone()))
+    (l0, gx0, gl0), (l1, gx1, gl1) = results
+    assert torch.allclose(l0, l1, rtol=1e-5)
+    assert torch.allclose(gx0, gx1, rtol=1e-4, atol=1e-7)
+    assert torch.allclose(gl0, gl1, rtol=1e-4)
+    assert gx0.abs().sum() > 0 and gl0.abs() > 0
+
+
+def test_trajectory_loss_decreases_and_lr_stays_positive(tmp_path):
+    ctx = make_ctx(tmp_path, model=TINY, train_per_class=20)
+    m = _traj_matcher(tmp_path, ctx, dsa=False, lr_lr=1e-3)
+    # average over a fixed expert segment so the decrease is not drawn-expert noise
+    m.experts = m.experts[:1]
+    losses = optimise(m, ctx, ipc=2, steps=30, lr=1.0)
+    assert sum(losses[-5:]) / 5 < 0.9 * sum(losses[:5]) / 5, losses
+    assert m.learned_lr() > 0
+    with torch.no_grad():
+        m.syn_lr.fill_(-1.0)
+    m.after_step(None, None, 0)
+    assert abs(m.learned_lr() - m.options.lr_min) < 1e-9
+    with torch.no_grad():
+        m.syn_lr.fill_(float("nan"))
+    m.after_step(None, None, 0)
+    assert abs(m.learned_lr() - m.options.lr_min) < 1e-9

@@ -6,6 +6,7 @@ from .bnstats import BNStatsMatcher
 from .distribution import DistributionMatcher
 from .gradient import GradientMatcher
 from .pixel import PixelSynthesizer
+from .trajectory import TrajectoryMatcher, experts_command
 
 
 @hookimpl
@@ -18,3 +19,9 @@ def register_matchers(register) -> None:
     register("distribution", DistributionMatcher)
     register("bnstats", BNStatsMatcher)
     register("gradient", GradientMatcher)
+    register("trajectory", TrajectoryMatcher)
+
+
+@hookimpl
+def register_commands(cli) -> None:
+    cli.add_command(experts_command)

@@ -1,0 +1,241 @@
+"""Trajectory matching (MTT, Cazenavette et al. 2022), reimplemented.
+
+Each step picks an expert trajectory and a start epoch ``t < max_start_epoch``, starts a
+student at the expert's parameters θ*_t and takes ``syn_steps`` (N) SGD steps on synthetic
+minibatches with a learnable lr α, through ``torch.func.functional_call`` on one flat
+parameter vector. The loss is ``||θ̂_{t+N} − θ*_{t+M}||² / ||θ*_t − θ*_{t+M}||²`` with
+M = ``expert_epochs``; it is backpropagated through the whole unroll to the pixels and α.
+
+α is kept positive and finite by projection: after each optimiser step it is clamped to
+``[lr_min, ∞)`` and a non-finite value is replaced by the last good one. Projection (rather
+than a log/softplus parameterisation) keeps the paper's ``lr_lr`` values meaningful.
+
+Memory: autograd through N steps keeps N sets of activations. ``checkpoint_unroll: true``
+recomputes each step's forward during the backward pass (``torch.utils.checkpoint``),
+keeping only the N flat parameter vectors; ``batch_syn`` bounds each step's batch. The
+DSA parameters and minibatch indices of the unroll are drawn before it starts, so the
+recomputation sees the same ones and the result is the same as without checkpointing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import click
+import torch
+import torch.nn.functional as F
+from condensery import Matcher, Options, RunContext, UserError
+from pydantic import Field, model_validator
+from torch.func import functional_call
+from torch.utils.checkpoint import checkpoint
+
+from .common import DSAOptions, dsa_from
+from .experts import (
+    ExpertSpec,
+    available_experts,
+    data_identity,
+    read_epochs,
+    train_experts,
+)
+
+
+class TrajectoryOptions(DSAOptions):
+    syn_steps: int = Field(20, ge=1, description="N: student SGD steps on synthetic data per iteration")
+    expert_epochs: int = Field(2, ge=1, description="M: expert epochs the student's N steps should cover")
+    max_start_epoch: int = Field(20, ge=1, description="T+: the start epoch is drawn from [0, T+)")
+    lr_init: float = Field(0.01, gt=0, description="α0: initial learned student lr")
+    lr_lr: float = Field(1e-5, gt=0, description="learning rate of α")
+    lr_min: float = Field(1e-6, gt=0, description="α is projected to at least this after each step")
+    batch_syn: int | None = Field(None, ge=1, description="synthetic minibatch per student step (default: all images)")
+    checkpoint_unroll: bool = Field(False, description="recompute each unroll step in backward: memory O(N·P), same result")
+    experts_dir: str | None = Field(None, description="folder of expert shards (default: <run dir>/experts)")
+    num_experts: int = Field(100, ge=1, description="experts used; missing ones are trained first")
+    train_epochs: int = Field(50, ge=1, description="epochs each expert trains on real data")
+    expert_lr: float = Field(0.01, gt=0, description="expert SGD lr (no momentum, no weight decay)")
+    expert_batch: int = Field(256, ge=1)
+    expert_dsa: bool = Field(True, description="DSA (per image) while training experts")
+    model: str | None = Field(None, description="student/expert network (default: the task model)")
+
+    @model_validator(mode="after")
+    def _fits_in_trajectory(self) -> TrajectoryOptions:
+        if self.max_start_epoch + self.expert_epochs > self.train_epochs:
+            raise ValueError(
+                f"max_start_epoch ({self.max_start_epoch}) + expert_epochs ({self.expert_epochs}) "
+                f"exceeds train_epochs ({self.train_epochs}); lower them or train longer experts"
+            )
+        return self
+
+
+class TrajectoryMatcher(Matcher):
+    Options: ClassVar[type[Options]] = TrajectoryOptions
+
+    # -- setup ----------------------------------------------------------------------
+    def prepare(self, ctx: RunContext) -> None:
+        super().prepare(ctx)
+        o = self.options
+        self.gen = ctx.generator("matcher", "trajectory")
+        self.dsa = dsa_from(o)
+        self.net = ctx.create_model(o.model)
+        self.net.train()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.names = [n for n, _ in self.net.named_parameters()]
+        self.shapes = [p.shape for p in self.net.parameters()]
+        self.numels = [p.numel() for p in self.net.parameters()]
+        self.syn_lr = torch.tensor(float(o.lr_init), device=ctx.device, requires_grad=True)
+        self._last_good_lr = float(o.lr_init)
+        self.experts = self.ensure_experts(ctx)
+
+    def spec(self, ctx: RunContext) -> ExpertSpec:
+        o = self.options
+        model = dict(ctx.task.model) if o.model is None else {"name": o.model}
+        return ExpertSpec(o.train_epochs, o.expert_lr, o.expert_batch, o.expert_dsa, data_identity(ctx),
+                          model, sum(self.numels))
+
+    def experts_directory(self, ctx: RunContext) -> Path:
+        if self.options.experts_dir:
+            return Path(self.options.experts_dir).expanduser()
+        return Path(ctx.run_dir or ".") / "experts"
+
+    def ensure_experts(self, ctx: RunContext) -> list[Path]:
+        """Use the stored experts; train the missing ones first (each process its share)."""
+        directory = self.experts_directory(ctx)
+        spec = self.spec(ctx)
+        have = available_experts(directory, spec, self.options.num_experts)
+        if len(have) < self.options.num_experts:
+            rt = ctx.runtime
+            train_experts(ctx, spec, directory, self.options.num_experts, process_index=rt.process_index,
+                          num_processes=rt.num_processes, model_name=self.options.model)
+            rt.accelerator.wait_for_everyone()
+            have = available_experts(directory, spec, self.options.num_experts)
+        if not have:
+            raise UserError(f"no expert trajectories in '{directory}'; run `condensery experts RECIPE` first")
+        return have
+
+    def parameters(self) -> list[tuple[torch.Tensor, float]]:
+        return [(self.syn_lr, self.options.lr_lr)]
+
+    def learned_lr(self) -> float:
+        return float(self.syn_lr.detach())
+
+    # -- the unroll -------------------------------------------------------------------
+    def _unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {n: t.view(s) for n, t, s in zip(self.names, flat.split(self.numels), self.shapes)}
+
+    def _sgd_step(self, flat, images, labels, lr, idx, aug_values) -> torch.Tensor:
+        """One student SGD step on the synthetic minibatch ``idx``: returns the new flat vector."""
+        x, y = images[idx], labels[idx]
+        if self.dsa is not None and aug_values is not None:
+            x = self.dsa.apply(x, aug_values, torch.arange(x.shape[0], device=x.device))
+        with self.ctx.runtime.autocast():
+            out = functional_call(self.net, self._unflatten(flat), (x,))
+        ce = F.cross_entropy(out.float(), y)
+        (grad,) = torch.autograd.grad(ce, flat, create_graph=True)
+        return flat - lr * grad
+
+    def plan_unroll(self, n: int) -> list[tuple[torch.Tensor, object]]:
+        """Minibatch indices and DSA parameters of every unroll step, drawn up front."""
+        bs = self.options.batch_syn or n
+        plan, perm, pos = [], torch.randperm(n, generator=self.gen), 0
+        for _ in range(self.options.syn_steps):
+            if pos + bs > n:
+                perm, pos = torch.randperm(n, generator=self.gen), 0
+            idx = perm[pos : pos + bs].to(self.ctx.device)
+            pos += bs
+            aug = self.dsa.sample(len(idx), self.gen, self.ctx.device) if self.dsa is not None else None
+            plan.append((idx, aug))
+        return plan
+
+    def unroll(self, start: torch.Tensor, images, labels, lr, plan) -> torch.Tensor:
+        flat = start.detach().clone().requires_grad_(True)
+        for idx, aug in plan:
+            if self.options.checkpoint_unroll:
+                flat = checkpoint(self._sgd_step, flat, images, labels, lr, idx, aug, use_reentrant=False)
+            else:
+                flat = self._sgd_step(flat, images, labels, lr, idx, aug)
+        return flat
+
+    def trajectory_loss(self, start, target, images, labels, plan) -> torch.Tensor:
+        """``||θ̂_{t+N} − θ*_{t+M}||² / ||θ*_t − θ*_{t+M}||²`` for one expert segment."""
+        end = self.unroll(start, images, labels, self.syn_lr, plan)
+        num = ((end - target) ** 2).sum()
+        den = ((start - target) ** 2).sum().clamp_min(1e-12)
+        return num / den
+
+    def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:
+        o = self.options
+        e = int(torch.randint(len(self.experts), (1,), generator=self.gen))
+        t = int(torch.randint(o.max_start_epoch, (1,), generator=self.gen))
+        start, target = (r.to(self.ctx.device) for r in read_epochs(self.experts[e], [t, t + o.expert_epochs]))
+        plan = self.plan_unroll(images.shape[0])
+        return self.trajectory_loss(start, target, images, labels, plan)
+
+    def after_step(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> None:
+        """Project α back to a positive, finite value (the known failure of learned lrs)."""
+        with torch.no_grad():
+            value = float(self.syn_lr)
+            if value != value or value in (float("inf"), float("-inf")):
+                self.syn_lr.fill_(self._last_good_lr)
+            else:
+                self.syn_lr.clamp_(min=self.options.lr_min)
+            self._last_good_lr = float(self.syn_lr)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"gen": self.gen.get_state(), "syn_lr": self.syn_lr.detach().cpu()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if "gen" in state:
+            self.gen.set_state(state["gen"])
+        if "syn_lr" in state:
+            with torch.no_grad():
+                self.syn_lr.fill_(float(state["syn_lr"]))
+            self._last_good_lr = float(self.syn_lr)
+
+
+# -- `condensery experts RECIPE` --------------------------------------------------------
+@click.command("experts")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "output", default=None, help="run directory (default runs/<name>); experts go to its experts/ unless the recipe sets experts_dir")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a recipe value")
+@click.option("--num-experts", type=int, default=None, help="train this many (default: the recipe's num_experts)")
+@click.option("--process-index", type=int, default=None, help="this process's index (default: from Accelerate)")
+@click.option("--num-processes", type=int, default=None, help="number of processes sharing the work (default: from Accelerate)")
+@click.option("--quiet", is_flag=True)
+def experts_command(recipe, output, overrides, num_experts, process_index, num_processes, quiet) -> None:
+    """Train the expert trajectories RECIPE's trajectory matcher needs (resumable, splittable).
+
+    Expert i is trained by process i % num_processes; finished shards are skipped, so the
+    same command resumes an interrupted job.
+    """
+    from condensery.context import RunContext
+    from condensery.plugins import get_registry
+    from condensery.progress import set_quiet
+    from condensery.recipe import load_recipe
+    from condensery.runner import load_data, make_task
+    from condensery.runtime import Runtime
+
+    set_quiet(quiet)
+    registry = get_registry()
+    plan = load_recipe(recipe, list(overrides), registry)
+    matcher = plan.matcher
+    if not isinstance(matcher, TrajectoryMatcher):
+        raise UserError(f"recipe '{recipe}' has no trajectory matcher (synthesizer.matcher.name: trajectory); nothing to train")
+    runtime = Runtime(plan.runtime, plan.seed)
+    nproc = num_processes if num_processes is not None else runtime.num_processes
+    pidx = process_index if process_index is not None else runtime.process_index
+    if nproc < 1 or not 0 <= pidx < nproc:
+        raise UserError(f"--process-index {pidx} must be in [0, --num-processes {nproc})")
+    data = load_data(plan, runtime)
+    run_dir = Path(output) if output else Path("runs") / plan.name
+    ctx = RunContext(make_task(plan, data), data, runtime, registry, run_dir, plan.resolved)
+    net = ctx.create_model(matcher.options.model)
+    matcher.numels = [p.numel() for p in net.parameters()]
+    spec = matcher.spec(ctx)
+    directory = matcher.experts_directory(ctx)
+    count = num_experts or matcher.options.num_experts
+    done = train_experts(ctx, spec, directory, count, process_index=pidx, num_processes=nproc,
+                         model_name=matcher.options.model)
+    if not quiet:
+        click.echo(f"trained {len(done)} expert(s) in {directory} (process {pidx} of {nproc}); "
+                   f"{len(available_experts(directory, spec))} available")
