@@ -27,10 +27,17 @@ class CheckpointStore:
         tmp = path.with_name(path.name + ".tmp")
         data = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         save_file(data, str(tmp), metadata={"meta": json.dumps(meta or {})})
+        with open(tmp, "rb") as f:  # on disk before the rename makes it the checkpoint
+            os.fsync(f.fileno())
         os.replace(tmp, path)
         return path
 
     def load(self, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The tensors and meta of checkpoint ``name``, or None if there is none.
+
+        A leftover ``.tmp`` (a write cut off by a kill) is never read: the previous
+        checkpoint under the real name is still whole.
+        """
         path = self.path(name)
         if not path.is_file():
             return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -24,16 +25,30 @@ def cli() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a recipe value, e.g. synthesizer.ipc=10")
 @click.option("--quiet", is_flag=True, help="no progress bars or status lines")
 @click.option("--force", is_flag=True, help="run again even if the run directory is finished")
-def run(recipe: str, output: str | None, overrides: tuple[str, ...], quiet: bool, force: bool) -> None:
+@click.option("--processes", type=click.IntRange(min=1), default=None,
+              help="split the run over N local processes (gloo on the CPU); same as `accelerate launch -m condensery run`")
+def run(recipe: str, output: str | None, overrides: tuple[str, ...], quiet: bool, force: bool,
+        processes: int | None) -> None:
     """Run RECIPE: distil, save the set, evaluate it next to the random real subset."""
+    from .launch import in_launched_process, launch, world_size
     from .recipe import load_recipe
     from .runner import run as run_plan
 
     set_quiet(quiet)
     registry = get_registry()
-    plan = load_recipe(recipe, list(overrides), registry)
+    plan = load_recipe(recipe, list(overrides), registry)  # a bad recipe fails once, here
+    if processes and processes > 1 and not in_launched_process():
+        args = ["run", recipe, *(["-o", output] if output else []),
+                *(a for o in overrides for a in ("--set", o)), *(["--quiet"] if quiet else []),
+                *(["--force"] if force else []), "--processes", str(processes)]
+        code = launch(args, processes)
+        if code:
+            raise click.exceptions.Exit(code)
+        return
+    if processes and in_launched_process() and processes != world_size():
+        raise UserError(f"--processes {processes} disagrees with the launcher's WORLD_SIZE={world_size()}; drop --processes")
     metrics = run_plan(plan, registry, output, force)
-    if not quiet:
+    if not quiet and os.environ.get("RANK", "0") == "0":
         click.echo(f"wrote {output or 'runs/' + plan.name} ({len(metrics['results'])} results)")
 
 

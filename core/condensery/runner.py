@@ -6,17 +6,21 @@ import json
 import platform
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from . import __version__
+from . import progress as progress_module
+from .components import Result
 from .context import RunContext, Task
 from .data.realdata import RealData, load_raw
 from .errors import UserError
 from .plugins import Registry
-from .progress import say
+from .progress import say, set_quiet
 from .recipe import Plan
 from .rundir import save_grid, write_json, write_yaml
 from .runtime import Runtime
@@ -50,19 +54,30 @@ def make_task(plan: Plan, data: RealData) -> Task:
 
 
 def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force: bool = False) -> dict[str, Any]:
-    """Run ``plan`` and write its run directory; a finished run is reused unless ``force``."""
+    """Run ``plan`` and write its run directory; a finished run is reused unless ``force``.
+
+    Every process of a multi-process run executes this function; components split their
+    work with ``ctx.runtime.split`` / ``gather``, and only the main process writes files.
+    An interrupted run resumes: the set is reused once synthesized, each finished
+    evaluation is kept in ``checkpoints/evaluate.json``, and synthesizers resume from
+    their own checkpoints.
+    """
     run_dir = Path(out_dir) if out_dir else Path("runs") / plan.name
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file() and not force:
         say(f"{run_dir} is already finished (metrics.json exists); pass --force to run it again")
         return json.loads(metrics_path.read_text())
-    if force and (run_dir / "checkpoints").is_dir():
-        shutil.rmtree(run_dir / "checkpoints")
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    runtime = Runtime(plan.runtime, plan.seed)
-    data = load_data(plan, runtime)
+    runtime = Runtime(plan.runtime, plan.seed, announce=not progress_module._QUIET)
+    if not runtime.is_main:
+        set_quiet(True)  # one progress bar and one set of status lines, from the main process
+    if runtime.is_main:
+        prepare_run_dir(plan, run_dir, force)
+    runtime.wait()  # nobody reads a checkpoint the main process is about to remove
+    with main_first(runtime):  # the first decode writes the shared cache once
+        data = load_data(plan, runtime)
     timings["data"] = time.perf_counter() - t0
     task = make_task(plan, data)
     ipc = plan.synthesizer.options.ipc
@@ -76,22 +91,30 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
     if plan.matcher is not None:
         plan.matcher.prepare(ctx)
     registry.pm.hook.on_run_start(context=ctx)
-    say(f"[{plan.name}] {plan.synthesizer_name} on {plan.data_name}: ipc {ipc}, "
-        f"{data.num_classes} classes, {len(data.train_x)} train images, device {runtime.device}")
+    runtime.say(f"[{plan.name}] {plan.synthesizer_name} on {plan.data_name}: ipc {ipc}, "
+                f"{data.num_classes} classes, {len(data.train_x)} train images, device {runtime.device}"
+                + (f", {runtime.num_processes} processes" if runtime.num_processes > 1 else ""))
 
     t = time.perf_counter()
-    synset = plan.synthesizer.synthesize(ctx)
+    synset_path = run_dir / "synthetic.safetensors"
+    if synset_path.is_file():
+        # written only after synthesis finished, under this very recipe (prepare_run_dir checked)
+        synset = SyntheticSet.load(synset_path)
+        runtime.say(f"  reusing the finished set {synset_path}")
+    else:
+        synset = plan.synthesizer.synthesize(ctx)
+        if not isinstance(synset, SyntheticSet):
+            raise UserError(f"synthesizer '{plan.synthesizer_name}' returned {type(synset).__name__}, not a SyntheticSet")
+        synset = share_main_copy(runtime, synset)
+        synset.metadata.update(
+            method=plan.synthesizer_name, matcher=plan.matcher_name, recipe=plan.name, ipc=ipc,
+            num_classes=task.num_classes, class_names=task.class_names, mean=task.mean, std=task.std,
+            seed=plan.seed, task=task.to_json(), versions={"condensery": __version__, "torch": torch.__version__},
+        )
+        if runtime.is_main:
+            synset.save(synset_path)
+            save_grid(synset.images, synset.labels, task.mean, task.std, run_dir / "grid.png")
     timings["synthesize"] = time.perf_counter() - t
-    if not isinstance(synset, SyntheticSet):
-        raise UserError(f"synthesizer '{plan.synthesizer_name}' returned {type(synset).__name__}, not a SyntheticSet")
-    synset.metadata.update(
-        method=plan.synthesizer_name, matcher=plan.matcher_name, recipe=plan.name, ipc=ipc,
-        num_classes=task.num_classes, class_names=task.class_names, mean=task.mean, std=task.std,
-        seed=plan.seed, task=task.to_json(), versions={"condensery": __version__, "torch": torch.__version__},
-    )
-    if runtime.is_main:
-        synset.save(run_dir / "synthetic.safetensors")
-        save_grid(synset.images, synset.labels, task.mean, task.std, run_dir / "grid.png")
 
     t = time.perf_counter()
     results = evaluate_all(plan, ctx, synset)
@@ -105,28 +128,113 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
         "seconds": {k: round(v, 3) for k, v in timings.items()},
         "environment": environment(runtime),
     }
+    write_process_logs(runtime, run_dir, timings)
     if runtime.is_main:
         write_json(metrics_path, metrics)
     registry.pm.hook.on_run_end(context=ctx, metrics=metrics)
     for r in results:
-        say(f"  {r.evaluator:<12} {r.model:<10} {r.set:<9} {100 * r.mean:6.2f} ± {100 * r.std:.2f} % ({r.runs} runs)")
+        runtime.say(f"  {r.evaluator:<12} {r.model:<10} {r.set:<9} {100 * r.mean:6.2f} ± {100 * r.std:.2f} % ({r.runs} runs)")
+    runtime.wait()  # the main process has written everything before anyone exits
     return metrics
 
 
-def evaluate_all(plan: Plan, ctx: RunContext, synset: SyntheticSet) -> list:
-    """Every evaluator on the synthetic set and, under the same protocol, the random subset."""
-    results = []
+def prepare_run_dir(plan: Plan, run_dir: Path, force: bool) -> None:
+    """Start over with ``force``; otherwise make sure leftovers belong to this very recipe.
+
+    Resuming from another recipe's checkpoints would silently mix two runs, so a run
+    directory whose ``recipe.yaml`` differs (outside ``runtime``) is refused.
+    """
+    if force:
+        for name in ("metrics.json", "synthetic.safetensors"):
+            (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        return
+    recipe_path = run_dir / "recipe.yaml"
+    if not recipe_path.is_file():
+        return
+    import yaml
+
+    old = yaml.safe_load(recipe_path.read_text()) or {}
+    new = json.loads(json.dumps(plan.resolved))
+    changed = sorted(k for k in set(old) | set(new) if k != "runtime" and old.get(k) != new.get(k))
+    if changed:
+        raise UserError(
+            f"{run_dir} holds an unfinished run of a different recipe (it differs in {', '.join(changed)}); "
+            "pass --force to start over there, or choose another -o"
+        )
+
+
+@contextmanager
+def main_first(runtime: Runtime) -> Iterator[None]:
+    """The main process runs the block first, then the others (e.g. to fill a cache once)."""
+    if not runtime.is_main:
+        runtime.wait()
+    yield
+    if runtime.is_main:
+        runtime.wait()
+
+
+def share_main_copy(runtime: Runtime, synset: SyntheticSet) -> SyntheticSet:
+    """Give every process the main process's set, bit for bit, before evaluation.
+
+    Processes keep identical sets by construction (summed gradients); this makes the
+    evaluated set exactly the saved one even if float reductions ever differed.
+    """
+    if runtime.num_processes == 1:
+        return synset
+    for t in (synset.images, synset.labels):
+        runtime.broadcast_(t.data if t.requires_grad else t)
+    return synset
+
+
+def write_process_logs(runtime: Runtime, run_dir: Path, timings: dict[str, float]) -> None:
+    """``logs/process-<i>.json``: what share of the work each process did, written by main."""
+    mine = {
+        "process": runtime.process_index, "processes": runtime.num_processes,
+        "device": str(runtime.device), "shares": runtime.shares,
+        "seconds": {k: round(v, 3) for k, v in timings.items()},
+    }
+    every = runtime.gather([mine])
+    if runtime.is_main:
+        for entry in every:
+            write_json(run_dir / "logs" / f"process-{entry['process']}.json", entry)
+
+
+def evaluate_all(plan: Plan, ctx: RunContext, synset: SyntheticSet) -> list[Result]:
+    """Every evaluator on the synthetic set and, under the same protocol, the random subset.
+
+    Each finished (evaluator, set) pair is kept in ``checkpoints/evaluate.json`` so a run
+    killed during evaluation redoes only what was unfinished.
+    """
+    done_path = ctx.checkpoints.folder / "evaluate.json"
+    done: dict[str, list[dict[str, Any]]] = json.loads(done_path.read_text()) if done_path.is_file() else {}
+    results: list[Result] = []
     device_set = synset.to(ctx.device)
     random_set = None
-    for _name, evaluator in plan.evaluators:
-        for r in evaluator.evaluate(device_set, ctx):
-            r.set = r.set or "synthetic"
-            results.append(r)
+
+    def judge(i: int, name: str, evaluator: Any, role: str, subject: SyntheticSet) -> None:
+        key = f"{i}:{name}:{role}"
+        if key in done:
+            results.extend(_result_from_json(d) for d in done[key])
+            return
+        out = evaluator.evaluate(subject, ctx)
+        for r in out:
+            r.set = role if role == "random" else (r.set or "synthetic")
+        results.extend(out)
+        done[key] = [r.to_json() for r in out]
+        if ctx.runtime.is_main:
+            write_json(done_path, done)
+
+    for i, (name, evaluator) in enumerate(plan.evaluators):
+        judge(i, name, evaluator, "synthetic", device_set)
         if evaluator.compares_random:
             if random_set is None:
                 random_set = ctx.random_subset(plan.synthesizer.options.ipc)
                 random_set.metadata["role"] = "random"
-            for r in evaluator.evaluate(random_set, ctx):
-                r.set = "random"
-                results.append(r)
+            judge(i, name, evaluator, "random", random_set)
     return results
+
+
+def _result_from_json(d: dict[str, Any]) -> Result:
+    fields = ("evaluator", "model", "set", "mean", "std", "runs", "values")
+    return Result(*(d[f] for f in fields), extra={k: v for k, v in d.items() if k not in fields})

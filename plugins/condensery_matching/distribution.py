@@ -4,6 +4,12 @@ Each step draws a freshly initialised network and, per class, pulls the mean emb
 the synthetic images toward the mean embedding of a real batch of that class, with the
 same DSA transform per class on both sides. All classes go through the network in one
 batched forward pass; per-class means are scatter-sums.
+
+The loss is a sum of independent per-class terms, so it is computed over the classes
+present in ``labels``: a process of a multi-process run embeds only its share of the
+classes (real and synthetic). The random draws still cover every class, so the share
+does not change what is drawn. Batch norm in train mode couples classes through batch
+statistics, so with it the matcher does not declare itself class-separable.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ class DistributionMatcher(Matcher):
         super().prepare(ctx)
         self.gen = ctx.generator("matcher", "distribution")
         self.dsa = dsa_from(self.options)
+        probe = ctx.create_model(self.options.model)
+        self.class_separable = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in probe.modules())
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:
         ctx = self.ctx
@@ -39,6 +47,10 @@ class DistributionMatcher(Matcher):
         for p in net.parameters():
             p.requires_grad_(False)
         real, real_y = real_class_batches(ctx.data, self.options.batch_real, self.gen)
+        classes = labels.unique()
+        if len(classes) < k:  # this process's share of the classes
+            keep = torch.isin(real_y, classes)
+            real, real_y = real[keep], real_y[keep]
         syn = images
         if self.dsa is not None:
             params = self.dsa.sample(k, self.gen, ctx.device)
@@ -49,7 +61,7 @@ class DistributionMatcher(Matcher):
                 emb_real = embed(net, real).float()
             emb_syn = embed(net, syn).float()
         diff = class_means(emb_real, real_y, k) - class_means(emb_syn, labels, k)
-        return (diff**2).sum()
+        return (diff[classes] ** 2).sum()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"gen": self.gen.get_state()}

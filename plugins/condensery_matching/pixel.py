@@ -5,6 +5,10 @@ SGD or Adam; the matcher may add its own learnable tensors (e.g. a learned lr). 
 checkpoints every ``runtime.checkpoint_every`` steps (images, optimizer, matcher state,
 random streams) and resumes from the last checkpoint; a NaN/inf loss stops the run with
 the step named and that checkpoint kept.
+
+Over several processes, a matcher whose loss is a sum of independent per-class terms
+(``class_separable = True``, e.g. distribution matching) gets each process's share of the
+classes and the gradients are summed; any other matcher runs whole on every process.
 """
 
 from __future__ import annotations
@@ -56,36 +60,72 @@ class PixelSynthesizer(Synthesizer):
         return torch.optim.SGD(params, momentum=self.options.momentum)
 
     def synthesize(self, ctx: RunContext) -> SyntheticSet:
-        matcher = ctx.matcher
+        matcher, rt = ctx.matcher, ctx.runtime
         x0, labels = self.initial_images(ctx)
         images = x0.detach().clone().requires_grad_(True)
+        extras = matcher.parameters()
         groups = [{"params": [images], "lr": self.options.lr}]
-        groups += [{"params": [t], "lr": lr} for t, lr in matcher.parameters()]
+        groups += [{"params": [t], "lr": lr} for t, lr in extras]
         opt = self.make_optimizer(groups)
+        learnables = [images, *(t for t, _ in extras)]
+        rows = self._class_share(ctx, labels)
         start = self._resume(ctx, images, opt, matcher)
-        every = ctx.runtime.options.checkpoint_every
+        every = rt.options.checkpoint_every
         steps = range(start, self.options.iterations)
         for step in ctx.progress(steps, desc=f"distil ({type(matcher).__name__})", total=len(steps)):
-            loss = matcher.loss(images, labels, step)
-            if not torch.isfinite(loss):
-                kept = ctx.checkpoints.path(self.CHECKPOINT)
-                raise DivergenceError(
-                    f"matcher loss became {loss.item()} at step {step} of stage 'synthesize'; "
-                    f"last good checkpoint kept at {kept if kept.exists() else '(none yet)'}"
-                )
+            if rows is None:
+                loss = matcher.loss(images, labels, step)
+            elif len(rows):
+                loss = matcher.loss(images[rows], labels[rows], step)
+            else:  # more processes than classes: this one only adds zeros
+                loss = images.sum() * 0.0
+            total = loss.detach().clone() if rows is None else rt.sum_(loss.detach().float().clone())
+            if not torch.isfinite(total):  # the same verdict on every process
+                self._diverged(ctx, f"matcher loss became {total.item()}", step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if rows is not None:
+                rt.sum_grads(learnables)  # the loss is a sum over classes: so is its gradient
             opt.step()
+            if not torch.isfinite(images).all():
+                self._diverged(ctx, "the synthetic images became non-finite", step)
             matcher.after_step(images, labels, step)
             if step % self.options.log_every == 0 or step == self.options.iterations - 1:
-                ctx.log("synthesize", step, loss=loss.item())
-            if (step + 1) % every == 0 and step + 1 < self.options.iterations and ctx.runtime.is_main:
+                ctx.log("synthesize", step, loss=total.item())
+            if (step + 1) % every == 0 and step + 1 < self.options.iterations and rt.is_main:
                 self._checkpoint(ctx, images, opt, matcher, step + 1)
         return self.result(ctx, images.detach(), labels, matcher)
 
+    def _class_share(self, ctx: RunContext, labels: torch.Tensor) -> torch.Tensor | None:
+        """Rows of this process's classes, if the matcher's loss is a sum over classes.
+
+        Each process then computes the loss of its classes only (its share of the real
+        batch, too) and the gradients are summed over processes, so every process takes
+        the same step on the same images. Other matchers see every class on every process.
+        """
+        if not getattr(ctx.matcher, "class_separable", False):
+            return None
+        mine = ctx.runtime.split(range(ctx.task.num_classes), "synthesize classes")
+        if ctx.runtime.num_processes == 1:
+            return None
+        share = torch.tensor(mine, dtype=labels.dtype, device=labels.device)
+        return torch.isin(labels, share).nonzero().flatten()
+
+    def _diverged(self, ctx: RunContext, what: str, step: int) -> None:
+        kept = ctx.checkpoints.path(self.CHECKPOINT)
+        raise DivergenceError(
+            f"{what} at step {step} of stage 'synthesize'; "
+            f"last good checkpoint kept at {kept if kept.exists() else '(none yet)'}; "
+            "lower the learning rate (synthesizer.lr) and rerun with --force"
+        )
+
     def result(self, ctx: RunContext, images: torch.Tensor, labels: torch.Tensor, matcher) -> SyntheticSet:
         lr = getattr(matcher, "learned_lr", None)
-        return SyntheticSet(images, labels, lr=None if lr is None else float(lr()))
+        learned = getattr(matcher, "learned_labels", None)
+        learned = learned() if learned is not None else None
+        meta = {"labels": "learned"} if learned is not None else {}
+        return SyntheticSet(images, labels if learned is None else learned.float(),
+                            lr=None if lr is None else float(lr()), metadata=meta)
 
     # -- checkpoints ----------------------------------------------------------------
     def _checkpoint(self, ctx: RunContext, images, opt, matcher, step: int) -> None:
@@ -98,11 +138,15 @@ class PixelSynthesizer(Synthesizer):
         if loaded is None:
             return 0
         tensors, meta = loaded
+        path = ctx.checkpoints.path(self.CHECKPOINT)
         if tensors["images"].shape != images.shape:
+            ctx.runtime.say(f"  ignoring {path}: it holds another configuration's images")
             return 0  # a checkpoint of another configuration is ignored, not misused
         with torch.no_grad():
             images.copy_(tensors["images"].to(images.device))
         load_optimizer_state(opt, tensors)
         matcher.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("matcher.")})
-        ctx.log("synthesize", int(meta["step"]), resumed=1.0)
-        return int(meta["step"])
+        step = int(meta["step"])
+        ctx.runtime.say(f"  resuming from {path} at step {step}")
+        ctx.log("synthesize", step, resumed=1.0)
+        return step
