@@ -248,3 +248,53 @@ def test_trajectory_loss_decreases_and_lr_stays_positive(tmp_path):
         m.syn_lr.fill_(float("nan"))
     m.after_step(None, None, 0)
     assert abs(m.learned_lr() - m.options.lr_min) < 1e-9
+
+
+# -- kernel ridge regression ---------------------------------------------------------------
+from condensery_matching.krr import (  # noqa: E402
+    KRRMatcher,
+    KRROptions,
+    centred_one_hot,
+    krr_predict,
+    solve_krr_labels,
+)
+
+
+def test_solve_krr_labels_recovers_labels_that_fit_exactly():
+    g = torch.Generator().manual_seed(0)
+    fs = torch.randn(6, 40, generator=g)
+    ft = torch.randn(30, 40, generator=g)
+    y_true = torch.randn(6, 3, generator=g)
+    y_real = krr_predict(fs, ft, y_true, 1e-6)  # real labels the support can explain exactly
+    y = solve_krr_labels(fs, ft, y_real, 1e-6)
+    assert torch.allclose(krr_predict(fs, ft, y, 1e-6), y_real, atol=1e-4)
+    assert torch.allclose(y, y_true, atol=1e-3)
+
+
+def test_krr_predicts_its_own_support():
+    fs = torch.randn(5, 50, generator=torch.Generator().manual_seed(1))
+    y = centred_one_hot(torch.arange(5), 5)
+    assert torch.allclose(krr_predict(fs, fs, y, 1e-8), y, atol=1e-4)
+
+
+def test_krr_loss_decreases_with_learned_labels(tmp_path):
+    ctx = make_ctx(tmp_path, ipc=2)
+    m = KRRMatcher(KRROptions(num_models=2, width=16, batch_real=8, learn_labels=True, label_lr=0.05,
+                              resample_every=1000))
+    m.prepare(ctx)
+    assert len(m.parameters()) == 1
+    losses = optimise(m, ctx, ipc=2, steps=15, lr=0.05, opt="adam")
+    assert sum(losses[-5:]) < 0.9 * sum(losses[:5]), losses
+    learned = m.learned_labels()
+    assert learned.shape == (20, 10)
+    assert not torch.allclose(learned, centred_one_hot(m.init_labels, 10))
+
+
+def test_krr_networks_are_resampled(tmp_path):
+    ctx = make_ctx(tmp_path)
+    m = KRRMatcher(KRROptions(num_models=2, width=8, resample_every=2))
+    m.prepare(ctx)
+    a = m.networks(0)
+    assert m.networks(1) is a
+    b = m.networks(2)
+    assert b is not a and not torch.equal(next(a[0].parameters()), next(b[0].parameters()))

@@ -84,6 +84,9 @@ class GradientMatcher(Matcher):
     """DC (``dsa: false``) and DSA (``dsa: true``) gradient matching."""
 
     Options: ClassVar[type[Options]] = GradientOptions
+    #: the loss is a sum of per-class terms; the random streams advance the same way for
+    #: any subset of classes, so the inner training stays identical across processes
+    class_separable: ClassVar[bool] = True
 
     def prepare(self, ctx: RunContext) -> None:
         super().prepare(ctx)

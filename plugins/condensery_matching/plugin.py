@@ -5,6 +5,7 @@ from condensery import hookimpl
 from .bnstats import BNStatsMatcher
 from .distribution import DistributionMatcher
 from .gradient import GradientMatcher
+from .krr import KRRMatcher
 from .pixel import PixelSynthesizer
 from .trajectory import TrajectoryMatcher, experts_command
 
@@ -20,6 +21,7 @@ def register_matchers(register) -> None:
     register("bnstats", BNStatsMatcher)
     register("gradient", GradientMatcher)
     register("trajectory", TrajectoryMatcher)
+    register("krr", KRRMatcher)
 
 
 @hookimpl
