@@ -1,8 +1,9 @@
 """Hard-label evaluation: train fresh networks on the set's class labels, report test accuracy.
 
 Accuracy is measured once, at the end of training (never the best test checkpoint), over
-``runs`` networks with different seeds. The runner applies the very same evaluator to the
-random real subset of the same size.
+``runs`` networks with different seeds; a set's learned lr is used when it has one (and
+``use_learned_lr``), otherwise the fixed lr or the one picked on the validation split. The
+runner applies the very same evaluator to the random real subset of the same size.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import ClassVar
 
 from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, accuracy
 
-from .protocol import TrainProtocol, choose_lr, model_name, train_once
+from .protocol import TrainProtocol, choose_lr, model_name, spread_runs, train_once
 
 
 class HardLabelEvaluator(Evaluator):
@@ -23,13 +24,16 @@ class HardLabelEvaluator(Evaluator):
         role = synset.metadata.get("role", "synthetic")
         labels = synset.hard_labels
         lr, lr_info = choose_lr(ctx, p, synset, labels, role)
-        accs, vals = [], []
-        for run in ctx.progress(range(p.runs), desc=f"evaluate {role}"):
+        has_val = len(ctx.data.val_y) > 0
+
+        def one(run: int) -> tuple[float, float | None]:
             model = train_once(ctx, p, synset, lr, (self.name, role, "run", run), labels)
-            accs.append(accuracy(model, ctx.data.test_x, ctx.data.test_y, ctx.runtime.autocast))
-            if len(ctx.data.val_y):
-                vals.append(accuracy(model, ctx.data.val_x, ctx.data.val_y, ctx.runtime.autocast))
+            test = accuracy(model, ctx.data.test_x, ctx.data.test_y, ctx.runtime.autocast)
+            val = accuracy(model, ctx.data.val_x, ctx.data.val_y, ctx.runtime.autocast) if has_val else None
+            return test, val
+
+        out = spread_runs(ctx, p.runs, one, desc=f"evaluate {role}")
         extra = {"epochs": p.epochs, "augment": p.augment, "lr": lr, **lr_info}
-        if vals:
-            extra["val_mean"] = sum(vals) / len(vals)
-        return [Result.from_values(self.name, model_name(ctx, p), role, accs, **extra)]
+        if has_val:
+            extra["val_mean"] = sum(v for _, v in out) / len(out)
+        return [Result.from_values(self.name, model_name(ctx, p), role, [t for t, _ in out], **extra)]

@@ -1,8 +1,14 @@
-"""The shared training protocol of evaluators: augmentation choice, seeds, lr selection."""
+"""The shared training protocol of evaluators: augmentation choice, seeds, lr selection,
+runs spread over processes, the random subset of the same size, and cache locations."""
 
 from __future__ import annotations
 
-from typing import Literal
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 import torch
 from condensery import (
@@ -10,6 +16,7 @@ from condensery import (
     Options,
     RunContext,
     SyntheticSet,
+    UserError,
     accuracy,
     crop_flip,
     make_generator,
@@ -18,6 +25,7 @@ from condensery import (
 from pydantic import Field
 
 Augmentation = Literal["dsa", "crop-flip", "flip", "none"]
+T = TypeVar("T")
 
 
 class TrainProtocol(Options):
@@ -44,16 +52,22 @@ def augmenter(kind: str):
     return None
 
 
-def model_name(ctx: RunContext, protocol: TrainProtocol) -> str:
+def model_name(ctx: RunContext, protocol: Any) -> str:
     return protocol.model or ctx.task.model.get("name", "convnet")
+
+
+def seed_torch(stream: tuple, seed: int) -> torch.Generator:
+    """A generator for ``stream``; also seeds torch's global RNG (weight init) from it."""
+    gen = make_generator(seed, *stream)
+    torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
+    return gen
 
 
 def train_once(
     ctx: RunContext, protocol: TrainProtocol, synset: SyntheticSet, lr: float, stream: tuple, labels: torch.Tensor
 ) -> torch.nn.Module:
     """Train one fresh network on ``synset`` with a seed derived from ``stream``."""
-    gen = make_generator(ctx.runtime.seed, *stream)
-    torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
+    gen = seed_torch(stream, ctx.runtime.seed)
     model = ctx.create_model(protocol.model)
     return train_classifier(
         model, synset.images, labels, epochs=protocol.epochs, lr=lr, generator=gen,
@@ -62,19 +76,98 @@ def train_once(
     )
 
 
-def choose_lr(ctx: RunContext, protocol: TrainProtocol, synset: SyntheticSet, labels: torch.Tensor, tag: str) -> tuple[float, dict]:
-    """The training lr: learned, picked on the validation split, or the fixed option."""
+def choose_lr(
+    ctx: RunContext, protocol: TrainProtocol, synset: SyntheticSet, labels: torch.Tensor, tag: str,
+    train: Callable[[float, tuple], torch.nn.Module] | None = None,
+) -> tuple[float, dict]:
+    """The training lr: learned, picked on the validation split, or the fixed option.
+
+    ``train(lr, stream)`` trains one candidate network (default: ``train_once``); the test
+    split is never looked at here.
+    """
     if protocol.use_learned_lr and synset.lr is not None:
         return float(synset.lr), {"lr_source": "learned"}
     if not protocol.lr_grid:
         return protocol.lr, {"lr_source": "fixed"}
     if len(ctx.data.val_y) == 0:
-        from condensery import UserError
-
         raise UserError("lr_grid needs a validation split; set data.val_fraction above 0")
+    if train is None:
+        def train(lr: float, stream: tuple) -> torch.nn.Module:
+            return train_once(ctx, protocol, synset, lr, stream, labels)
     scores = {}
     for lr in protocol.lr_grid:
-        model = train_once(ctx, protocol, synset, lr, (tag, "lr-select", lr), labels)
+        model = train(lr, (tag, "lr-select", lr))
         scores[lr] = accuracy(model, ctx.data.val_x, ctx.data.val_y, ctx.runtime.autocast)
     best = max(scores, key=lambda k: scores[k])
     return best, {"lr_source": "validation", "val_accuracy_by_lr": scores}
+
+
+def spread_runs(ctx: RunContext, runs: int, fn: Callable[[int], T], desc: str = "evaluate") -> list[T]:
+    """``fn(r)`` for every run index, run r on process r % num_processes, gathered everywhere.
+
+    Each run derives its seeds from its index alone, so the gathered list (in run order) is
+    the same whatever the number of processes.
+    """
+    procs, me = ctx.runtime.num_processes, ctx.runtime.process_index
+    mine = [(r, fn(r)) for r in ctx.progress([r for r in range(runs) if r % procs == me], desc=desc)]
+    if procs > 1:
+        from accelerate.utils import gather_object
+
+        mine = gather_object(mine)
+    return [v for _, v in sorted(mine, key=lambda t: t[0])]
+
+
+def class_counts(synset: SyntheticSet, num_classes: int) -> list[int]:
+    return torch.bincount(synset.hard_labels.long().cpu(), minlength=num_classes).tolist()
+
+
+def random_like(ctx: RunContext, synset: SyntheticSet) -> SyntheticSet:
+    """The random real subset with the same images per class as ``synset``.
+
+    A class-balanced set gets exactly the subset the runner uses (``ctx.random_subset``).
+    """
+    counts = class_counts(synset, ctx.task.num_classes)
+    if len(set(counts)) == 1:
+        rnd = ctx.random_subset(counts[0])
+    else:
+        gen = ctx.generator("random-subset", tuple(counts))
+        for c, n in enumerate(counts):
+            if ctx.data.class_count(c) < n:
+                raise UserError(f"the set has {n} images of class '{ctx.task.class_names[c]}', more than "
+                                f"the {ctx.data.class_count(c)} real training images; no random subset of that size exists")
+        idx = torch.cat([ctx.data.class_batch_indices(c, n, gen) for c, n in enumerate(counts) if n])
+        rnd = SyntheticSet(ctx.data.train_x[idx], ctx.data.train_y[idx],
+                           metadata={"method": "random", "num_classes": ctx.task.num_classes})
+    rnd.metadata["role"] = "random"
+    return rnd
+
+
+def cache_root() -> Path:
+    """``$CONDENSERY_CACHE`` or ``~/.cache/condensery`` (the core's data cache root)."""
+    return Path(os.environ.get("CONDENSERY_CACHE", Path.home() / ".cache" / "condensery"))
+
+
+def data_fingerprint(ctx: RunContext) -> str:
+    """A short hash of the real data the task trains and tests on (labels in full, pixels strided).
+
+    Keys caches of teachers and full-data accuracies: a different split, normalisation or
+    source changes it.
+    """
+    cached = getattr(ctx, "_condensery_eval_fp", None)
+    if cached:
+        return cached
+    d = ctx.data
+    h = hashlib.sha1(json.dumps([d.name, d.class_names, d.mean, d.std, list(d.train_x.shape),
+                                 list(d.val_x.shape), list(d.test_x.shape)]).encode())
+    for t in (d.train_y, d.val_y, d.test_y):
+        h.update(t.cpu().numpy().tobytes())
+    for t in (d.train_x, d.test_x):
+        flat = t.reshape(-1)
+        h.update(flat[:: max(1, flat.numel() // 100_000)].float().cpu().numpy().tobytes())
+    fp = h.hexdigest()[:16]
+    ctx._condensery_eval_fp = fp
+    return fp
+
+
+def key_of(*parts: Any) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,0 +1,44 @@
+"""VGG-11 for small images, the cross-architecture network of the distillation literature.
+
+timm's ``vgg11`` is the ImageNet network: five max-pools and a 7x7-conv MLP head of 4096
+units. At 32x32 that head is ~100M parameters on a 1x1 map, and below 32 px the pools run
+out of pixels. For inputs of 64 px or less this factory keeps timm's feature layers, drops
+the pools the image cannot afford, and replaces the head by global pooling + one linear
+layer over the 512 features (the CIFAR VGG-11 of DC/DSA/DM benchmarks). Larger inputs get
+timm's network unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn as nn
+
+
+def small_vgg_factory(name: str):
+    def factory(num_classes: int, in_chans: int, img_size: int, **options: Any) -> nn.Module:
+        import timm
+        from timm.layers import ClassifierHead
+
+        try:
+            model = timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_chans, **options)
+        except TypeError as exc:
+            from condensery import UserError
+
+            raise UserError(f"model '{name}' rejected its options {sorted(options)}: {exc}") from None
+        if img_size > 64:
+            return model
+        budget = max(0, int(img_size).bit_length() - 1)  # pools that keep the map at >= 1 px
+        for i, layer in enumerate(model.features):
+            if isinstance(layer, nn.MaxPool2d):
+                if budget > 0:
+                    budget -= 1
+                else:
+                    model.features[i] = nn.Identity()
+        model.pre_logits = nn.Identity()
+        model.head = ClassifierHead(model.num_features, num_classes, pool_type="avg")
+        model.head_hidden_size = model.num_features
+        return model
+
+    factory.__doc__ = f"timm '{name}' with a small-image head (global pool + linear) at 64 px or less"
+    return factory

@@ -1,0 +1,164 @@
+"""DD-Ranking's fairness scores, from runs this evaluator performs itself.
+
+Soft labels are knowledge distillation: under a soft-label protocol even a random real
+subset scores high, so raw accuracy overstates what the *images* contribute. Two scores,
+both normalised from [-1, 1] to [0, 1] by ``(e^x - e^-1) / (e - e^-1)``, accuracies as
+fractions:
+
+- Label-Robust Score: ``HLR = Acc(full real, hard) - Acc(syn, hard)`` (how far the images
+  alone are from the full data) and ``IOR = Acc(syn, method protocol) - Acc(random,
+  method protocol)`` (what the images add over random real images under the method's
+  own protocol); ``α = w·IOR - (1-w)·HLR``, ``LRS = norm(α)``.
+- Augmentation-Robust Score: ``β = γ·(Acc_syn,aug - Acc_rnd,aug) + (1-γ)·(Acc_syn,noaug -
+  Acc_rnd,noaug)`` under the method protocol, ``ARS = norm(β)``.
+
+The full-data accuracy is computed once per data fingerprint, model and protocol and
+cached as JSON under ``$CONDENSERY_CACHE/full-accuracy`` (or given as ``full_accuracy``).
+The random subset is evaluated here (``compares_random = False``) under every arm.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import ClassVar, Literal
+
+from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, accuracy
+from pydantic import Field
+
+from .hard_label import HardLabelEvaluator
+from .protocol import (
+    Augmentation,
+    TrainProtocol,
+    cache_root,
+    data_fingerprint,
+    key_of,
+    model_name,
+    random_like,
+    spread_runs,
+    train_once,
+)
+from .soft_label import SoftLabelEvaluator, SoftLabelOptions
+
+_LOW, _HIGH = math.exp(-1), math.e
+
+
+def normalise(x: float) -> float:
+    """Map a score in [-1, 1] to [0, 1] exponentially (DD-Ranking's normalisation)."""
+    return (math.exp(x) - _LOW) / (_HIGH - _LOW)
+
+
+def label_robust_score(hlr: float, ior: float, w: float = 0.5) -> float:
+    return normalise(w * ior - (1 - w) * hlr)
+
+
+def augmentation_robust_score(
+    syn_aug: float, rnd_aug: float, syn_noaug: float, rnd_noaug: float, gamma: float = 0.5
+) -> float:
+    return normalise(gamma * (syn_aug - rnd_aug) + (1 - gamma) * (syn_noaug - rnd_noaug))
+
+
+class RankingOptions(Options):
+    hard: TrainProtocol = Field(default_factory=TrainProtocol, description="hard-label protocol (HLR, full data)")
+    protocol: Literal["auto", "hard-label", "soft-label"] = Field(
+        "auto", description="the method's protocol for IOR/ARS; auto: soft-label for soft-labelled sets")
+    soft: SoftLabelOptions = Field(default_factory=SoftLabelOptions, description="soft-label protocol options")
+    aug: Augmentation | None = Field(None, description="augmentation of ARS's 'aug' arm (default: the protocol's, or dsa)")
+    w: float = Field(0.5, ge=0, le=1)
+    gamma: float = Field(0.5, ge=0, le=1)
+    full_epochs: int = Field(50, ge=1, description="epochs of the full-data hard-label training")
+    full_runs: int = Field(1, ge=1)
+    full_accuracy: float | None = Field(None, ge=0, le=1, description="Acc(full real, hard) if already known")
+    cache: bool = Field(True, description="cache the full-data accuracy as JSON")
+
+
+class RankingEvaluator(Evaluator):
+    Options: ClassVar[type[Options]] = RankingOptions
+    compares_random: ClassVar[bool] = False
+    name = "ranking"
+
+    def method_protocol(self, synset: SyntheticSet) -> str:
+        p = self.options.protocol
+        if p != "auto":
+            return p
+        return "soft-label" if synset.soft or synset.metadata.get("label_protocol") == "soft-label" else "hard-label"
+
+    def full_accuracy(self, ctx: RunContext) -> tuple[list[float], str]:
+        """Hard-label accuracy of networks trained on the whole training split (cached)."""
+        o = self.options
+        if o.full_accuracy is not None:
+            return [o.full_accuracy], "given"
+        proto = o.hard.model_copy(update={"epochs": o.full_epochs, "runs": o.full_runs, "lr_grid": None})
+        spec = dict(ctx.task.model) if proto.model is None else {"name": proto.model}
+        key = key_of(data_fingerprint(ctx), spec, proto.model_dump(), ctx.runtime.seed)
+        path = cache_root() / "full-accuracy" / f"{ctx.task.dataset}-{spec['name']}-{key}.json"
+        if o.cache and path.is_file():
+            try:
+                return [float(v) for v in json.loads(path.read_text())["values"]], "cache"
+            except (ValueError, KeyError, TypeError):
+                path.unlink(missing_ok=True)  # a damaged cache is recomputed, never trusted
+        full = SyntheticSet(ctx.data.train_x, ctx.data.train_y)
+
+        def one(run: int) -> float:
+            model = train_once(ctx, proto, full, proto.lr, ("ranking", "full", "run", run), ctx.data.train_y)
+            return accuracy(model, ctx.data.test_x, ctx.data.test_y, ctx.runtime.autocast)
+
+        values = spread_runs(ctx, proto.runs, one, desc="full-data accuracy")
+        if o.cache and ctx.runtime.is_main:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps({"values": values, "dataset": ctx.task.dataset, "model": spec,
+                                       "protocol": proto.model_dump(mode="json"), "seed": ctx.runtime.seed}))
+            os.replace(tmp, path)
+        return values, "computed"
+
+    def evaluate(self, synset: SyntheticSet, ctx: RunContext) -> list[Result]:
+        o = self.options
+        syn = synset.to(ctx.device)
+        syn.metadata["role"] = "synthetic"
+        rnd = random_like(ctx, syn)
+        method = self.method_protocol(syn)
+        base = o.soft if method == "soft-label" else o.hard
+        aug_kind = o.aug or (base.augment if base.augment != "none" else "dsa")
+
+        def pair(ev: Evaluator, arm: str) -> tuple[Result, Result]:
+            a, b = ev.evaluate(syn, ctx)[0], ev.evaluate(rnd, ctx)[0]
+            for r, s in ((a, "synthetic"), (b, "random")):
+                r.evaluator, r.set = self.name, s
+                r.extra["arm"] = arm
+            return a, b
+
+        hard_syn, hard_rnd = pair(HardLabelEvaluator(o.hard), "hard")
+        if method == "hard-label":
+            cls = HardLabelEvaluator
+        else:
+            cls = SoftLabelEvaluator
+        aug_ev = cls(base.model_copy(update={"augment": aug_kind}))
+        if method == "hard-label" and aug_kind == o.hard.augment:
+            aug_syn, aug_rnd = hard_syn, hard_rnd
+        else:
+            aug_syn, aug_rnd = pair(aug_ev, "method")
+        noaug_ev = cls(base.model_copy(update={"augment": "none"}))
+        if cls is SoftLabelEvaluator:
+            noaug_ev._teacher = aug_ev._teacher  # one teacher for both arms
+        noaug_syn, noaug_rnd = pair(noaug_ev, "noaug")
+
+        full_values, full_source = self.full_accuracy(ctx)
+        full = Result.from_values(self.name, model_name(ctx, o.hard), "full", full_values,
+                                  arm="full", source=full_source, epochs=o.full_epochs)
+        hlr = full.mean - hard_syn.mean
+        ior = aug_syn.mean - aug_rnd.mean
+        scores = {
+            "lrs": label_robust_score(hlr, ior, o.w),
+            "ars": augmentation_robust_score(aug_syn.mean, aug_rnd.mean, noaug_syn.mean, noaug_rnd.mean, o.gamma),
+            "hlr": hlr, "ior": ior, "w": o.w, "gamma": o.gamma, "protocol": method, "full_mean": full.mean,
+        }
+        head = Result.from_values(self.name, model_name(ctx, base), "synthetic", aug_syn.values,
+                                  **{**aug_syn.extra, "arm": "method", "augment": aug_kind, **scores})
+        head_rnd = Result.from_values(self.name, model_name(ctx, base), "random", aug_rnd.values,
+                                      **{**aug_rnd.extra, "arm": "method", "augment": aug_kind})
+        out = [head, head_rnd]
+        if aug_syn is not hard_syn:
+            out += [hard_syn, hard_rnd]
+        return out + [noaug_syn, noaug_rnd, full]

@@ -1,0 +1,136 @@
+"""``condensery report``: runs side by side, as a markdown table and an accuracy-vs-IPC plot."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from condensery import UserError
+
+
+def load_run(path: str | Path) -> dict[str, Any]:
+    """A run's metrics.json (given the run directory or the file itself)."""
+    path = Path(path)
+    file = path / "metrics.json" if path.is_dir() else path
+    if not file.is_file():
+        raise UserError(f"'{path}' has no metrics.json; give finished run directories (condensery run / eval)")
+    try:
+        metrics = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"'{file}' is not valid JSON ({exc})") from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("results"), list):
+        raise UserError(f"'{file}' lacks a 'results' list; it is not a condensery metrics.json")
+    metrics["_path"] = str(path)
+    return metrics
+
+
+def _pct(r: dict[str, Any] | None) -> str:
+    if r is None:
+        return "–"
+    return f"{100 * r['mean']:.2f} ± {100 * r.get('std', 0.0):.2f}"
+
+
+def rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (run, evaluator, model, arm): synthetic next to random."""
+    out = []
+    for m in runs:
+        groups: dict[tuple, dict[str, dict]] = defaultdict(dict)
+        for r in m["results"]:
+            key = (r.get("evaluator", "?"), r.get("model", "?"), r.get("arm", ""))
+            groups[key][r.get("set", "synthetic")] = r
+        for (ev, model, arm), sets in groups.items():
+            if "synthetic" not in sets and "random" not in sets:
+                continue  # e.g. the full-data reference of the ranking evaluator
+            syn = sets.get("synthetic")
+            out.append({
+                "method": m.get("method", "?"), "dataset": m.get("dataset", "?"), "ipc": m.get("ipc"),
+                "evaluator": ev if arm in ("", "method") else f"{ev} ({arm})", "model": model,
+                "synthetic": syn, "random": sets.get("random"),
+                "lrs": syn.get("lrs") if syn else None, "ars": syn.get("ars") if syn else None,
+                "primary": arm in ("", "method"), "run": m["_path"].rstrip("/"),
+            })
+    return out
+
+
+def render(runs: list[dict[str, Any]], plot_name: str | None = None) -> str:
+    table = rows(runs)
+    has_ars = any(r["ars"] is not None for r in table)
+    head = ["run", "method", "dataset", "IPC", "evaluator", "model", "synthetic (%)", "random (%)", "LRS"]
+    head += ["ARS"] if has_ars else []
+    lines = ["# condensery report", "",
+             "Test accuracy at the end of training, mean ± std over runs; the random real subset "
+             "has the same images per class and the same protocol.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in sorted(table, key=lambda r: (r["dataset"], r["method"], r["ipc"] or 0, r["evaluator"], r["model"])):
+        cells = [f"`{Path(r['run']).name}`", r["method"], r["dataset"], str(r["ipc"]), r["evaluator"], r["model"],
+                 _pct(r["synthetic"]), _pct(r["random"]),
+                 "–" if r["lrs"] is None else f"{100 * r['lrs']:.2f}"]
+        cells += (["–" if r["ars"] is None else f"{100 * r['ars']:.2f}"] if has_ars else [])
+        lines.append("| " + " | ".join(cells) + " |")
+    fulls = [(m, r) for m in runs for r in m["results"] if r.get("set") == "full"]
+    if fulls:
+        lines.append("")
+        for m, r in fulls:
+            lines.append(f"Full training data ({m.get('dataset')}, {r.get('model')}, hard labels): {_pct(r)} %.")
+    if has_ars or any(r["lrs"] is not None for r in table):
+        lines += ["", "LRS / ARS: DD-Ranking's label- and augmentation-robust scores (×100); see docs/evaluation.md."]
+    lines += ["", "Runs: " + ", ".join(f"`{m['_path']}`" for m in runs)]
+    if plot_name:
+        lines += ["", f"![accuracy against IPC]({plot_name})"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(runs: list[dict[str, Any]], path: Path) -> None:
+    """Synthetic accuracy against IPC per method (dashed: the random subset), one panel per evaluator/model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = [r for r in rows(runs) if r["primary"] and isinstance(r["ipc"], (int, float))]
+    panels = sorted({(r["dataset"], r["evaluator"], r["model"]) for r in table})
+    if not panels:
+        panels = [("", "", "")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (ds, ev, model) in zip(axes[0], panels):
+        here = [r for r in table if (r["dataset"], r["evaluator"], r["model"]) == (ds, ev, model)]
+        for method in sorted({r["method"] for r in here}):
+            pts = sorted(((r["ipc"], r["synthetic"]) for r in here if r["method"] == method and r["synthetic"]),
+                         key=lambda p: p[0])
+            if pts:
+                ax.errorbar([p[0] for p in pts], [100 * p[1]["mean"] for p in pts],
+                            yerr=[100 * p[1].get("std", 0) for p in pts], marker="o", capsize=3, label=method)
+        rnd: dict[float, list[float]] = defaultdict(list)
+        for r in here:
+            if r["random"]:
+                rnd[r["ipc"]].append(r["random"]["mean"])
+        if rnd:
+            xs = sorted(rnd)
+            ax.plot(xs, [100 * sum(rnd[x]) / len(rnd[x]) for x in xs], "k--", marker="x", label="random subset")
+        ax.set_xscale("log")
+        ax.set_xlabel("images per class")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{ds} · {ev} · {model}".strip(" ·"))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write_report(run_dirs: list[str], output: str | Path) -> tuple[Path, Path]:
+    from condensery.rundir import write_atomic
+
+    if not run_dirs:
+        raise UserError("give at least one run directory, e.g. condensery report runs/a runs/b")
+    runs = [load_run(p) for p in run_dirs]
+    md = Path(output)
+    png = md.with_suffix(".png")
+    plot(runs, png)
+    write_atomic(md, render(runs, png.name))
+    return md, png

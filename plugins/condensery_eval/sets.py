@@ -1,0 +1,115 @@
+"""Reading an existing distilled set for ``condensery eval``: condensery ``.safetensors``
+files or ImageFolder-style folders of images. Nothing is ever unpickled.
+
+Whatever the source, the result is a SyntheticSet in the *task's* normalised space: a set
+saved under another normalisation is converted, and image files are scaled to [0, 1] and
+then normalised with the dataset's mean/std.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from condensery import SyntheticSet, Task, UserError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def load_set(path: str | Path, task: Task) -> SyntheticSet:
+    path = Path(path)
+    if path.is_dir():
+        syn = load_image_folder(path, task)
+    elif path.suffix == ".safetensors" or path.is_file():
+        if path.is_file() and path.suffix != ".safetensors":
+            raise UserError(f"'{path}' is neither a .safetensors set nor a folder of class subfolders of images")
+        syn = SyntheticSet.load(path)
+        check_compatible(syn, task, path)
+        syn = to_task_space(syn, task)
+    else:
+        raise UserError(f"synthetic set '{path}' does not exist; give a .safetensors file or an ImageFolder folder")
+    return syn
+
+
+def _class_index(names: list[str], task: Task, where: Path) -> list[int]:
+    """Folder / stored class names -> dataset class indices: same names, or numbers 0..K-1."""
+    if all(n in task.class_names for n in names):
+        return [task.class_names.index(n) for n in names]
+    if all(n.isdigit() and int(n) < task.num_classes for n in names):
+        return [int(n) for n in names]
+    bad = next(n for n in names if n not in task.class_names)
+    raise UserError(
+        f"'{where}': class '{bad}' is not a class of '{task.dataset}' ({', '.join(task.class_names[:10])}"
+        f"{', ...' if task.num_classes > 10 else ''}); name the classes like the dataset or number them 0..{task.num_classes - 1}"
+    )
+
+
+def check_compatible(syn: SyntheticSet, task: Task, where: Path) -> None:
+    if tuple(syn.images.shape[1:]) != tuple(task.image_shape):
+        raise UserError(f"'{where}' holds images of shape {list(syn.images.shape[1:])}, but '{task.dataset}' "
+                        f"has {list(task.image_shape)}; evaluate it with a recipe for the dataset it was distilled from")
+    if syn.soft and syn.labels.shape[1] != task.num_classes:
+        raise UserError(f"'{where}' has soft labels over {syn.labels.shape[1]} classes, but '{task.dataset}' has {task.num_classes}")
+    if not syn.soft and (int(syn.labels.min()) < 0 or int(syn.labels.max()) >= task.num_classes):
+        raise UserError(f"'{where}' has labels outside 0..{task.num_classes - 1} of '{task.dataset}'")
+    names = syn.metadata.get("class_names")
+    if names and list(map(str, names)) != list(task.class_names):
+        if len(names) != task.num_classes or _class_index([str(n) for n in names], task, where) != list(range(task.num_classes)):
+            raise UserError(f"'{where}' was distilled for classes {names[:5]}..., which are not those of '{task.dataset}'")
+
+
+def to_task_space(syn: SyntheticSet, task: Task) -> SyntheticSet:
+    """Convert images saved under another normalisation to the task's."""
+    mean, std = syn.metadata.get("mean"), syn.metadata.get("std")
+    if mean is None or std is None or (list(mean) == list(task.mean) and list(std) == list(task.std)):
+        return syn
+    if len(mean) != len(task.mean):
+        raise UserError(f"the set has {len(mean)} channels of normalisation, the task {len(task.mean)}")
+
+    def col(v):
+        return torch.tensor(v, dtype=torch.float32)[None, :, None, None]
+
+    unit = syn.images * col(std) + col(mean)
+    syn.images = (unit - col(task.mean)) / col(task.std)
+    syn.metadata.update(mean=task.mean, std=task.std)
+    return syn
+
+
+def load_image_folder(root: Path, task: Task) -> SyntheticSet:
+    """``ROOT/<class>/*.png|jpg``: class folders named like the dataset's classes or numbered."""
+    from PIL import Image, UnidentifiedImageError
+
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    if not folders:
+        raise UserError(f"'{root}' has no class subfolders; lay it out as {root}/<class>/<image>.png")
+    classes = _class_index([f.name for f in folders], task, root)
+    c, h, w = task.image_shape
+    mode = "L" if c == 1 else "RGB"
+    if c not in (1, 3):
+        raise UserError(f"image folders need 1- or 3-channel datasets; '{task.dataset}' has {c} channels")
+    images, labels = [], []
+    for folder, k in zip(folders, classes):
+        for f in sorted(folder.iterdir()):
+            if f.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(f) as im:
+                    im = im.convert(mode)
+                    if im.size != (w, h):
+                        raise UserError(f"'{f}' is {im.size[0]}x{im.size[1]}, but '{task.dataset}' images are "
+                                        f"{w}x{h}; resize the set to {w}x{h}")
+                    arr = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+            except (UnidentifiedImageError, OSError) as exc:
+                raise UserError(f"'{f}' is not a readable image ({exc})") from None
+            images.append(arr.view(h, w, c).permute(2, 0, 1).float() / 255.0)
+            labels.append(k)
+    if not images:
+        raise UserError(f"'{root}' has class folders but no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    x = torch.stack(images)
+    mean = torch.tensor(task.mean)[None, :, None, None]
+    std = torch.tensor(task.std)[None, :, None, None]
+    return SyntheticSet(
+        (x - mean) / std, torch.tensor(labels, dtype=torch.long),
+        metadata={"method": root.name, "source": "imagefolder", "num_classes": task.num_classes,
+                  "class_names": task.class_names, "mean": task.mean, "std": task.std},
+    )
