@@ -42,7 +42,8 @@ def environment(runtime: Runtime) -> dict[str, Any]:
 def load_data(plan: Plan, runtime: Runtime) -> RealData:
     opts = plan.source.options
     raw = load_raw(plan.data_name, plan.source)
-    return RealData.from_raw(plan.data_name, raw, opts.val_fraction, opts.normalize).to(runtime.device)
+    return RealData.from_raw(plan.data_name, raw, opts.val_fraction, opts.normalize,
+                             getattr(opts, "zca", False), getattr(opts, "zca_eps", 0.1)).to(runtime.device)
 
 
 def make_task(plan: Plan, data: RealData) -> Task:
@@ -111,9 +112,12 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
             num_classes=task.num_classes, class_names=task.class_names, mean=task.mean, std=task.std,
             seed=plan.seed, task=task.to_json(), versions={"condensery": __version__, "torch": torch.__version__},
         )
+        if data.zca is not None:  # evaluation elsewhere must whiten real data the same way
+            synset.metadata["zca"] = data.zca.info()
         if runtime.is_main:
             synset.save(synset_path)
-            save_grid(synset.images, synset.labels, task.mean, task.std, run_dir / "grid.png")
+            shown = synset.images if data.zca is None else data.zca.inverse(synset.images.detach())
+            save_grid(shown, synset.labels, task.mean, task.std, run_dir / "grid.png")
     timings["synthesize"] = time.perf_counter() - t
 
     t = time.perf_counter()

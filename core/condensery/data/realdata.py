@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .source import DatasetSource, RawSplits
+from .zca import ZCA
 
 SPLIT_SEED = 0  # the validation split never changes with the run seed
 
@@ -76,6 +77,7 @@ class RealData:
     class_names: list[str]
     mean: list[float]
     std: list[float]
+    zca: ZCA | None = None  # the whitening applied after normalisation, if any
 
     def __post_init__(self) -> None:
         self.class_indices = [
@@ -83,7 +85,9 @@ class RealData:
         ]
 
     @classmethod
-    def from_raw(cls, name: str, raw: RawSplits, val_fraction: float, normalize: bool) -> RealData:
+    def from_raw(
+        cls, name: str, raw: RawSplits, val_fraction: float, normalize: bool, zca: bool = False, zca_eps: float = 0.1
+    ) -> RealData:
         from .sources import _stratified_mask
 
         x = _to_unit_float(raw.train_images)
@@ -100,10 +104,14 @@ class RealData:
         def norm(t: torch.Tensor) -> torch.Tensor:
             return ((t - mean[None, :, None, None]) / std[None, :, None, None]).contiguous()
 
+        train, val, test = norm(tx), norm(x[val_mask]), norm(_to_unit_float(raw.test_images))
+        whitening = None
+        if zca:
+            whitening = ZCA.fit(train, zca_eps)
+            train, val, test = (whitening.transform(t).contiguous() for t in (train, val, test))
         return cls(
-            name, norm(tx), ty.clone(), norm(x[val_mask]), y[val_mask].clone(),
-            norm(_to_unit_float(raw.test_images)), raw.test_labels.clone(),
-            list(raw.class_names), mean.tolist(), std.tolist(),
+            name, train, ty.clone(), val, y[val_mask].clone(), test, raw.test_labels.clone(),
+            list(raw.class_names), mean.tolist(), std.tolist(), whitening,
         )
 
     # -- shape facts --------------------------------------------------------------
@@ -119,7 +127,7 @@ class RealData:
         return RealData(
             self.name, self.train_x.to(device), self.train_y.to(device), self.val_x.to(device),
             self.val_y.to(device), self.test_x.to(device), self.test_y.to(device),
-            self.class_names, self.mean, self.std,
+            self.class_names, self.mean, self.std, self.zca,
         )
 
     # -- class-balanced access ----------------------------------------------------
@@ -153,6 +161,8 @@ class RealData:
 
     # -- image space ---------------------------------------------------------------
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        if self.zca is not None:
+            x = self.zca.inverse(x)
         mean = torch.tensor(self.mean, device=x.device)[None, :, None, None]
         std = torch.tensor(self.std, device=x.device)[None, :, None, None]
         return x * std + mean

@@ -16,6 +16,8 @@ class DatasetOptions(Options):
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of train carved out for validation")
     cache: bool = Field(True, description="cache decoded tensors on disk (file-based datasets)")
     normalize: bool = Field(True, description="standardise each channel with the train mean/std")
+    zca: bool = Field(False, description="ZCA-whiten after normalisation (fitted on the train split)")
+    zca_eps: float = Field(0.1, gt=0, description="eigenvalue regulariser of the ZCA whitening")
 
 
 @dataclass
