@@ -298,3 +298,28 @@ def test_krr_networks_are_resampled(tmp_path):
     assert m.networks(1) is a
     b = m.networks(2)
     assert b is not a and not torch.equal(next(a[0].parameters()), next(b[0].parameters()))
+
+
+# -- recipes ------------------------------------------------------------------------------
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+RECIPES = sorted((Path(__file__).resolve().parent.parent / "recipes").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_recipe_resolves(path):
+    """Each recipe validates against the registry (datasets' files need not exist)."""
+    from condensery.recipe import load_recipe
+
+    plan = load_recipe(path, [], get_registry())
+    assert plan.name and plan.synthesizer is not None
+
+
+def test_matcher_recipes_exist_for_every_method_and_ipc():
+    root = Path(__file__).resolve().parent.parent / "recipes"
+    for dataset in ("digits", "cifar10"):
+        for method in ("dc", "dsa", "dm", "mtt", "krr"):
+            for ipc in (1, 10, 50):
+                assert (root / dataset / f"{method}-ipc{ipc}.yaml").is_file(), (dataset, method, ipc)
