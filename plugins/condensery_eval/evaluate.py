@@ -73,7 +73,7 @@ def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | N
         output = synset_path.parent / f"eval-{stem}{plan.name}"
     out = Path(output)
     ctx = context_for(plan, registry, out)
-    synset = load_set(synset_path, ctx.task)
+    synset = load_set(synset_path, ctx.task, getattr(ctx.data, "zca", None))
     counts = class_counts(synset, ctx.task.num_classes)
     ipc = counts[0] if len(set(counts)) == 1 else round(len(synset) / ctx.task.num_classes, 2)
     say(f"[eval] {synset_path} ({len(synset)} images, ipc {ipc}) on {plan.data_name}, device {ctx.device}")

@@ -9,6 +9,7 @@ then normalised with the dataset's mean/std.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from condensery import SyntheticSet, Task, UserError
@@ -16,16 +17,24 @@ from condensery import SyntheticSet, Task, UserError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
-def load_set(path: str | Path, task: Task) -> SyntheticSet:
+def load_set(path: str | Path, task: Task, zca: Any = None) -> SyntheticSet:
+    """The set at ``path`` in the task's space; ``zca`` is the real data's whitening, if any."""
     path = Path(path)
     if path.is_dir():
         syn = load_image_folder(path, task)
+        if zca is not None:  # files hold pixels; the task's real data is whitened after normalising
+            syn.images = zca.transform(syn.images)
     elif path.suffix == ".safetensors" or path.is_file():
         if path.is_file() and path.suffix != ".safetensors":
             raise UserError(f"'{path}' is neither a .safetensors set nor a folder of class subfolders of images")
         syn = SyntheticSet.load(path)
         check_compatible(syn, task, path)
-        syn = to_task_space(syn, task)
+        whitened = bool(syn.metadata.get("zca"))
+        if whitened and zca is None:
+            raise UserError(f"'{path}' was distilled in ZCA-whitened space; evaluate it with data.zca=true as in its recipe")
+        if zca is not None and not whitened:
+            raise UserError(f"'{path}' holds unwhitened images but the recipe whitens the data; set data.zca=false")
+        syn = syn if whitened else to_task_space(syn, task)
     else:
         raise UserError(f"synthetic set '{path}' does not exist; give a .safetensors file or an ImageFolder folder")
     return syn

@@ -1,0 +1,206 @@
+"""Evaluators of the eval plugin on the digits data: ranking formulas, soft labels, cross-arch,
+runs spread over processes. Tiny epochs; every assertion fails if the behaviour breaks."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from condensery import UserError, predict
+from condensery.plugins import get_registry
+from condensery_eval.cross_arch import CrossArchEvaluator, CrossArchOptions
+from condensery_eval.evaluate import context_for, plan_for_eval
+from condensery_eval.hard_label import HardLabelEvaluator
+from condensery_eval.models import small_vgg_factory
+from condensery_eval.protocol import TrainProtocol, random_like, train_once
+from condensery_eval.ranking import (
+    RankingEvaluator,
+    RankingOptions,
+    augmentation_robust_score,
+    label_robust_score,
+    normalise,
+)
+from condensery_eval.soft_label import SoftLabelEvaluator, SoftLabelOptions
+
+RECIPE = """
+name: evtest
+seed: 0
+data: {name: digits}
+model: {name: convnet, depth: 2, width: 16}
+synthesizer: {name: random, ipc: 2}
+evaluators: [{name: hard-label, runs: 1, epochs: 5}]
+runtime: {threads: 1}
+"""
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    path = tmp_path_factory.mktemp("recipe") / "r.yaml"
+    path.write_text(RECIPE)
+    reg = get_registry()
+    return context_for(plan_for_eval(path, [], reg), reg, None)
+
+
+@pytest.fixture(scope="module")
+def synset(ctx):
+    s = ctx.random_subset(2, stream="test-synthetic")
+    s.metadata["role"] = "synthetic"
+    return s
+
+
+# -- ranking formulas -----------------------------------------------------------------------
+def test_normalisation_maps_minus_one_zero_one():
+    assert normalise(-1.0) == pytest.approx(0.0, abs=1e-12)
+    assert normalise(1.0) == pytest.approx(1.0)
+    # (e^0 - e^-1) / (e - e^-1) = 0.632121 / 2.350402
+    assert normalise(0.0) == pytest.approx(0.268941, abs=1e-6)
+
+
+def test_lrs_hand_computed():
+    # HLR 0.3, IOR 0.2, w 0.5: α = 0.1 - 0.15 = -0.05; (0.951229 - 0.367879) / 2.350402
+    assert label_robust_score(hlr=0.3, ior=0.2) == pytest.approx(0.248192, abs=1e-6)
+    # w 0.7: α = 0.14 - 0.09 = 0.05; (1.051271 - 0.367879) / 2.350402
+    assert label_robust_score(hlr=0.3, ior=0.2, w=0.7) == pytest.approx(0.290755, abs=1e-6)
+    # a set as good as the full data that beats random by 100 points: the top score
+    assert label_robust_score(hlr=-1.0, ior=1.0) == pytest.approx(1.0)
+
+
+def test_ars_hand_computed():
+    # β = 0.5·(0.6 - 0.5) + 0.5·(0.4 - 0.45) = 0.025; (1.025315 - 0.367879) / 2.350402
+    assert augmentation_robust_score(0.6, 0.5, 0.4, 0.45) == pytest.approx(0.279712, abs=1e-6)
+    # γ = 1 uses only the augmented arm: β = 0.1
+    assert augmentation_robust_score(0.6, 0.5, 0.4, 0.45, gamma=1.0) == pytest.approx(
+        (math.exp(0.1) - math.exp(-1)) / (math.e - math.exp(-1)))
+
+
+def test_ranking_runs_its_own_random_subset_and_caches_full_accuracy(ctx, synset):
+    assert RankingEvaluator.compares_random is False
+    opts = RankingOptions(protocol="hard-label", hard={"runs": 1, "epochs": 3}, full_epochs=1)
+    results = RankingEvaluator(opts).evaluate(synset, ctx)
+    by = {(r.extra["arm"], r.set): r for r in results}
+    assert set(by) == {("method", "synthetic"), ("method", "random"), ("noaug", "synthetic"),
+                       ("noaug", "random"), ("full", "full")}
+    head = by["method", "synthetic"]
+    hlr = by["full", "full"].mean - head.mean  # hard-label protocol: the method arm is the hard arm
+    ior = head.mean - by["method", "random"].mean
+    assert head.extra["hlr"] == pytest.approx(hlr)
+    assert head.extra["ior"] == pytest.approx(ior)
+    assert head.extra["lrs"] == pytest.approx(label_robust_score(hlr, ior))
+    assert head.extra["ars"] == pytest.approx(augmentation_robust_score(
+        head.mean, by["method", "random"].mean, by["noaug", "synthetic"].mean, by["noaug", "random"].mean))
+    assert by["noaug", "synthetic"].extra["augment"] == "none"
+    files = list((Path(os.environ["CONDENSERY_CACHE"]) / "full-accuracy").glob("digits-convnet-*.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text())["values"] == by["full", "full"].values
+    assert by["full", "full"].extra["source"] == "computed"
+    again = RankingEvaluator(opts).full_accuracy(ctx)
+    assert again == (by["full", "full"].values, "cache")
+
+
+def test_ranking_auto_protocol_follows_soft_labels(synset):
+    ev = RankingEvaluator(RankingOptions())
+    soft = type(synset)(synset.images, torch.nn.functional.one_hot(synset.labels, 10).float())
+    assert ev.method_protocol(synset) == "hard-label"
+    assert ev.method_protocol(soft) == "soft-label"
+
+
+# -- soft labels ----------------------------------------------------------------------------
+def test_soft_label_student_matches_its_teacher_better_than_hard_labels(ctx, synset):
+    opts = SoftLabelOptions(runs=2, epochs=60, lr=0.01, augment="none", mix="mixup",
+                            teacher={"epochs": 20, "augment": "none"})
+    ev = SoftLabelEvaluator(opts)
+    [res] = ev.evaluate(synset, ctx)
+    assert res.evaluator == "soft-label" and res.runs == 2 and res.extra["optimizer"] == "adamw"
+    assert res.extra["teacher_test"] > 0.8  # a teacher worth distilling from
+    teacher_pred = predict(ev.teacher(ctx), ctx.data.test_x)
+    hard = TrainProtocol(epochs=60, augment="none")
+    hard_agree = [
+        float((predict(train_once(ctx, hard, synset, 0.01, ("agree", r), synset.labels), ctx.data.test_x)
+               == teacher_pred).float().mean())
+        for r in range(2)
+    ]
+    assert res.extra["teacher_agreement"] > sum(hard_agree) / 2 + 0.05
+    # the teacher was cached as safetensors and loads back as the very same network
+    cached = list((Path(os.environ["CONDENSERY_CACHE"]) / "teachers").glob("digits-convnet-*.safetensors"))
+    assert len(cached) == 1
+    loaded = SoftLabelEvaluator(SoftLabelOptions(teacher={"path": str(cached[0])})).teacher(ctx)
+    assert torch.equal(predict(loaded, ctx.data.test_x), teacher_pred)
+
+
+def test_soft_label_stored_targets_and_random_subset(ctx, synset):
+    opts = SoftLabelOptions(runs=1, epochs=3, targets="stored", mix="cutmix")
+    rnd = random_like(ctx, synset)
+    assert rnd.metadata["role"] == "random" and len(rnd) == len(synset)
+    [res] = SoftLabelEvaluator(opts).evaluate(rnd, ctx)
+    assert res.set == "random" and "teacher_agreement" not in res.extra and 0 <= res.mean <= 1
+
+
+def test_teacher_path_errors_are_one_line(ctx, tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        SoftLabelEvaluator(SoftLabelOptions(teacher={"path": str(tmp_path / "none.safetensors")})).teacher(ctx)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(UserError, match="not a readable"):
+        SoftLabelEvaluator(SoftLabelOptions(teacher={"path": str(bad)})).teacher(ctx)
+
+
+# -- cross-architecture -----------------------------------------------------------------------
+def test_cross_arch_reports_every_model(ctx, synset):
+    opts = CrossArchOptions(models=["convnet", "vgg11"], protocol={"name": "hard-label", "runs": 1, "epochs": 1})
+    results = CrossArchEvaluator(opts).evaluate(synset, ctx)
+    assert [(r.evaluator, r.model, r.set) for r in results] == [
+        ("cross-arch", "convnet", "synthetic"), ("cross-arch", "vgg11", "synthetic")]
+    assert all(r.extra["protocol"] == "hard-label" for r in results)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"models": ["not-a-net"]}, "unknown model 'not-a-net'"),
+    ({"protocol": {"name": "hard-label", "model": "convnet"}}, "must not set 'model'"),
+    ({"protocol": {"name": "nope"}}, "not one of"),
+    ({"protocol": {"name": "soft-label", "temprature": 3}}, "temprature"),
+])
+def test_cross_arch_options_fail_early(spec, message):
+    from condensery.options import validate_options
+
+    with pytest.raises(UserError, match=message):
+        validate_options(CrossArchOptions, spec, "evaluators[0] 'cross-arch'")
+
+
+@pytest.mark.parametrize("chans, size", [(1, 8), (3, 32)])
+def test_vgg11_works_on_small_images(chans, size):
+    model = small_vgg_factory("vgg11")(num_classes=10, in_chans=chans, img_size=size)
+    assert model(torch.randn(2, chans, size, size)).shape == (2, 10)
+    assert sum(p.numel() for p in model.parameters()) < 10_000_000  # no 4096-wide 7x7 head
+
+
+# -- processes ------------------------------------------------------------------------------
+class _Runtime:
+    """The real runtime, seen as process ``index`` of ``procs``."""
+
+    def __init__(self, real, procs: int, index: int) -> None:
+        self._real, self.num_processes, self.process_index = real, procs, index
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+def test_runs_split_over_processes_give_the_same_accuracies(ctx, synset, monkeypatch):
+    import accelerate.utils
+
+    ev = HardLabelEvaluator(TrainProtocol(runs=4, epochs=2))
+    single = ev.evaluate(synset, ctx)[0].values
+    real = ctx.runtime
+    gathered = []
+    monkeypatch.setattr(accelerate.utils, "gather_object", lambda obj: (gathered.extend(obj), obj)[1])
+    try:
+        parts = []
+        for index in (0, 1):
+            ctx.runtime = _Runtime(real, 2, index)
+            parts.append(ev.evaluate(synset, ctx)[0].values)
+    finally:
+        ctx.runtime = real
+    assert parts[0] == single[0::2] and parts[1] == single[1::2]
+    assert sorted(test for _, (test, _val) in gathered) == sorted(single)
