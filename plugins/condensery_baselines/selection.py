@@ -42,25 +42,36 @@ def kcenter(features: torch.Tensor, k: int) -> torch.Tensor:
     return torch.tensor(chosen, device=features.device)
 
 
-def kmeans(features: torch.Tensor, k: int, generator: torch.Generator, iterations: int = 50) -> torch.Tensor:
-    """Lloyd's k-means (k-means++-free random init), then the real point nearest each centroid."""
+def kmeans_plus_plus(features: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """k-means++ seeding: each new centre drawn with probability proportional to squared distance."""
     n = len(features)
-    centroids = features[torch.randperm(n, generator=generator)[:k].to(features.device)].clone()
+    first = int(torch.randint(n, (1,), generator=generator))
+    centres = [features[first]]
+    d2 = ((features - features[first]) ** 2).sum(1)
+    for _ in range(k - 1):
+        probs = (d2 / d2.sum()).cpu() if float(d2.sum()) > 0 else torch.full((n,), 1.0 / n)
+        j = int(torch.multinomial(probs, 1, generator=generator))
+        centres.append(features[j])
+        d2 = torch.minimum(d2, ((features - features[j]) ** 2).sum(1))
+    return torch.stack(centres).clone()
+
+
+def kmeans(features: torch.Tensor, k: int, generator: torch.Generator, iterations: int = 50) -> torch.Tensor:
+    """Lloyd's k-means from k-means++ seeds, then the distinct real point nearest each centroid."""
+    centroids = kmeans_plus_plus(features, k, generator)
     for _ in range(iterations):
         assign = torch.cdist(features, centroids).argmin(1)
+        counts = torch.bincount(assign, minlength=k)
         new = torch.zeros_like(centroids).index_add_(0, assign, features)
-        counts = torch.bincount(assign, minlength=k).clamp_min(1).unsqueeze(1).to(features.dtype)
-        new = new / counts
-        empty = torch.bincount(assign, minlength=k) == 0
-        new[empty] = centroids[empty]
+        new = new / counts.clamp_min(1).unsqueeze(1).to(features.dtype)
+        new[counts == 0] = centroids[counts == 0]
         if torch.allclose(new, centroids):
             break
         centroids = new
     dist = torch.cdist(centroids, features)
     chosen: list[int] = []
     for row in dist:  # nearest distinct real image per centroid (k is small)
-        order = row.argsort()
-        j = next(int(i) for i in order if int(i) not in chosen)
+        j = next(int(i) for i in row.argsort() if int(i) not in chosen)
         chosen.append(j)
     return torch.tensor(chosen, device=features.device)
 

@@ -1,0 +1,74 @@
+"""Shared fixtures: an isolated cache, tiny datasets written by the tests, and an in-process CLI."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    os.environ["CONDENSERY_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    yield
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``condensery ARGS`` in this process; returns exit code, stdout and stderr."""
+    from condensery.cli import main
+
+    def invoke(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = 0
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
+
+
+def write_recipe(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+TINY_DM = """
+name: tiny
+seed: 0
+data: {name: digits}
+model: {name: convnet, width: 16}
+synthesizer:
+  name: pixel
+  ipc: 1
+  iterations: 20
+  matcher: {name: distribution, batch_real: 16}
+evaluators:
+  - {name: hard-label, runs: 2, epochs: 20}
+"""
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path) -> Path:
+    return write_recipe(tmp_path / "tiny.yaml", TINY_DM)
+
+
+def python() -> str:
+    return sys.executable

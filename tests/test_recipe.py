@@ -1,0 +1,105 @@
+"""Recipes: validation before work, one-line errors with exit code 2, --set overrides."""
+
+from __future__ import annotations
+
+import pytest
+from condensery.errors import UserError
+from condensery.plugins import get_registry
+from condensery.recipe import apply_overrides, load_recipe, resolve
+
+from .conftest import TINY_DM, write_recipe
+
+
+def _doc(**changes):
+    import yaml
+
+    doc = yaml.safe_load(TINY_DM)
+    doc.update(changes)
+    return doc
+
+
+def test_resolve_fills_defaults_and_builds_components():
+    plan = resolve(_doc(), get_registry())
+    assert plan.synthesizer_name == "pixel" and plan.matcher_name == "distribution"
+    assert plan.synthesizer.options.ipc == 1 and plan.synthesizer.options.lr == 1.0
+    assert plan.resolved["synthesizer"]["matcher"]["batch_real"] == 16
+    assert plan.resolved["runtime"]["mixed_precision"] == "no"
+    assert plan.resolved["data"]["val_fraction"] == 0.1
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"synthesizer": {"name": "pixle", "ipc": 1}}, "unknown synthesizer 'pixle' (did you mean 'pixel'?); valid synthesizers: herding, kcenter"),
+        ({"synthesizer": {"name": "pixel", "ipc": 1, "lrr": 2, "matcher": {"name": "distribution"}}}, "synthesizer 'pixel' has no option 'lrr' (did you mean 'lr'?); valid options: init, ipc, iterations"),
+        ({"synthesizer": {"name": "pixel", "ipc": 0, "matcher": {"name": "distribution"}}}, "synthesizer 'pixel': option 'ipc': Input should be greater than or equal to 1 (got 0)"),
+        ({"synthesizer": {"name": "pixel", "ipc": 1, "lr": "fast", "matcher": {"name": "distribution"}}}, "option 'lr': Input should be a valid number"),
+        ({"synthesizer": {"name": "pixel", "ipc": 1}}, "synthesizer 'pixel' needs a 'matcher' section"),
+        ({"synthesizer": {"name": "pixel", "matcher": {"name": "gradientt"}}}, "unknown matcher 'gradientt'"),
+        ({"data": {"name": "digitz"}}, "unknown dataset 'digitz' (did you mean 'digits'?)"),
+        ({"model": {"name": "no-such-net"}}, "unknown model 'no-such-net'"),
+        ({"evaluators": [{"name": "hard-label", "epoch": 3}]}, "evaluators[0] 'hard-label' has no option 'epoch' (did you mean 'epochs'?)"),
+        ({"runtime": {"mixed_precision": "fp8"}}, "runtime: option 'mixed_precision'"),
+        ({"synthesizr": {}}, "unknown recipe section 'synthesizr' (did you mean 'synthesizer'?)"),
+        ({"seed": "zero"}, "recipe 'seed' must be an integer"),
+    ],
+)
+def test_bad_recipes_fail_with_one_clear_line(change, expected):
+    with pytest.raises(UserError) as exc:
+        resolve(_doc(**change), get_registry())
+    assert expected in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_yaml_no_means_full_precision():
+    plan = resolve(_doc(runtime={"mixed_precision": False}), get_registry())
+    assert plan.runtime.mixed_precision == "no"
+
+
+def test_overrides_set_nested_and_list_values():
+    doc = apply_overrides(_doc(), ["synthesizer.ipc=10", "evaluators.0.runs=5", "synthesizer.matcher.batch_real=32",
+                                   "runtime.mixed_precision=bf16", "data.val_fraction=0.2"])
+    assert doc["synthesizer"]["ipc"] == 10 and doc["evaluators"][0]["runs"] == 5
+    assert doc["synthesizer"]["matcher"]["batch_real"] == 32 and doc["runtime"]["mixed_precision"] == "bf16"
+    plan = resolve(doc, get_registry())
+    assert plan.synthesizer.options.ipc == 10
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("synthesizer.ipc", "must look like KEY=VALUE"),
+    ("synthesiser.ipc=3", "unknown section 'synthesiser'"),
+    ("evaluators.4.runs=1", "not an index of a list of 1 items"),
+])
+def test_bad_overrides(override, expected):
+    with pytest.raises(UserError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        apply_overrides(_doc(), [override])
+
+
+def test_cli_errors_exit_2_with_one_line_no_traceback(cli, tmp_path):
+    cases = {
+        "missing.yaml": (str(tmp_path / "missing.yaml"), "does not exist"),
+        "bad yaml": (str(write_recipe(tmp_path / "bad.yaml", "name: x\ndata: [unclosed\n")), "is not valid YAML at line"),
+        "unknown option": (str(write_recipe(tmp_path / "opt.yaml", TINY_DM.replace("iterations: 20", "iterationz: 20"))), "has no option 'iterationz'"),
+    }
+    for recipe, expected in cases.values():
+        res = cli("run", recipe, "-o", str(tmp_path / "out"))
+        assert res.code == 2, res.err
+        lines = res.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0]
+        assert "Traceback" not in res.err
+
+
+def test_cli_usage_error_is_one_line(cli):
+    res = cli("run")
+    assert res.code == 2
+    assert len(res.err.strip().splitlines()) == 1 and "Missing argument" in res.err
+
+
+def test_bad_set_value_on_cli(cli, tiny_recipe, tmp_path):
+    res = cli("run", str(tiny_recipe), "--set", "synthesizer.ipc=-3", "-o", str(tmp_path / "o"))
+    assert res.code == 2 and "option 'ipc'" in res.err and len(res.err.strip().splitlines()) == 1
+
+
+def test_load_recipe_from_file(tiny_recipe):
+    plan = load_recipe(tiny_recipe, ["synthesizer.iterations=3"], get_registry())
+    assert plan.synthesizer.options.iterations == 3
