@@ -100,11 +100,9 @@ class Runtime:
         ``gather`` of per-item results restores the original order.
         """
         items = list(items)
-        n, k = self.num_processes, len(items)
-        i = self.process_index
-        start = i * (k // n) + min(i, k % n)
-        share = items[start : start + k // n + (1 if i < k % n else 0)]
-        self.shares.append({"label": label, "items": [_jsonable(x) for x in share], "of": k})
+        n, i = self.num_processes, self.process_index
+        share = share_of(items, n, i)
+        self.shares.append({"label": label, "items": [_jsonable(x) for x in share], "of": len(items)})
         if self.num_processes > 1 and self.announce:
             shown = ", ".join(str(_jsonable(x)) for x in share) or "(none)"
             print(f"[process {i}/{n}] {label}: {shown}", file=sys.stderr, flush=True)
@@ -165,6 +163,13 @@ def make_generator(seed: int, *stream: Any) -> torch.Generator:
     key = ":".join(str(s) for s in (seed, *stream)).encode()
     derived = int.from_bytes(hashlib.sha256(key).digest()[:8], "little") & ((1 << 63) - 1)
     return torch.Generator().manual_seed(derived)
+
+
+def share_of(items: Sequence[T], processes: int, index: int) -> list[T]:
+    """Process ``index``'s contiguous share of ``items`` split over ``processes``."""
+    k = len(items)
+    start = index * (k // processes) + min(index, k % processes)
+    return list(items[start : start + k // processes + (1 if index < k % processes else 0)])
 
 
 def _jsonable(x: Any) -> Any:
