@@ -45,7 +45,7 @@ def rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue  # e.g. the full-data reference of the ranking evaluator
             syn = sets.get("synthetic")
             out.append({
-                "method": m.get("method", "?"), "dataset": m.get("dataset", "?"), "ipc": m.get("ipc"),
+                "method": m.get("method", "?") + (f"+{m['matcher']}" if m.get("matcher") else ""), "dataset": m.get("dataset", "?"), "ipc": m.get("ipc"),
                 "evaluator": ev if arm in ("", "method") else f"{ev} ({arm})", "model": model,
                 "synthetic": syn, "random": sets.get("random"),
                 "lrs": syn.get("lrs") if syn else None, "ars": syn.get("ars") if syn else None,
