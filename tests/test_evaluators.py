@@ -204,3 +204,20 @@ def test_runs_split_over_processes_give_the_same_accuracies(ctx, synset, monkeyp
         ctx.runtime = real
     assert parts[0] == single[0::2] and parts[1] == single[1::2]
     assert sorted(test for _, (test, _val) in gathered) == sorted(single)
+
+
+# -- hard-label protocol choices --------------------------------------------------------------
+@pytest.mark.parametrize("augment", ["dsa", "crop-flip", "flip", "none"])
+def test_hard_label_augmentations(ctx, synset, augment):
+    [res] = HardLabelEvaluator(TrainProtocol(runs=1, epochs=2, augment=augment)).evaluate(synset, ctx)
+    assert res.extra["augment"] == augment and 0 <= res.mean <= 1 and res.set == "synthetic"
+
+
+def test_hard_label_uses_learned_lr_else_validation_choice(ctx, synset):
+    learned = type(synset)(synset.images, synset.labels, lr=0.0123, metadata={"role": "synthetic"})
+    [res] = HardLabelEvaluator(TrainProtocol(runs=1, epochs=1)).evaluate(learned, ctx)
+    assert (res.extra["lr"], res.extra["lr_source"]) == (0.0123, "learned")
+    opts = TrainProtocol(runs=1, epochs=2, use_learned_lr=False, lr_grid=[1e-4, 0.05])
+    [res] = HardLabelEvaluator(opts).evaluate(learned, ctx)
+    scores = res.extra["val_accuracy_by_lr"]
+    assert res.extra["lr_source"] == "validation" and res.extra["lr"] == max(scores, key=scores.get)
