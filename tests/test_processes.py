@@ -8,12 +8,14 @@ then compares the synthetic sets and metrics and reads each process's share log.
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from condensery import Runtime, RuntimeOptions, SyntheticSet
-from condensery.launch import child_env, free_port
+from condensery.launch import child_env, free_port, launch
 from condensery.runtime import share_of
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,6 +55,15 @@ def test_children_get_loopback_distributed_env():
     assert env["MASTER_ADDR"] == "127.0.0.1" and env["MASTER_PORT"] == str(port)
     assert (env["RANK"], env["WORLD_SIZE"], env["LOCAL_RANK"]) == ("1", "2", "1")
     assert int(env["OMP_NUM_THREADS"]) >= 1
+
+
+def test_a_failing_rank_stops_the_others_and_sets_the_exit_code():
+    # rank 0 fails at once; rank 1 would otherwise wait a minute (as in a collective call)
+    script = "import os, sys, time; r = int(os.environ['RANK']); time.sleep(60 * r); sys.exit(3)"
+    t0 = time.monotonic()
+    code = launch([], 2, program=[sys.executable, "-c", script])
+    assert code == 3
+    assert time.monotonic() - t0 < 30
 
 
 def test_fp16_on_cpu_is_a_user_error(cli, tmp_path):

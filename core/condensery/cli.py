@@ -43,7 +43,7 @@ def run(recipe: str, output: str | None, overrides: tuple[str, ...], quiet: bool
                 *(["--force"] if force else []), "--processes", str(processes)]
         code = launch(args, processes)
         if code:
-            raise click.exceptions.Exit(code)
+            sys.exit(code)  # the failing rank already printed its one-line error
         return
     if processes and in_launched_process() and processes != world_size():
         raise UserError(f"--processes {processes} disagrees with the launcher's WORLD_SIZE={world_size()}; drop --processes")

@@ -54,13 +54,14 @@ def child_env(rank: int, processes: int, port: int, base: dict[str, str] | None 
     return env
 
 
-def launch(args: list[str], processes: int, poll: float = 0.1) -> int:
+def launch(args: list[str], processes: int, poll: float = 0.1, program: list[str] | None = None) -> int:
     """Run ``python -m condensery <args>`` as ``processes`` ranks; return the exit code.
 
     0 when every rank succeeds; otherwise the code of the first rank that failed.
+    ``program`` replaces ``python -m condensery`` (tests).
     """
     port = free_port()
-    cmd = [sys.executable, "-m", "condensery", *args]
+    cmd = [*(program or [sys.executable, "-m", "condensery"]), *args]
     procs = [subprocess.Popen(cmd, env=child_env(rank, processes, port)) for rank in range(processes)]
     code = 0
     try:
