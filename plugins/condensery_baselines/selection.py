@@ -90,17 +90,20 @@ class Selection(Synthesizer):
         raise NotImplementedError
 
     def synthesize(self, ctx: RunContext) -> SyntheticSet:
-        ipc = self.options.ipc
-        gen = ctx.generator("selection", type(self).__name__)
+        """Classes are split over processes; each class draws from its own stream, so the
+        picks do not depend on the number of processes."""
+        ipc, name = self.options.ipc, type(self).__name__
+        gen = ctx.generator("selection", name)
         torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
         model = ctx.create_model(self.options.feature_model).eval()
         picked = []
-        for c in ctx.progress(range(ctx.task.num_classes), desc="select"):
+        for c in ctx.progress(ctx.runtime.split(range(ctx.task.num_classes), "select classes"), desc="select"):
             idx = ctx.data.class_indices[c]
             with ctx.runtime.autocast():
                 feats = embed_batched(model, ctx.data.train_x[idx], self.options.batch_size).float()
-            picked.append(idx[self.pick(feats, ipc, gen)])
-        idx = torch.cat(picked)
+            picked.append(idx[self.pick(feats, ipc, ctx.generator("selection", name, c))].tolist())
+        idx = torch.tensor([i for share in ctx.runtime.gather(picked) for i in share],
+                           dtype=torch.long, device=ctx.data.train_y.device)
         return SyntheticSet(ctx.data.train_x[idx].clone(), ctx.data.train_y[idx].clone(),
                             metadata={"indices": idx.tolist()})
 
