@@ -1,0 +1,164 @@
+"""Seconds per distillation step and peak memory of every matcher, as JSON.
+
+CIFAR-10 shape (3x32x32, 10 classes, ConvNet-3 width 128) with random tensors standing in
+for the data, so no files are needed; IPC 10 and 50; mixed precision off and on (fp16 on a
+GPU, bf16 on a CPU). One step is what the pixel synthesizer does per iteration:
+``loss`` + ``backward`` + optimiser step + ``after_step`` (so for gradient matching it
+includes the inner training of its network). Each configuration runs in its own process,
+so peak memory is its own: ``torch.cuda.max_memory_allocated`` on a GPU, the peak resident
+set size (``ru_maxrss``) on a CPU. Trajectory matching reads random expert shards written
+to a temporary folder (timing does not depend on what the experts learned).
+
+    python tools/bench_matchers.py                       # full settings (a GPU is advised)
+    python tools/bench_matchers.py --quick --iterations 2  # a small CPU check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+METHODS = ("dc", "dsa", "dm", "mtt", "mtt-ckpt", "krr")
+TRAJ = {10: dict(syn_steps=30, expert_epochs=2, max_start_epoch=20), 50: dict(syn_steps=30, expert_epochs=2, max_start_epoch=40)}
+
+
+def matcher_spec(method: str, ipc: int, quick: bool, experts_dir: str) -> dict:
+    """The recipe's matcher section for ``method`` (the papers' CIFAR-10 settings unless ``quick``)."""
+    real = 16 if quick else 256
+    if method in ("dc", "dsa"):
+        spec = {"name": "gradient", "dsa": method == "dsa", "batch_real": real}
+        if quick:
+            spec["inner_loop"] = 1
+        return spec
+    if method == "dm":
+        return {"name": "distribution", "batch_real": real}
+    if method.startswith("mtt"):
+        t = dict(TRAJ[ipc])
+        if quick:
+            t.update(syn_steps=2)
+        return {"name": "trajectory", **t, "train_epochs": 50, "num_experts": 2, "experts_dir": experts_dir,
+                "checkpoint_unroll": method == "mtt-ckpt", "batch_syn": None if method == "mtt" else 100}
+    if method == "krr":
+        return {"name": "krr", "num_models": 2 if quick else 8, "width": 128 if quick else 1024,
+                "batch_real": 16 if quick else 128}
+    raise SystemExit(f"unknown method {method}; use {', '.join(METHODS)}")
+
+
+def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool, device: str) -> dict:
+    """Time one configuration in this process and return its JSON row."""
+    import torch
+    from condensery import RunContext, Task
+    from condensery.data.realdata import RealData
+    from condensery.options import validate_options
+    from condensery.plugins import get_registry
+    from condensery.runtime import Runtime, RuntimeOptions
+    from condensery_matching.experts import ExpertSpec, data_identity, expert_path, write_expert
+
+    per_class = 60 if quick else 500
+    k = 10
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(per_class * k, 3, 32, 32, generator=g)
+    y = torch.arange(k).repeat_interleave(per_class)
+    data = RealData("bench", x, y, x[:0], y[:0], x[:100], y[:100], [str(i) for i in range(k)], [0.0] * 3, [1.0] * 3)
+    runtime = Runtime(RuntimeOptions(cpu=device == "cpu", mixed_precision=precision), seed=0)
+    data = data.to(runtime.device)
+    model = {"name": "convnet", "depth": 3, "width": 32 if quick else 128, "norm": "instancenorm"}
+    task = Task("cifar10-shape", k, data.class_names, (3, 32, 32), [0.0] * 3, [1.0] * 3, model)
+    registry = get_registry()
+    tmp = tempfile.mkdtemp(prefix="bench-experts-")
+    recipe = {"synthesizer": {"ipc": ipc}, "data": {"name": "bench"}}
+    ctx = RunContext(task, data, runtime, registry, Path(tmp), recipe)
+    spec = matcher_spec(method, ipc, quick, tmp)
+    cls = registry.get("matcher", spec.pop("name")).obj
+    matcher = cls(validate_options(cls.Options, spec, method))
+    if method.startswith("mtt"):  # random expert shards of the right size
+        numel = sum(p.numel() for p in ctx.create_model().parameters())
+        es = ExpertSpec(50, 0.01, 256, True, data_identity(ctx), dict(model), numel)
+        for i in range(2):
+            write_expert(expert_path(Path(tmp), i), torch.randn(51, numel, generator=g) * 0.05, es.header(i, 0))
+    matcher.prepare(ctx)
+    images = data.train_x[torch.arange(k).repeat_interleave(ipc) * per_class].clone().requires_grad_(True)
+    labels = torch.arange(k, device=runtime.device).repeat_interleave(ipc)
+    groups = [{"params": [images], "lr": 0.01}] + [{"params": [t], "lr": lr} for t, lr in matcher.parameters()]
+    opt = torch.optim.SGD(groups, momentum=0.5)
+    cuda = runtime.device.type == "cuda"
+
+    def step(i: int) -> None:
+        loss = matcher.loss(images, labels, i)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        matcher.after_step(images, labels, i)
+
+    step(0)  # warm-up (allocations, kernels) is not timed
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for i in range(1, iterations + 1):
+        step(i)
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - t0) / iterations
+    row = {"method": method, "matcher": cls.__name__, "ipc": ipc, "mixed_precision": precision,
+           "device": str(runtime.device), "iterations": iterations, "seconds_per_step": round(seconds, 4),
+           "quick": quick, "model_width": model["width"], "threads": torch.get_num_threads()}
+    if cuda:
+        row["peak_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        row["memory_kind"] = "cuda max_memory_allocated"
+    else:
+        row["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        row["memory_kind"] = "process peak RSS"
+    return row
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--ipcs", default="10,50")
+    ap.add_argument("--precisions", default=None, help="default: no plus fp16 (GPU) or bf16 (CPU)")
+    ap.add_argument("--iterations", type=int, default=10)
+    ap.add_argument("--quick", action="store_true", help="small settings: ConvNet width 32, real batch 16, 2-step unrolls, narrow KRR nets")
+    ap.add_argument("--device", choices=("auto", "cpu"), default="auto")
+    ap.add_argument("-o", "--output", default=None, help="also write the JSON list here")
+    ap.add_argument("--one", nargs=3, metavar=("METHOD", "IPC", "PRECISION"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.one:
+        method, ipc, precision = args.one
+        print(json.dumps(run_one(method, int(ipc), precision, args.iterations, args.quick, args.device)))
+        return
+    import torch
+
+    gpu = torch.cuda.is_available() and args.device != "cpu"
+    precisions = args.precisions.split(",") if args.precisions else ["no", "fp16" if gpu else "bf16"]
+    rows = []
+    for method in args.methods.split(","):
+        for ipc in (int(i) for i in args.ipcs.split(",")):
+            for precision in precisions:
+                cmd = [sys.executable, __file__, "--one", method, str(ipc), precision,
+                       "--iterations", str(args.iterations), "--device", args.device]
+                if args.quick:
+                    cmd.append("--quick")
+                proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
+                if proc.returncode == 0:
+                    row = json.loads(proc.stdout.strip().splitlines()[-1])
+                else:
+                    tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+                    row = {"method": method, "ipc": ipc, "mixed_precision": precision, "error": tail}
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    text = json.dumps(rows, indent=2)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
