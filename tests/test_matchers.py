@@ -323,3 +323,13 @@ def test_matcher_recipes_exist_for_every_method_and_ipc():
         for method in ("dc", "dsa", "dm", "mtt", "krr"):
             for ipc in (1, 10, 50):
                 assert (root / dataset / f"{method}-ipc{ipc}.yaml").is_file(), (dataset, method, ipc)
+
+
+def test_distribution_loss_decreases(tmp_path):
+    from condensery_matching.distribution import DistributionMatcher, DistributionOptions
+
+    ctx = make_ctx(tmp_path, ipc=1)
+    m = DistributionMatcher(DistributionOptions(dsa=False, batch_real=32))
+    m.prepare(ctx)
+    losses = optimise(m, ctx, ipc=1, steps=20, lr=1.0)
+    assert sum(losses[-5:]) < 0.8 * sum(losses[:5]), losses
