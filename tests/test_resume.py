@@ -96,6 +96,9 @@ def test_finished_run_is_not_recomputed_unless_forced(cli, recipe, tmp_path):
     res = cli("run", str(recipe), "-o", str(out), *short)
     assert res.code == 0 and "already finished" in res.err and "--force" in res.err
     assert synth.stat().st_mtime_ns == stamp
+    res = cli("run", str(recipe), "-o", str(out), *short, "--processes", "2")  # no processes started
+    assert res.code == 0 and "already finished" in res.err
+    assert synth.stat().st_mtime_ns == stamp
 
     res = cli("run", str(recipe), "-o", str(out), "--force", "--set", "synthesizer.iterations=6",
               "--set", "evaluators.0.epochs=1")

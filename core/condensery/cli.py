@@ -26,18 +26,21 @@ def cli() -> None:
 @click.option("--quiet", is_flag=True, help="no progress bars or status lines")
 @click.option("--force", is_flag=True, help="run again even if the run directory is finished")
 @click.option("--processes", type=click.IntRange(min=1), default=None,
-              help="split the run over N local processes (gloo on the CPU); same as `accelerate launch -m condensery run`")
+              help="split the run over N local processes (gloo on the CPU, loopback only); "
+                   "what `torchrun --nproc_per_node N -m condensery run` or `accelerate launch --multi_gpu` start")
 def run(recipe: str, output: str | None, overrides: tuple[str, ...], quiet: bool, force: bool,
         processes: int | None) -> None:
     """Run RECIPE: distil, save the set, evaluate it next to the random real subset."""
     from .launch import in_launched_process, launch, world_size
     from .recipe import load_recipe
+    from .runner import is_finished
     from .runner import run as run_plan
 
     set_quiet(quiet)
     registry = get_registry()
     plan = load_recipe(recipe, list(overrides), registry)  # a bad recipe fails once, here
-    if processes and processes > 1 and not in_launched_process():
+    launching = processes and processes > 1 and not in_launched_process()
+    if launching and (force or not is_finished(plan, output)):  # a finished run needs no processes
         args = ["run", recipe, *(["-o", output] if output else []),
                 *(a for o in overrides for a in ("--set", o)), *(["--quiet"] if quiet else []),
                 *(["--force"] if force else []), "--processes", str(processes)]

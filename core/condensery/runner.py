@@ -63,7 +63,7 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
     evaluation is kept in ``checkpoints/evaluate.json``, and synthesizers resume from
     their own checkpoints.
     """
-    run_dir = Path(out_dir) if out_dir else Path("runs") / plan.name
+    run_dir = run_dir_of(plan, out_dir)
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file() and not force:
         say(f"{run_dir} is already finished (metrics.json exists); pass --force to run it again")
@@ -140,6 +140,15 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
         runtime.say(f"  {r.evaluator:<12} {r.model:<10} {r.set:<9} {100 * r.mean:6.2f} ± {100 * r.std:.2f} % ({r.runs} runs)")
     runtime.wait()  # the main process has written everything before anyone exits
     return metrics
+
+
+def run_dir_of(plan: Plan, out_dir: str | Path | None = None) -> Path:
+    """The run directory: ``out_dir`` or ``runs/<recipe name>``."""
+    return Path(out_dir) if out_dir else Path("runs") / plan.name
+
+
+def is_finished(plan: Plan, out_dir: str | Path | None = None) -> bool:
+    return (run_dir_of(plan, out_dir) / "metrics.json").is_file()
 
 
 def prepare_run_dir(plan: Plan, run_dir: Path, force: bool) -> None:
