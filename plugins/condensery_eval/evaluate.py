@@ -50,7 +50,8 @@ def evaluate_set(plan: Any, ctx: RunContext, synset: SyntheticSet) -> list[Resul
             r.set = r.set or "synthetic"
             results.append(r)
         if evaluator.compares_random:
-            random_set = random_set or random_like(ctx, syn)
+            if random_set is None:
+                random_set = random_like(ctx, syn)
             for r in evaluator.evaluate(random_set, ctx):
                 r.set = "random"
                 results.append(r)

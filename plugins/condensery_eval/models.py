@@ -3,8 +3,9 @@
 timm's ``vgg11`` is the ImageNet network: five max-pools and a 7x7-conv MLP head of 4096
 units. At 32x32 that head is ~100M parameters on a 1x1 map, and below 32 px the pools run
 out of pixels. For inputs of 64 px or less this factory keeps timm's feature layers, drops
-the pools the image cannot afford, and replaces the head by global pooling + one linear
-layer over the 512 features (the CIFAR VGG-11 of DC/DSA/DM benchmarks). Larger inputs get
+the pools that would leave a convolution on a 1x1 map (8x8 digits keep three of five; a
+3x3 kernel on one pixel starves the signal and the network does not train), and replaces
+the head by global pooling + one linear layer over the 512 features (the CIFAR VGG-11 of DC/DSA/DM benchmarks). Larger inputs get
 timm's network unchanged.
 """
 
@@ -28,13 +29,17 @@ def small_vgg_factory(name: str):
             raise UserError(f"model '{name}' rejected its options {sorted(options)}: {exc}") from None
         if img_size > 64:
             return model
-        budget = max(0, int(img_size).bit_length() - 1)  # pools that keep the map at >= 1 px
-        for i, layer in enumerate(model.features):
-            if isinstance(layer, nn.MaxPool2d):
-                if budget > 0:
-                    budget -= 1
-                else:
-                    model.features[i] = nn.Identity()
+        size = int(img_size)
+        layers = list(model.features)
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, nn.MaxPool2d):
+                continue
+            conv_follows = any(isinstance(later, nn.Conv2d) for later in layers[i + 1 :])
+            # no conv may run on a 1x1 map: its 3x3 kernel would see one pixel of nine
+            if size >= 2 and (size // 2 >= 2 or not conv_follows):
+                size //= 2
+            else:
+                model.features[i] = nn.Identity()
         model.pre_logits = nn.Identity()
         model.head = ClassifierHead(model.num_features, num_classes, pool_type="avg")
         model.head_hidden_size = model.num_features
