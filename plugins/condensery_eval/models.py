@@ -5,8 +5,8 @@ units. At 32x32 that head is ~100M parameters on a 1x1 map, and below 32 px the 
 out of pixels. For inputs of 64 px or less this factory keeps timm's feature layers, drops
 the pools that would leave a convolution on a 1x1 map (8x8 digits keep three of five; a
 3x3 kernel on one pixel starves the signal and the network does not train), and replaces
-the head by global pooling + one linear layer over the 512 features (the CIFAR VGG-11 of DC/DSA/DM benchmarks). Larger inputs get
-timm's network unchanged.
+the head by global pooling + one linear layer over the 512 features (the CIFAR VGG-11 of
+the DC/DSA/DM benchmarks). Larger inputs get timm's network unchanged.
 """
 
 from __future__ import annotations
