@@ -19,6 +19,35 @@ def real_class_batches(data: RealData, per_class: int, generator: torch.Generato
     return data.train_x[idx], data.train_y[idx]
 
 
+def siamese_batches(
+    data: RealData,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    per_class: int,
+    generator: torch.Generator,
+    dsa: DSA | None,
+    present_classes_only: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A real batch per class and the synthetic images, both under the same per-class DSA draw.
+
+    Returns ``(real, real_labels, synthetic)``. With ``present_classes_only`` the real batch
+    keeps only classes that occur in ``labels`` (a process's share of class-separable work);
+    the random draws are the same either way, so the process count never changes them.
+    """
+    real, real_y = real_class_batches(data, per_class, generator)
+    if present_classes_only:
+        classes = labels.unique()
+        if len(classes) < data.num_classes:
+            keep = torch.isin(real_y, classes)
+            real, real_y = real[keep], real_y[keep]
+    syn = images
+    if dsa is not None:
+        params = dsa.sample(data.num_classes, generator, images.device)
+        real = dsa.apply(real, params, real_y)
+        syn = dsa.apply(images, params, labels)
+    return real, real_y, syn
+
+
 def class_means(features: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
     """Mean feature per class ``[k, D]`` via one scatter-add."""
     sums = torch.zeros(k, features.shape[1], device=features.device, dtype=features.dtype)

@@ -20,7 +20,7 @@ import torch
 from condensery import Matcher, Options, RunContext, embed, make_generator
 from pydantic import Field
 
-from .common import DSAOptions, class_means, dsa_from, real_class_batches
+from .common import DSAOptions, class_means, dsa_from, siamese_batches
 
 
 class DistributionOptions(DSAOptions):
@@ -46,22 +46,15 @@ class DistributionMatcher(Matcher):
         net.train()
         for p in net.parameters():
             p.requires_grad_(False)
-        real, real_y = real_class_batches(ctx.data, self.options.batch_real, self.gen)
-        classes = labels.unique()
-        if len(classes) < k:  # this process's share of the classes
-            keep = torch.isin(real_y, classes)
-            real, real_y = real[keep], real_y[keep]
-        syn = images
-        if self.dsa is not None:
-            params = self.dsa.sample(k, self.gen, ctx.device)
-            real = self.dsa.apply(real, params, real_y)
-            syn = self.dsa.apply(syn, params, labels)
+        real, real_y, syn = siamese_batches(
+            ctx.data, images, labels, self.options.batch_real, self.gen, self.dsa, present_classes_only=True
+        )
         with ctx.runtime.autocast():
             with torch.no_grad():
                 emb_real = embed(net, real).float()
             emb_syn = embed(net, syn).float()
         diff = class_means(emb_real, real_y, k) - class_means(emb_syn, labels, k)
-        return (diff[classes] ** 2).sum()
+        return (diff[labels.unique()] ** 2).sum()  # only this process's share of classes
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"gen": self.gen.get_state()}

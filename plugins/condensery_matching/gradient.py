@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from condensery import Matcher, Options, RunContext, make_generator
 from pydantic import Field
 
-from .common import DSAOptions, dsa_from, real_class_batches
+from .common import DSAOptions, dsa_from, siamese_batches
 
 Distance = Literal["channel-cosine", "mse", "cosine"]
 
@@ -128,12 +128,7 @@ class GradientMatcher(Matcher):
         ctx = self.ctx
         k = ctx.task.num_classes
         net = self._network(step)
-        real, real_y = real_class_batches(ctx.data, self.options.batch_real, self.gen)
-        syn = images
-        if self.dsa is not None:
-            params = self.dsa.sample(k, self.gen, ctx.device)
-            real = self.dsa.apply(real, params, real_y)
-            syn = self.dsa.apply(images, params, labels)
+        real, real_y, syn = siamese_batches(ctx.data, images, labels, self.options.batch_real, self.gen, self.dsa)
         total = images.new_zeros(())
         for c in range(k):
             rm, sm = real_y == c, labels == c

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from condensery import Matcher, Options, RunContext, UserError, embed, make_generator
 from pydantic import Field
 
-from .common import DSAOptions, dsa_from, real_class_batches
+from .common import DSAOptions, dsa_from, siamese_batches
 
 
 def centred_one_hot(labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -138,12 +138,7 @@ class KRRMatcher(Matcher):
         ctx = self.ctx
         k = ctx.task.num_classes
         nets = self.networks(step)
-        real, real_y = real_class_batches(ctx.data, self.options.batch_real, self.gen)
-        syn = images
-        if self.dsa is not None:
-            params = self.dsa.sample(k, self.gen, ctx.device)
-            real = self.dsa.apply(real, params, real_y)
-            syn = self.dsa.apply(images, params, labels)
+        real, real_y, syn = siamese_batches(ctx.data, images, labels, self.options.batch_real, self.gen, self.dsa)
         with torch.no_grad():
             f_real = self.features(nets, real)
         f_syn = self.features(nets, syn)
