@@ -182,3 +182,21 @@ def test_imagefolder_resize_and_missing(tmp_path):
     assert d.image_shape == (3, 6, 6)
     with pytest.raises(UserError, match="ROOT/train/<class>"):
         realdata("imagefolder", root=str(tmp_path / "none"))
+
+
+def test_class_subset_and_train_cap_relabel_in_given_order():
+    from condensery.data.realdata import restrict
+
+    raw = load_raw("digits", source("digits"))
+    sub = restrict(raw, ["7", 3], train_per_class=20)
+    assert sub.class_names == ["7", "3"]
+    assert torch.bincount(sub.train_labels).tolist() == [20, 20]
+    # test keeps every image of the chosen classes, relabelled in the order given
+    assert torch.bincount(sub.test_labels).tolist() == [
+        int((raw.test_labels == 7).sum()), int((raw.test_labels == 3).sum())]
+    first_seven = raw.train_images[raw.train_labels == 7][0]
+    assert torch.equal(sub.train_images[sub.train_labels == 0][0], first_seven)
+    with pytest.raises(UserError, match="index 12"):
+        restrict(raw, [12], None)
+    with pytest.raises(UserError, match="twice"):
+        restrict(raw, [1, 1], None)

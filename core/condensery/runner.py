@@ -17,7 +17,7 @@ from . import __version__
 from . import progress as progress_module
 from .components import Result
 from .context import RunContext, Task
-from .data.realdata import RealData, load_raw
+from .data.realdata import RealData, load_raw, restrict
 from .errors import UserError
 from .plugins import Registry
 from .progress import say, set_quiet
@@ -41,7 +41,8 @@ def environment(runtime: Runtime) -> dict[str, Any]:
 
 def load_data(plan: Plan, runtime: Runtime) -> RealData:
     opts = plan.source.options
-    raw = load_raw(plan.data_name, plan.source)
+    raw = restrict(load_raw(plan.data_name, plan.source), getattr(opts, "classes", None),
+                   getattr(opts, "train_per_class", None))
     return RealData.from_raw(plan.data_name, raw, opts.val_fraction, opts.normalize,
                              getattr(opts, "zca", False), getattr(opts, "zca_eps", 0.1)).to(runtime.device)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import UserError
 from .source import DatasetSource, RawSplits
 from .zca import ZCA
 
@@ -50,6 +51,46 @@ def load_raw(name: str, source: DatasetSource) -> RawSplits:
     )
     os.replace(tmp, path)
     return raw
+
+
+def restrict(raw: RawSplits, classes: list[int | str] | None, train_per_class: int | None) -> RawSplits:
+    """A class subset (relabelled 0..k-1 in the order given) and/or a capped train split.
+
+    Why: meta-learning and transfer studies need disjoint class subsets of one dataset
+    (e.g. CIFAR-10 classes 0-4 vs 5-9), and CPU budgets need a smaller real split. Both
+    happen before normalisation, so the statistics are those of the data actually used.
+    """
+    if classes is None and train_per_class is None:
+        return raw
+    names = list(raw.class_names)
+    keep: list[int] = []
+    for c in classes if classes is not None else range(len(names)):
+        if isinstance(c, str):
+            if c not in names:
+                raise UserError(f"data.classes names unknown class '{c}'; known: {', '.join(names)}")
+            c = names.index(c)
+        if not 0 <= c < len(names):
+            raise UserError(f"data.classes has index {c}, but the dataset has {len(names)} classes (0..{len(names) - 1})")
+        if c in keep:
+            raise UserError(f"data.classes lists class {c} twice; list each class once")
+        keep.append(c)
+    mapping = torch.full((len(names),), -1, dtype=torch.long)
+    mapping[torch.tensor(keep)] = torch.arange(len(keep))
+
+    def select(x: torch.Tensor, y: torch.Tensor, cap: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        new_y = mapping[y.long()]
+        mask = new_y >= 0
+        if cap is not None:
+            rank = torch.zeros_like(new_y)
+            for c in range(len(keep)):
+                idx = (new_y == c).nonzero().flatten()
+                rank[idx] = torch.arange(len(idx))
+            mask &= rank < cap
+        return x[mask], new_y[mask]
+
+    tx, ty = select(raw.train_images, raw.train_labels, train_per_class)
+    sx, sy = select(raw.test_images, raw.test_labels, None)
+    return RawSplits(tx, ty, sx, sy, [names[c] for c in keep])
 
 
 def _read_meta(path: Path) -> dict[str, str]:

@@ -18,6 +18,12 @@ class DatasetOptions(Options):
     normalize: bool = Field(True, description="standardise each channel with the train mean/std")
     zca: bool = Field(False, description="ZCA-whiten after normalisation (fitted on the train split)")
     zca_eps: float = Field(0.1, gt=0, description="eigenvalue regulariser of the ZCA whitening")
+    classes: list[int | str] | None = Field(
+        None, description="keep only these classes (indices or names), relabelled 0..k-1 in this order"
+    )
+    train_per_class: int | None = Field(
+        None, ge=1, description="keep at most this many training images per class (first ones, fixed)"
+    )
 
 
 @dataclass
