@@ -3,7 +3,9 @@
 Accuracy is measured once, at the end of training (never the best test checkpoint), over
 ``runs`` networks with different seeds; a set's learned lr is used when it has one (and
 ``use_learned_lr``), otherwise the fixed lr or the one picked on the validation split. The
-runner applies the very same evaluator to the random real subset of the same size.
+runner applies the very same evaluator to the random real subset of the same size. A set
+that carries stages (SeqMatch) is trained sequentially (``protocol.stage_plan``), and its
+result says ``protocol: sequential`` with the stage lrs.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import ClassVar
 
 from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, accuracy
 
-from .protocol import TrainProtocol, choose_lr, model_name, spread_runs, train_once
+from .protocol import TrainProtocol, choose_lr, model_name, spread_runs, stage_info, train_once
 
 
 class HardLabelEvaluator(Evaluator):
@@ -33,7 +35,7 @@ class HardLabelEvaluator(Evaluator):
             return test, val
 
         out = spread_runs(ctx, p.runs, one, desc=f"evaluate {role}")
-        extra = {"epochs": p.epochs, "augment": p.augment, "lr": lr, **lr_info}
+        extra = {"epochs": p.epochs, "augment": p.augment, "lr": lr, **lr_info, **stage_info(p, synset, lr)}
         if has_val:
             extra["val_mean"] = sum(v for _, v in out) / len(out)
         return [Result.from_values(self.name, model_name(ctx, p), role, [t for t, _ in out], **extra)]

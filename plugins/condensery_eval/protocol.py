@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -39,6 +40,7 @@ class TrainProtocol(Options):
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(5e-4, ge=0)
     augment: Augmentation = "dsa"
+    sequential: bool = Field(True, description="train stage by stage (S_1, then S_1 ∪ S_2, ...) when the set carries stages")
 
 
 def augmenter(kind: str):
@@ -66,14 +68,69 @@ def seed_torch(stream: tuple, seed: int) -> torch.Generator:
 def train_once(
     ctx: RunContext, protocol: TrainProtocol, synset: SyntheticSet, lr: float, stream: tuple, labels: torch.Tensor
 ) -> torch.nn.Module:
-    """Train one fresh network on ``synset`` with a seed derived from ``stream``."""
+    """Train one fresh network on ``synset`` with a seed derived from ``stream``.
+
+    A staged set (SeqMatch) is trained sequentially: see ``stage_plan``.
+    """
     gen = seed_torch(stream, ctx.runtime.seed)
     model = ctx.create_model(protocol.model)
-    return train_classifier(
-        model, synset.images, labels, epochs=protocol.epochs, lr=lr, generator=gen,
-        batch_size=protocol.batch_size, momentum=protocol.momentum, weight_decay=protocol.weight_decay,
-        augment=augmenter(protocol.augment), autocast=ctx.runtime.autocast,
-    )
+    plan = stage_plan(protocol, synset, lr)
+    steps = [(None, protocol.epochs, lr)] if plan is None else [(s.index, s.epochs, s.lr) for s in plan]
+    for index, epochs, stage_lr in steps:
+        x, y = (synset.images, labels) if index is None else (synset.images[index], labels[index])
+        train_classifier(
+            model, x, y, epochs=epochs, lr=stage_lr, generator=gen,
+            batch_size=protocol.batch_size, momentum=protocol.momentum, weight_decay=protocol.weight_decay,
+            augment=augmenter(protocol.augment), autocast=ctx.runtime.autocast,
+        )
+    return model
+
+
+@dataclass
+class Stage:
+    """One stage of sequential training: the images seen (S_1 ∪ ... ∪ S_k), its epochs and lr."""
+
+    index: torch.Tensor
+    epochs: int
+    lr: float
+
+
+def split_epochs(total: int, stages: int) -> list[int]:
+    """``total`` epochs over ``stages`` (earlier stages take the remainder), each at least 1."""
+    base, extra = divmod(total, stages)
+    return [max(1, base + (1 if k < extra else 0)) for k in range(stages)]
+
+
+def stage_plan(protocol: Any, synset: SyntheticSet, lr: float) -> list[Stage] | None:
+    """The sequential protocol of a staged set (SeqMatch), or None to train on all at once.
+
+    Stage k trains the same network on S_1 ∪ ... ∪ S_k for its share of ``epochs`` (the
+    total stays ``epochs``, so staged and plain sets get the same training budget), with
+    the set's learned lr of stage k when it has them (and ``use_learned_lr``), else ``lr``.
+    A set with one stage, or ``sequential: false``, trains as usual.
+    """
+    if synset.stages is None or not getattr(protocol, "sequential", True):
+        return None
+    stages = synset.stages.to(synset.images.device)
+    ids = sorted(int(k) for k in stages.unique())
+    if len(ids) < 2:
+        return None
+    lrs = [lr] * len(ids)
+    learned = synset.stage_lrs
+    if getattr(protocol, "use_learned_lr", False) and learned and len(learned) == len(ids) \
+            and all(v is not None for v in learned):
+        lrs = [float(v) for v in learned]
+    epochs = split_epochs(protocol.epochs, len(ids))
+    return [Stage((stages <= k).nonzero().flatten(), e, r) for k, e, r in zip(ids, epochs, lrs)]
+
+
+def stage_info(protocol: Any, synset: SyntheticSet, lr: float) -> dict[str, Any]:
+    """What ``metrics.json`` says about a sequential evaluation (empty for a plain one)."""
+    plan = stage_plan(protocol, synset, lr)
+    if plan is None:
+        return {}
+    return {"protocol": "sequential", "stage_lrs": [s.lr for s in plan],
+            "stage_epochs": [s.epochs for s in plan], "stage_sizes": [len(s.index) for s in plan]}
 
 
 def choose_lr(
@@ -87,6 +144,8 @@ def choose_lr(
     """
     if protocol.use_learned_lr and synset.lr is not None:
         return float(synset.lr), {"lr_source": "learned"}
+    if protocol.use_learned_lr and synset.stage_lrs and all(v is not None for v in synset.stage_lrs):
+        return float(synset.stage_lrs[-1]), {"lr_source": "learned"}  # each stage uses its own
     if not protocol.lr_grid:
         return protocol.lr, {"lr_source": "fixed"}
     if len(ctx.data.val_y) == 0:

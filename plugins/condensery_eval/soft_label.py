@@ -46,6 +46,8 @@ from .protocol import (
     model_name,
     seed_torch,
     spread_runs,
+    stage_info,
+    stage_plan,
 )
 
 
@@ -246,7 +248,16 @@ class SoftLabelEvaluator(Evaluator):
             stored = stored / stored.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
         def train(lr: float, stream: tuple) -> nn.Module:
-            return train_student(ctx, p, synset.images, lr, seed_torch(stream, ctx.runtime.seed), teacher, stored)
+            gen = seed_torch(stream, ctx.runtime.seed)
+            plan = stage_plan(p, synset, lr)
+            if plan is None:
+                return train_student(ctx, p, synset.images, lr, gen, teacher, stored)
+            model = None  # sequential (SeqMatch): one student, S_1, then S_1 ∪ S_2, ...
+            for s in plan:
+                ps = p.model_copy(update={"epochs": s.epochs})
+                part = None if stored is None else stored[s.index]
+                model = train_student(ctx, ps, synset.images[s.index], s.lr, gen, teacher, part, model)
+            return model
 
         lr, lr_info = choose_lr(ctx, p, synset, synset.hard_labels, f"{self.name}:{role}", train)
         data, ac = ctx.data, ctx.runtime.autocast
@@ -264,7 +275,8 @@ class SoftLabelEvaluator(Evaluator):
 
         out = spread_runs(ctx, p.runs, one, desc=f"evaluate {role} (soft)")
         extra = {"epochs": p.epochs, "augment": p.augment, "lr": lr, "optimizer": p.optimizer,
-                 "temperature": p.temperature, "mix": p.mix, "targets": p.targets, **lr_info}
+                 "temperature": p.temperature, "mix": p.mix, "targets": p.targets, **lr_info,
+                 **stage_info(p, synset, lr)}
         if has_val:
             extra["val_mean"] = sum(o[1] for o in out) / len(out)
         if teacher is not None:

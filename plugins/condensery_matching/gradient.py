@@ -19,6 +19,7 @@ real and the synthetic batch of a class; the inner training uses independent DSA
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
 import torch
@@ -100,6 +101,16 @@ class GradientMatcher(Matcher):
         self.net: nn.Module | None = None
         self.net_opt: torch.optim.Optimizer | None = None
         self.net_iteration = -1
+        self.warm_start: Callable[[nn.Module, int], None] | None = None
+
+    def set_warm_start(self, fn: Callable[[nn.Module, int], None] | None) -> None:
+        """Train every fresh matching network with ``fn(net, iteration)`` before it is matched.
+
+        SeqMatch uses it to start the network from one trained on the earlier, frozen
+        subsets. The current network is dropped, so the next step builds a warm one.
+        """
+        self.warm_start = fn
+        self.net, self.net_opt, self.net_iteration = None, None, -1
 
     # -- network of the current iteration -----------------------------------------
     def _network(self, step: int) -> nn.Module:
@@ -108,6 +119,8 @@ class GradientMatcher(Matcher):
             seed_gen = make_generator(self.ctx.runtime.seed, "gm-net", iteration)
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=seed_gen)))
             self.net = self.ctx.create_model(self.options.model)
+            if self.warm_start is not None:
+                self.warm_start(self.net, iteration)
             self.net.train()
             self.net_opt = torch.optim.SGD(self.net.parameters(), lr=self.options.net_lr, momentum=self.options.net_momentum)
             self.net_iteration = iteration

@@ -113,6 +113,12 @@ class TrajectoryMatcher(Matcher):
             raise UserError(f"no expert trajectories in '{directory}'; run `condensery experts RECIPE` first")
         return have
 
+    def use_experts(self, experts: list[Path]) -> None:
+        """Match these trajectories from now on (SeqMatch: experts warm-started on earlier subsets)."""
+        if not experts:
+            raise UserError("no expert trajectories to match; train experts first")
+        self.experts = list(experts)
+
     def parameters(self) -> list[tuple[torch.Tensor, float]]:
         return [(self.syn_lr, self.options.lr_lr)]
 

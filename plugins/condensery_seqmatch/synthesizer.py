@@ -1,0 +1,229 @@
+"""The ``seqmatch`` synthesizer: K subsets optimised one after another over a wrapped matcher.
+
+Stage k optimises only S_k (with its own learned lr when the matcher learns one; it restarts
+from the matcher's initial value) while S_<k stay frozen: the matcher sees the concatenation
+``[S_<k (detached), S_k]`` so its student trains on S_<k ∪ S_k. What makes S_k target a
+later stage of training is the warm start (``stages.py``):
+
+- trajectory matcher (it has ``use_experts``): stage-k experts start from a network trained
+  sequentially on S_1 .. S_<k with their lrs, then train on real data; they are generated
+  inside the run directory before the stage starts (stage 1 uses the matcher's own experts);
+- gradient matcher (it has ``set_warm_start``): every fresh matching network is first
+  trained sequentially on S_1 .. S_<k.
+
+``iterations`` is the total over all stages (split evenly unless ``stage_iterations``), so a
+SeqMatch run and its base matcher's pixel run can be compared at the same budget. The set is
+stored stage-major with ``stages`` (subset of each image) and ``stage_lrs``; evaluators train
+on it sequentially. A checkpoint holds the stage and the step; a killed run resumes there.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from condensery import (
+    RunContext,
+    SyntheticSet,
+    UserError,
+    load_optimizer_state,
+    make_generator,
+    optimizer_state,
+)
+from condensery_matching.pixel import PixelOptions, PixelSynthesizer
+from pydantic import Field, model_validator
+
+from .stages import (
+    history_key,
+    split_ipc,
+    stage_bounds,
+    stage_experts,
+    stage_layout,
+    staged_spec,
+    warm_train,
+)
+
+
+class SeqMatchOptions(PixelOptions):
+    subsets: list[int] | None = Field(None, description="images per class of S_1..S_K, summing to ipc (e.g. [17, 17, 16])")
+    k: int | None = Field(None, ge=1, description="number of subsets, ipc split evenly (default 2; ignored with subsets)")
+    stage_iterations: list[int] | None = Field(None, description="iterations of each stage (default: iterations split evenly)")
+    warm_epochs: int = Field(50, ge=0, description="epochs a warm network trains on each earlier stage (S_1, S_1 ∪ S_2, ...)")
+    warm_lr: float = Field(0.01, gt=0, description="lr of that training for stages without a learned lr")
+    warm_momentum: float = Field(0.9, ge=0, lt=1)
+    warm_weight_decay: float = Field(5e-4, ge=0)
+    warm_dsa: bool = Field(True, description="DSA while training on the earlier subsets")
+    stage_experts: int | None = Field(None, ge=1, description="trajectory matcher: experts per later stage (default: its num_experts)")
+
+    @model_validator(mode="after")
+    def _sizes_fit(self) -> SeqMatchOptions:
+        sizes = self.sizes()
+        if any(n < 1 for n in sizes) or sum(sizes) != self.ipc:
+            raise ValueError(f"subsets {sizes} must be positive and add up to ipc ({self.ipc}) per class")
+        if self.stage_iterations is not None:
+            if len(self.stage_iterations) != len(sizes) or any(n < 0 for n in self.stage_iterations):
+                raise ValueError(f"stage_iterations needs one count >= 0 per subset ({len(sizes)})")
+            if sum(self.stage_iterations) != self.iterations:
+                raise ValueError(f"stage_iterations add up to {sum(self.stage_iterations)}, not iterations ({self.iterations})")
+        return self
+
+    def sizes(self) -> list[int]:
+        if self.subsets is not None:
+            return list(self.subsets)
+        k = self.k if self.k is not None else min(2, self.ipc)
+        if k > self.ipc:
+            raise ValueError(f"k={k} subsets cannot split ipc {self.ipc}; use k <= ipc")
+        return split_ipc(self.ipc, k)
+
+    def iterations_per_stage(self) -> list[int]:
+        if self.stage_iterations is not None:
+            return list(self.stage_iterations)
+        return split_ipc(self.iterations, len(self.sizes())) if self.iterations >= len(self.sizes()) \
+            else [self.iterations] + [0] * (len(self.sizes()) - 1)
+
+
+class SeqMatchSynthesizer(PixelSynthesizer):
+    """Learnable pixels in K sequential subsets; later subsets match later training."""
+
+    Options: ClassVar[type[SeqMatchOptions]] = SeqMatchOptions
+    uses_matcher = True
+    CHECKPOINT = "seqmatch"
+
+    def synthesize(self, ctx: RunContext) -> SyntheticSet:
+        o, matcher, rt = self.options, ctx.matcher, ctx.runtime
+        sizes, iters = o.sizes(), o.iterations_per_stage()
+        kinds = self._warm_kind(matcher, len(sizes))
+        num_classes = ctx.task.num_classes
+        x0, y0 = self.initial_images(ctx)
+        order, stages = stage_layout(sizes, num_classes)
+        order = order.to(x0.device)
+        bank, labels = x0[order].detach().clone(), y0[order].clone()
+        stages = stages.to(x0.device)
+        bounds = stage_bounds(sizes, num_classes)
+        initial = [t.detach().clone() for t, _ in matcher.parameters()]
+        stage_lrs: list[float | None] = []
+        first, start, saved = self._resume_stage(ctx, bank, sizes, stage_lrs)
+        every = rt.options.checkpoint_every
+        for k in range(first, len(sizes)):
+            lo, hi = bounds[k], bounds[k + 1]
+            x = bank[lo:hi].clone().requires_grad_(True)
+            extras = matcher.parameters()
+            groups = [{"params": [x], "lr": o.lr}] + [{"params": [t], "lr": lr} for t, lr in extras]
+            opt = self.make_optimizer(groups)
+            resumed = saved is not None and k == first
+            if not resumed:
+                with torch.no_grad():  # each stage learns its own lr, from the initial value
+                    for (t, _), v in zip(extras, initial):
+                        t.copy_(v)
+                start = 0
+                if k > 0 and rt.is_main:  # the frozen history is final: expert generation resumes from here
+                    self._save(ctx, bank, x, lo, hi, opt, matcher, k, 0, stage_lrs, sizes)
+            self._begin_stage(ctx, kinds, k, bank[:lo], labels[:lo], stages[:lo], stage_lrs)
+            if resumed:
+                tensors = saved
+                load_optimizer_state(opt, tensors)
+                matcher.load_state_dict({n[8:]: v for n, v in tensors.items() if n.startswith("matcher.")})
+                ctx.log("synthesize", sum(iters[:k]) + start, resumed=1.0, subset=float(k + 1))
+            frozen, lab = bank[:lo], labels[:hi]
+            steps = range(start, iters[k])
+            for step in ctx.progress(steps, desc=f"seqmatch stage {k + 1}/{len(sizes)}", total=len(steps)):
+                g = sum(iters[:k]) + step
+                images = torch.cat([frozen, x]) if lo else x
+                loss = matcher.loss(images, lab, g)
+                if not torch.isfinite(loss.detach()):
+                    self._diverged(ctx, f"matcher loss became {loss.item()} (stage {k + 1})", g)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if not torch.isfinite(x).all():
+                    self._diverged(ctx, f"the synthetic images of stage {k + 1} became non-finite", g)
+                images = torch.cat([frozen, x]) if lo else x
+                matcher.after_step(images, lab, g)
+                if step % o.log_every == 0 or step == iters[k] - 1:
+                    ctx.log("synthesize", g, loss=loss.item(), subset=float(k + 1))
+                if (step + 1) % every == 0 and step + 1 < iters[k] and rt.is_main:
+                    self._save(ctx, bank, x, lo, hi, opt, matcher, k, step + 1, stage_lrs, sizes)
+            with torch.no_grad():
+                bank[lo:hi] = x.detach()
+            lr = getattr(matcher, "learned_lr", None)
+            stage_lrs.append(None if lr is None else float(lr()))
+        learned = stage_lrs if all(v is not None for v in stage_lrs) else None
+        meta = {"subsets": sizes, "stage_iterations": iters, "warm_start": kinds}
+        return SyntheticSet(bank.detach(), labels, lr=None if learned is None else learned[-1],
+                            stages=stages, stage_lrs=learned, metadata={"seqmatch": meta})
+
+    # -- warm starts --------------------------------------------------------------------
+    @staticmethod
+    def _warm_kind(matcher, stages: int) -> str:
+        if hasattr(matcher, "use_experts") and hasattr(matcher, "spec"):
+            return "experts"
+        if hasattr(matcher, "set_warm_start"):
+            return "network"
+        if stages == 1:
+            return "none"
+        raise UserError(
+            f"seqmatch cannot warm-start matcher '{type(matcher).__name__}' (it has neither use_experts nor "
+            "set_warm_start); use synthesizer.matcher.name: trajectory or gradient, or k: 1"
+        )
+
+    def _warm_fn(self, ctx: RunContext, images, labels, stages, stage_lrs):
+        o = self.options
+        lrs = [o.warm_lr if v is None else v for v in stage_lrs]
+
+        def warm(model, gen) -> None:
+            warm_train(ctx, model, images, labels, stages, lrs, o.warm_epochs, gen,
+                       o.warm_momentum, o.warm_weight_decay, o.warm_dsa)
+        return warm, lrs
+
+    def _begin_stage(self, ctx: RunContext, kind: str, k: int, images, labels, stages, stage_lrs) -> None:
+        """Point the matcher at stage k's targets: warm-started experts or networks."""
+        matcher, o = ctx.matcher, self.options
+        if kind == "none":
+            return
+        if k == 0:  # S_1 matches the matcher's own targets (its experts, fresh networks)
+            if kind == "network":
+                matcher.set_warm_start(None)
+            return
+        warm, lrs = self._warm_fn(ctx, images.detach(), labels, stages, stage_lrs)
+        if kind == "network":
+            seed = ctx.runtime.seed
+
+            def warm_net(net, iteration: int) -> None:
+                gen = make_generator(seed, "seqmatch-warm", k, iteration)
+                warm(net, gen)
+            matcher.set_warm_start(warm_net)
+            return
+        settings = {"epochs": o.warm_epochs, "momentum": o.warm_momentum, "wd": o.warm_weight_decay,
+                    "dsa": o.warm_dsa}
+        key = history_key(images, labels, stages, lrs, settings)
+        spec = staged_spec(matcher.spec(ctx), key, k)
+        directory = ctx.checkpoints.folder / "seqmatch-experts" / f"stage{k + 1}-{key}"
+        count = o.stage_experts or matcher.options.num_experts
+        paths = stage_experts(ctx, spec, directory, count, k, warm, matcher.options.model)
+        matcher.use_experts(paths)
+
+    # -- checkpoints ----------------------------------------------------------------
+    def _save(self, ctx, bank, x, lo, hi, opt, matcher, stage, step, stage_lrs, sizes) -> None:
+        snapshot = bank.detach().clone()
+        snapshot[lo:hi] = x.detach()
+        lrs = torch.tensor([float("nan") if v is None else v for v in stage_lrs], dtype=torch.float64)
+        tensors = {"bank": snapshot, "stage_lrs": lrs, **optimizer_state(opt)}
+        tensors.update({f"matcher.{n}": v for n, v in matcher.state_dict().items()})
+        ctx.checkpoints.save(self.CHECKPOINT, tensors, {"stage": stage, "step": step, "subsets": sizes})
+
+    def _resume_stage(self, ctx, bank, sizes, stage_lrs) -> tuple[int, int, dict | None]:
+        """(stage, step, tensors) of the last checkpoint, with ``bank`` and ``stage_lrs`` restored."""
+        loaded = ctx.checkpoints.load(self.CHECKPOINT)
+        if loaded is None:
+            return 0, 0, None
+        tensors, meta = loaded
+        path = ctx.checkpoints.path(self.CHECKPOINT)
+        if tensors["bank"].shape != bank.shape or meta.get("subsets") != sizes:
+            ctx.runtime.say(f"  ignoring {path}: it holds another configuration's subsets")
+            return 0, 0, None
+        with torch.no_grad():
+            bank.copy_(tensors["bank"].to(bank.device))
+        stage_lrs.extend(None if v != v else float(v) for v in tensors["stage_lrs"].tolist())
+        stage, step = int(meta["stage"]), int(meta["step"])
+        ctx.runtime.say(f"  resuming from {path} at stage {stage + 1}, step {step}")
+        return stage, step, tensors
