@@ -134,7 +134,13 @@ class KRRMatcher(Matcher):
             raise UserError("krr learn_labels needs the class-ordered pixel synthesizer (ipc images of class 0, then 1, ...)")
         return self.labels
 
-    def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:
+    def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int,
+             targets: torch.Tensor | None = None) -> torch.Tensor:
+        """KRR loss of a real batch predicted from ``(images, support labels)``.
+
+        ``targets`` ([N, K]) replaces the support labels (default: centred one-hot of
+        ``labels``, or the learned labels); MGDD passes its closed-form label solve here.
+        """
         ctx = self.ctx
         k = ctx.task.num_classes
         nets = self.networks(step)
@@ -142,7 +148,8 @@ class KRRMatcher(Matcher):
         with torch.no_grad():
             f_real = self.features(nets, real)
         f_syn = self.features(nets, syn)
-        pred = krr_predict(f_syn, f_real, self.targets(labels), self.options.reg)
+        support = self.targets(labels) if targets is None else targets
+        pred = krr_predict(f_syn, f_real, support, self.options.reg)
         return 0.5 * ((pred - centred_one_hot(real_y, k)) ** 2).sum(dim=1).mean()
 
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -1,0 +1,196 @@
+"""The MGDD meta generator: a small class-conditional residual refiner, size-agnostic.
+
+``X = X0 + G(X0 | class, ipc)``: the generator takes the initial class-balanced real images
+``X0`` and refines them. It is built from diffusers blocks (a tiny ``UNet2DModel``, random
+init, never downloaded) and works on any dataset shape:
+
+- images of any size are resized (bilinear, antialiased) to a square *working resolution*
+  and back, so one generator serves 8x8 digits and 32x32 CIFAR;
+- images of any channel count pass through a per-channel-count pair of 1x1 *channel
+  adapters* (``c -> working channels -> c``), created on demand; a new adapter starts as
+  "replicate grey" in and "mean of channels" out, so a meta-trained refiner sees a familiar
+  input on a dataset with another channel count;
+- the class enters as a *prototype* (mean of the class's initial images at 4x4 in the
+  working space) through a linear map into the UNet's time-embedding space
+  (``class_embed_type="identity"``): a learned per-class-index table could not transfer to
+  unseen classes, a prototype can;
+- the size enters as the UNet timestep ``100·log2(ipc)``, a sinusoidal code defined for any
+  ipc, so sizes never seen in training still get a sensible embedding;
+- the UNet's last convolution starts at zero: an untrained generator is the identity, i.e.
+  the random real subset, and every step of training departs from that baseline.
+
+GroupNorm normalises per image, so the output for one image does not depend on how many
+images are generated with it (apart from the shared prototype and size code).
+
+Saved as a folder: ``config.json`` (type ``mgdd``, the UNet config, adapters, data the
+generator was last adapted to) + ``generator.safetensors``; loading never unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from condensery import UserError
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+FORMAT = "condensery.generator/1"
+TYPE = "mgdd"
+WEIGHTS = "generator.safetensors"
+CONFIG = "config.json"
+
+
+def unet_config(working_channels: int, resolution: int, channels: list[int] | tuple[int, ...],
+                layers_per_block: int = 1) -> dict[str, Any]:
+    """A tiny attention-free ``UNet2DModel`` config with a vector class embedding."""
+    channels = tuple(int(c) for c in channels)
+    groups = math.gcd(*channels, 8)
+    return {
+        "sample_size": resolution, "in_channels": working_channels, "out_channels": working_channels,
+        "block_out_channels": channels, "layers_per_block": layers_per_block,
+        "down_block_types": ["DownBlock2D"] * len(channels), "up_block_types": ["UpBlock2D"] * len(channels),
+        "norm_num_groups": groups, "add_attention": False, "class_embed_type": "identity",
+    }
+
+
+class MetaGenerator(nn.Module):
+    """``forward(x0, labels, ipc) -> x0 + residual``; see the module docstring."""
+
+    def __init__(self, unet: dict[str, Any], context_pool: int = 4, channel_counts: list[int] | None = None) -> None:
+        super().__init__()
+        from diffusers import UNet2DModel
+
+        self.unet_config = dict(unet)
+        self.unet = UNet2DModel(**unet)
+        self.working_channels = int(unet["in_channels"])
+        self.resolution = int(unet["sample_size"])
+        self.context_pool = context_pool
+        emb = int(unet["block_out_channels"][0]) * 4  # diffusers' time-embedding width
+        self.context = nn.Linear(self.working_channels * context_pool * context_pool, emb)
+        self.adapters_in = nn.ModuleDict()
+        self.adapters_out = nn.ModuleDict()
+        with torch.no_grad():  # start as the identity: the refiner adds nothing yet
+            self.unet.conv_out.weight.zero_()
+            self.unet.conv_out.bias.zero_()
+        for c in channel_counts or [self.working_channels]:
+            self.add_channels(c)
+
+    @property
+    def channel_counts(self) -> list[int]:
+        return sorted(int(k) for k in self.adapters_in)
+
+    def add_channels(self, c: int) -> bool:
+        """Create the adapters for ``c``-channel images if missing; True if created."""
+        key = str(c)
+        if key in self.adapters_in:
+            return False
+        w = self.working_channels
+        a_in, a_out = nn.Conv2d(c, w, 1), nn.Conv2d(w, c, 1)
+        with torch.no_grad():
+            for conv, n_in in ((a_in, c), (a_out, w)):
+                conv.bias.zero_()
+                if c == w:
+                    conv.weight.copy_(torch.eye(w)[:, :, None, None])
+                else:  # in: every working channel the mean of the inputs; out: the mean back
+                    conv.weight.fill_(1.0 / n_in)
+        device = self.context.weight.device
+        self.adapters_in[key] = a_in.to(device)
+        self.adapters_out[key] = a_out.to(device)
+        return True
+
+    def prototypes(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per image, the mean of its class's working-space images pooled to ``p x p``, flat."""
+        pooled = F.adaptive_avg_pool2d(z.float(), self.context_pool).flatten(1)
+        k = int(labels.max()) + 1
+        sums = torch.zeros(k, pooled.shape[1], device=z.device).index_add_(0, labels, pooled)
+        counts = torch.bincount(labels, minlength=k).clamp_min(1).float().unsqueeze(1)
+        return (sums / counts)[labels]
+
+    def forward(self, x0: torch.Tensor, labels: torch.Tensor, ipc: int) -> torch.Tensor:
+        c, h, w = x0.shape[1:]
+        if str(c) not in self.adapters_in:
+            raise UserError(f"the generator has no adapter for {c}-channel images; adapt it to this dataset first (mode: adapt)")
+        r = self.resolution
+        z = x0 if (h, w) == (r, r) else F.interpolate(x0, size=(r, r), mode="bilinear", antialias=True, align_corners=False)
+        z = self.adapters_in[str(c)](z)
+        cond = self.context(self.prototypes(z, labels))
+        t = torch.full((x0.shape[0],), 100.0 * math.log2(max(int(ipc), 1)), device=x0.device)
+        res = self.adapters_out[str(c)](self.unet(z, t, class_labels=cond).sample)
+        if (h, w) != (r, r):
+            res = F.interpolate(res, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        return x0 + res.to(x0.dtype)
+
+
+def build_generator(options: Any, channels: int) -> MetaGenerator:
+    """A fresh generator from the synthesizer options, with adapters for ``channels``."""
+    cfg = unet_config(options.working_channels, options.resolution, options.block_out_channels,
+                      options.layers_per_block)
+    return MetaGenerator(cfg, options.context_pool, [channels])
+
+
+# -- the folder on disk ------------------------------------------------------------------
+def save_generator(gen: MetaGenerator, folder: str | os.PathLike[str], info: dict[str, Any]) -> Path:
+    """Write ``folder/config.json`` + ``folder/generator.safetensors`` atomically (temp folder, rename).
+
+    ``info`` holds what generation needs besides the weights: the data section and model of
+    the dataset it was last adapted to, the task's class names and normalisation, history.
+    """
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state = {k: v.detach().cpu().float().contiguous() for k, v in gen.state_dict().items()}
+    save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT, "type": TYPE})
+    config = {
+        "type": TYPE, "format": FORMAT, "unet": gen.unet_config, "context_pool": gen.context_pool,
+        "channel_counts": gen.channel_counts, **info,
+    }
+    (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=str))
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def read_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    folder = Path(folder)
+    path = folder / CONFIG
+    if not path.is_file():
+        raise UserError(f"'{folder}' is not a generator folder (no {CONFIG}); pass the generator/ folder of an mgdd run")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"'{path}' is not valid JSON ({exc})") from None
+    if config.get("type") != TYPE or config.get("format") != FORMAT:
+        raise UserError(f"'{folder}' holds a generator of type {config.get('type')!r} "
+                        f"(format {config.get('format')!r}); this command reads type {TYPE!r}, format {FORMAT!r}")
+    return config
+
+
+def load_generator(folder: str | os.PathLike[str], device: torch.device | str = "cpu") -> tuple[MetaGenerator, dict[str, Any]]:
+    """The generator saved in ``folder`` and its config; weights only through safetensors."""
+    folder = Path(folder)
+    config = read_config(folder)
+    weights = folder / WEIGHTS
+    if not weights.is_file():
+        raise UserError(f"'{folder}' lacks {WEIGHTS}; the generator folder is incomplete")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as exc:
+        raise UserError(f"'{weights}' is not a readable .safetensors file ({exc})") from None
+    gen = MetaGenerator(config["unet"], int(config.get("context_pool", 4)), list(config["channel_counts"]))
+    missing, unexpected = gen.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise UserError(f"'{weights}' does not match its config.json (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return gen.to(device), config

@@ -1,0 +1,295 @@
+"""The ``mgdd`` synthesizer: meta-train, adapt, or just generate with a meta generator.
+
+- ``mode: meta-train`` — first-order meta-learning (Reptile) of a fresh (or given) generator
+  on sub-tasks of the recipe's dataset: each task is a random class subset with a random
+  ipc; the inner loop takes ``inner_steps`` Adam steps on the task's matcher loss, the outer
+  update moves the weights toward the average adapted weights.
+- ``mode: adapt`` — load ``generator``, take ``adapt_steps`` Adam steps on the recipe's
+  dataset (fresh initial sets of random sizes from ``adapt_ipcs`` every step).
+- ``mode: generate`` — load ``generator`` and generate, no training.
+
+Every mode saves the generator (``RUN_DIR/generator/``; not in ``generate`` mode) and returns
+the set of the recipe's ``ipc`` generated with the recipe seed -- the same set
+``condensery generate RUN_DIR/generator --ipc N --seed SEED`` writes.
+
+The loss of a task is the matcher's loss on ``G(X0)``; with the ``krr`` matcher and
+``krr_labels`` the support labels are the closed-form KRR solution for ``X0`` in a separate
+random-feature space (``tasks.KRRLabeler``), as MGDD prescribes ("solve the labels in the
+original space, then pass through the generator"). Work is split over Accelerate processes
+by task (meta-train) or by initial set (adapt); weight deltas / gradients are summed.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+from condensery import (
+    DivergenceError,
+    RealData,
+    RunContext,
+    Synthesizer,
+    SynthesizerOptions,
+    SyntheticSet,
+    UserError,
+    load_optimizer_state,
+    make_generator,
+    optimizer_state,
+)
+from condensery_matching.krr import KRRMatcher
+from pydantic import Field
+
+from .generator import MetaGenerator, build_generator, load_generator, save_generator
+from .tasks import KRRLabeler, sample_task, task_context
+
+
+class MGDDOptions(SynthesizerOptions):
+    mode: Literal["meta-train", "adapt", "generate"] = Field("adapt", description="what to do with the generator")
+    generator: str | None = Field(None, description="generator folder to start from (required for adapt/generate)")
+    # architecture of a fresh generator (meta-train without `generator`)
+    resolution: int = Field(32, ge=8, description="working resolution images are resized to")
+    working_channels: int = Field(3, ge=1, description="channels inside the refiner")
+    block_out_channels: list[int] = Field(default_factory=lambda: [32, 64], description="UNet2DModel widths")
+    layers_per_block: int = Field(1, ge=1)
+    context_pool: int = Field(4, ge=1, description="class prototypes are pooled to this size")
+    # meta-training
+    meta_steps: int = Field(100, ge=0, description="outer (Reptile) steps")
+    meta_batch: int = Field(2, ge=1, description="sub-tasks per outer step (split over processes)")
+    meta_lr: float = Field(1e-3, gt=0, description="Adam lr of the outer update")
+    inner_steps: int = Field(3, ge=1, description="Adam steps on a sub-task before the outer update")
+    inner_lr: float = Field(1e-3, gt=0)
+    task_ipcs: list[int] = Field(default_factory=lambda: [1, 2, 5, 10, 20], description="ipc of sub-tasks, drawn uniformly")
+    task_min_classes: int = Field(2, ge=2, description="smallest class subset of a sub-task")
+    task_max_classes: int | None = Field(None, ge=2, description="largest class subset (default: all)")
+    # adaptation
+    adapt_steps: int = Field(20, ge=0, description="Adam steps on the target dataset")
+    adapt_lr: float = Field(1e-3, gt=0)
+    adapt_ipcs: list[int] | None = Field(None, description="ipc of the initial sets drawn while adapting (default: [ipc])")
+    adapt_batch: int = Field(1, ge=1, description="initial sets per adaptation step (split over processes)")
+    adapt_draws: int = Field(0, ge=0, description="0: a fresh initial set every step; n: cycle through n fixed draws")
+    # labels
+    krr_labels: bool = Field(True, description="support labels of the krr matcher: closed-form KRR solve on X0")
+    label_models: int = Field(2, ge=1, description="random ConvNets of the label-solve feature space")
+    label_width: int = Field(128, ge=1)
+    label_batch_real: int = Field(64, ge=1, description="real images per class in the label solve")
+    label_reg: float = Field(1e-6, gt=0)
+    set_labels: Literal["hard", "krr"] = Field("hard", description="labels stored in the set: classes or the KRR solve")
+    log_every: int = Field(10, ge=1)
+
+
+class MGDDSynthesizer(Synthesizer):
+    Options: ClassVar[type[MGDDOptions]] = MGDDOptions
+    uses_matcher = True
+
+    # -- entry point --------------------------------------------------------------------
+    def synthesize(self, ctx: RunContext) -> SyntheticSet:
+        o = self.options
+        if getattr(ctx.matcher.options, "learn_labels", False):
+            raise UserError("mgdd solves the support labels in closed form; set synthesizer.matcher.learn_labels=false")
+        gen, info = self.starting_generator(ctx)
+        t = time.perf_counter()
+        if o.mode == "meta-train":
+            self.meta_train(ctx, gen)
+        elif o.mode == "adapt":
+            self.adapt(ctx, gen)
+        seconds = time.perf_counter() - t
+        if o.mode != "generate" and ctx.run_dir is not None and ctx.runtime.is_main:
+            save_generator(gen, ctx.run_dir / "generator", self.generator_info(ctx, info, seconds))
+        ctx.runtime.wait()
+        synset = generate_set(gen, ctx, o.ipc, ctx.runtime.seed, o.set_labels, self.labeler_for(ctx))
+        synset.metadata["generator_seconds"] = round(seconds, 3)
+        return synset
+
+    def starting_generator(self, ctx: RunContext) -> tuple[MetaGenerator, dict[str, Any]]:
+        o = self.options
+        c = ctx.task.image_shape[0]
+        if o.generator is None:
+            if o.mode != "meta-train":
+                raise UserError(f"mgdd mode '{o.mode}' needs synthesizer.generator: the generator/ folder of a meta-train run")
+            seed_global(ctx.runtime.seed, "mgdd-init")  # identical initial weights on every process
+            return build_generator(o, c).to(ctx.device), {}
+        if not Path(o.generator).is_dir():
+            raise UserError(f"synthesizer.generator '{o.generator}' is not a folder; pass the generator/ folder of an mgdd run")
+        gen, config = load_generator(o.generator, ctx.device)
+        seed_global(ctx.runtime.seed, "mgdd-adapters", c)
+        if gen.add_channels(c):
+            ctx.runtime.say(f"  new {c}-channel adapters (the generator knew {gen.channel_counts})")
+        return gen, config
+
+    def generator_info(self, ctx: RunContext, previous: dict[str, Any], seconds: float) -> dict[str, Any]:
+        """What ``condensery generate`` needs besides weights: the data, task and label options."""
+        o = self.options
+        t = ctx.task
+        history = list(previous.get("history", []))
+        history.append({
+            "mode": o.mode, "dataset": t.dataset, "classes": t.class_names, "seconds": round(seconds, 3),
+            "steps": o.meta_steps if o.mode == "meta-train" else o.adapt_steps,
+            "recipe": ctx.recipe.get("name"), "matcher": (ctx.recipe.get("synthesizer") or {}).get("matcher"),
+        })
+        return {
+            "data": ctx.recipe.get("data"), "model": ctx.recipe.get("model", t.model),
+            "class_names": t.class_names, "image_shape": list(t.image_shape), "mean": t.mean, "std": t.std,
+            "labels": {"models": o.label_models, "width": o.label_width, "batch_real": o.label_batch_real,
+                       "reg": o.label_reg},
+            "history": history,
+        }
+
+    # -- one task's loss ----------------------------------------------------------------
+    def labeler_for(self, ctx: RunContext) -> KRRLabeler | None:
+        o = self.options
+        needs = o.set_labels == "krr" or (o.krr_labels and isinstance(ctx.matcher, KRRMatcher))
+        if not needs:
+            return None
+        return KRRLabeler(ctx, o.label_models, o.label_width, o.label_batch_real, o.label_reg)
+
+    def task_loss(self, ctx: RunContext, matcher: Any, labeler: KRRLabeler | None, gen: MetaGenerator,
+                  ipc: int, stream: tuple, step: int) -> torch.Tensor:
+        """Matcher loss of ``G(X0)`` for a fresh initial set of ``ipc`` images per class."""
+        g = ctx.generator("mgdd-x0", *stream)
+        x0, y0 = ctx.data.balanced_batch(ipc, g)
+        with ctx.runtime.autocast():
+            x = gen(x0, y0, ipc).float()
+        if labeler is not None and isinstance(matcher, KRRMatcher):
+            ys = labeler.labels(x0, 0, g)  # one fixed feature space: labels are a function of X0
+            return matcher.loss(x, y0, step, targets=ys)
+        return matcher.loss(x, y0, step)
+
+    # -- meta-training ------------------------------------------------------------------
+    def meta_train(self, ctx: RunContext, gen: MetaGenerator) -> None:
+        o, rt = self.options, ctx.runtime
+        params = [p for p in gen.parameters()]
+        outer = torch.optim.Adam(params, lr=o.meta_lr)
+        start = self.resume(ctx, gen, outer, "mgdd-meta-train")
+        smallest = min(ctx.data.class_count(c) for c in range(ctx.task.num_classes))
+        mine = [j for j in range(o.meta_batch) if j % rt.num_processes == rt.process_index]
+        if rt.num_processes > 1:
+            rt.say(f"  {o.meta_batch} sub-tasks per step over {rt.num_processes} processes")
+        steps = range(start, o.meta_steps)
+        for step in ctx.progress(steps, desc="meta-train", total=len(steps)):
+            delta = [torch.zeros_like(p) for p in params]
+            losses = torch.zeros(2, device=ctx.device)  # first and last inner loss, summed
+            for j in mine:
+                task = sample_task(rt.seed, step * o.meta_batch + j, ctx.task.num_classes, o.task_min_classes,
+                                   o.task_max_classes, o.task_ipcs, smallest)
+                sub = task_context(ctx, task)
+                matcher = type(ctx.matcher)(ctx.matcher.options)
+                matcher.prepare(sub)
+                labeler = self.labeler_for(sub)
+                fast = copy.deepcopy(gen)
+                inner = torch.optim.Adam(fast.parameters(), lr=o.inner_lr)
+                for i in range(o.inner_steps):
+                    loss = self.task_loss(sub, matcher, labeler, fast, task.ipc, ("inner", i), step * o.inner_steps + i)
+                    check_finite(ctx, loss, "meta-train", step)
+                    if i == 0:
+                        losses[0] += loss.detach()
+                    if i == o.inner_steps - 1:
+                        losses[1] += loss.detach()
+                    inner.zero_grad(set_to_none=True)
+                    loss.backward()
+                    inner.step()
+                for d, p, q in zip(delta, params, fast.parameters()):
+                    d += q.detach() - p.detach()
+            flat = rt.sum_(torch.cat([d.reshape(-1) for d in delta] + [losses]))
+            outer.zero_grad(set_to_none=True)
+            offset = 0
+            for p in params:  # Reptile: the outer "gradient" is minus the mean displacement
+                n = p.numel()
+                p.grad = -(flat[offset:offset + n].view_as(p) / o.meta_batch)
+                offset += n
+            outer.step()
+            first, last = (flat[offset:] / o.meta_batch).tolist()
+            if step % o.log_every == 0 or step == o.meta_steps - 1:
+                ctx.log("meta-train", step, loss=first, adapted_loss=last)
+            if (step + 1) % rt.options.checkpoint_every == 0 and step + 1 < o.meta_steps and rt.is_main:
+                self.checkpoint(ctx, gen, outer, "mgdd-meta-train", step + 1)
+
+    # -- adaptation ---------------------------------------------------------------------
+    def adapt(self, ctx: RunContext, gen: MetaGenerator) -> None:
+        o, rt = self.options, ctx.runtime
+        params = [p for p in gen.parameters()]
+        opt = torch.optim.Adam(params, lr=o.adapt_lr)
+        start = self.resume(ctx, gen, opt, "mgdd-adapt")
+        labeler = self.labeler_for(ctx)
+        ipcs = o.adapt_ipcs or [o.ipc]
+        smallest = min(ctx.data.class_count(c) for c in range(ctx.task.num_classes))
+        if max(ipcs) > smallest:
+            raise UserError(f"adapt_ipcs {ipcs} exceed the smallest class ({smallest} training images); lower them")
+        mine = [j for j in range(o.adapt_batch) if j % rt.num_processes == rt.process_index]
+        steps = range(start, o.adapt_steps)
+        for step in ctx.progress(steps, desc="adapt", total=len(steps)):
+            opt.zero_grad(set_to_none=True)
+            total = torch.zeros(1, device=ctx.device)
+            for j in mine:
+                pick = int(torch.randint(len(ipcs), (1,), generator=make_generator(rt.seed, "mgdd-adapt-ipc", step, j)))
+                pick = pick if not o.adapt_draws else (step // o.adapt_draws) % len(ipcs)
+                draw = step % o.adapt_draws if o.adapt_draws else step
+                loss = self.task_loss(ctx, ctx.matcher, labeler, gen, ipcs[pick], ("adapt", draw, j), step)
+                check_finite(ctx, loss, "adapt", step)
+                (loss / o.adapt_batch).backward()
+                total += loss.detach()
+            rt.sum_grads(params)
+            rt.sum_(total)
+            opt.step()
+            if step % o.log_every == 0 or step == o.adapt_steps - 1:
+                ctx.log("adapt", step, loss=total.item() / o.adapt_batch)
+            if (step + 1) % rt.options.checkpoint_every == 0 and step + 1 < o.adapt_steps and rt.is_main:
+                self.checkpoint(ctx, gen, opt, "mgdd-adapt", step + 1)
+
+    # -- checkpoints --------------------------------------------------------------------
+    def checkpoint(self, ctx: RunContext, gen: MetaGenerator, opt: torch.optim.Optimizer, name: str, step: int) -> None:
+        tensors = {f"gen.{k}": v for k, v in gen.state_dict().items()}
+        tensors.update(optimizer_state(opt))
+        ctx.checkpoints.save(name, tensors, {"step": step, "channels": gen.channel_counts})
+
+    def resume(self, ctx: RunContext, gen: MetaGenerator, opt: torch.optim.Optimizer, name: str) -> int:
+        loaded = ctx.checkpoints.load(name)
+        if loaded is None:
+            return 0
+        tensors, meta = loaded
+        state = {k[4:]: v for k, v in tensors.items() if k.startswith("gen.")}
+        if meta.get("channels") != gen.channel_counts or set(state) != set(gen.state_dict()):
+            ctx.runtime.say(f"  ignoring {ctx.checkpoints.path(name)}: it holds another generator")
+            return 0
+        gen.load_state_dict(state)
+        load_optimizer_state(opt, tensors)
+        ctx.runtime.say(f"  resuming {name} at step {meta['step']}")
+        return int(meta["step"])
+
+
+def generate_set(gen: MetaGenerator, ctx: RunContext, ipc: int, seed: int, labels: str = "hard",
+                 labeler: KRRLabeler | None = None) -> SyntheticSet:
+    """``ipc`` images per class from ``G(X0)``; X0 drawn from stream (seed, ipc): deterministic.
+
+    Runs in full precision without autocast so a given seed gives the same set whatever the
+    run's mixed-precision setting.
+    """
+    data: RealData = ctx.data
+    smallest = min(data.class_count(c) for c in range(data.num_classes))
+    if ipc > smallest:
+        raise UserError(f"--ipc {ipc} exceeds the smallest class ({smallest} real images to start from); lower it")
+    x0, y0 = data.balanced_batch(ipc, make_generator(seed, "mgdd-generate", ipc))
+    was_training = gen.training
+    gen.eval()
+    with torch.no_grad():
+        x = gen(x0, y0, ipc).float()
+    gen.train(was_training)
+    y = y0
+    if labels == "krr":
+        if labeler is None:
+            raise UserError("set_labels krr needs the KRR label solve; it was not set up")
+        y = labeler.labels(x0, 0, make_generator(seed, "mgdd-generate-labels", ipc))
+    return SyntheticSet(x.detach(), y.detach(), metadata={"labels": labels, "generator_ipc": ipc})
+
+
+def check_finite(ctx: RunContext, loss: torch.Tensor, stage: str, step: int) -> None:
+    if not torch.isfinite(loss):
+        raise DivergenceError(f"mgdd {stage} loss became {loss.item()} at step {step}; "
+                              "lower the learning rate (meta_lr / inner_lr / adapt_lr) and rerun with --force")
+
+
+def seed_global(seed: int, *stream: object) -> None:
+    """Seed torch's global RNG (module init) from a named stream."""
+    torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=make_generator(seed, *stream))))

@@ -1,0 +1,150 @@
+"""MGDD: deterministic any-size generation, generator folder round trip, adaptation lowers the
+target loss, and the closed-form KRR label solve equals a direct least-squares solution."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from condensery import RunContext, SyntheticSet, make_generator
+from condensery.context import Task
+from condensery.data.realdata import RealData, load_raw
+from condensery.data.sources import Digits, DigitsOptions
+from condensery.plugins import get_registry
+from condensery.runtime import Runtime, RuntimeOptions
+from condensery_matching.krr import KRRMatcher, KRROptions, solve_krr_labels
+from condensery_mgdd.commands import generate_file
+from condensery_mgdd.generator import MetaGenerator, load_generator, save_generator, unet_config
+from condensery_mgdd.synthesizer import MGDDOptions, MGDDSynthesizer, generate_set
+from condensery_mgdd.tasks import class_subset, sample_task
+
+torch.set_num_threads(1)
+MODEL = {"name": "convnet", "depth": 2, "width": 16, "norm": "instancenorm"}
+
+
+def digits_ctx(tmp_path, ipc: int = 2) -> RunContext:
+    src = Digits(DigitsOptions(cache=False))
+    data = RealData.from_raw("digits", load_raw("digits", src), 0.1, True)
+    runtime = Runtime(RuntimeOptions(cpu=True), seed=0)
+    task = Task("digits", data.num_classes, data.class_names, data.image_shape, data.mean, data.std, dict(MODEL))
+    recipe = {"name": "t", "data": {"name": "digits", "cache": False}, "model": dict(MODEL), "synthesizer": {"ipc": ipc}}
+    return RunContext(task, data, runtime, get_registry(), tmp_path, recipe)
+
+
+def tiny_generator(channels: int = 1, perturb: bool = True) -> MetaGenerator:
+    torch.manual_seed(0)
+    gen = MetaGenerator(unet_config(3, 16, [8, 16]), 2, [channels])
+    if perturb:  # a trained generator is not the identity: give the zero-initialised output weights
+        with torch.no_grad():
+            gen.unet.conv_out.weight.normal_(0, 0.05)
+    return gen
+
+
+def test_untrained_generator_is_the_identity_and_adapters_transfer_channels():
+    gen = tiny_generator(3, perturb=False)
+    x0 = torch.randn(6, 3, 32, 32)
+    y0 = torch.arange(3).repeat_interleave(2)
+    assert torch.equal(gen(x0, y0, 2), x0)
+    assert gen.add_channels(1) and not gen.add_channels(1)
+    assert gen.channel_counts == [1, 3]
+    grey = torch.randn(6, 1, 8, 8)  # any size and channel count goes through
+    assert gen(grey, y0, 2).shape == grey.shape
+
+
+def test_generation_is_deterministic_per_seed_for_any_size(tmp_path):
+    ctx = digits_ctx(tmp_path)
+    gen = tiny_generator()
+    for ipc in (1, 3, 7):
+        a = generate_set(gen, ctx, ipc, seed=5)
+        b = generate_set(gen, ctx, ipc, seed=5)
+        assert a.images.shape == (10 * ipc, 1, 8, 8)
+        assert torch.equal(a.labels, torch.arange(10).repeat_interleave(ipc))
+        assert torch.equal(a.images, b.images)
+    c = generate_set(gen, ctx, 3, seed=6)
+    assert not torch.equal(c.images, generate_set(gen, ctx, 3, seed=5).images)
+
+
+def test_saved_generator_round_trips_and_generate_writes_an_evaluable_set(tmp_path):
+    ctx = digits_ctx(tmp_path)
+    gen = tiny_generator()
+    folder = save_generator(gen, tmp_path / "generator", {"data": {"name": "digits", "cache": False}, "model": MODEL})
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "generator.safetensors"]
+    assert json.loads((folder / "config.json").read_text())["type"] == "mgdd"
+    loaded, config = load_generator(folder)
+    assert config["channel_counts"] == [1]
+    for k, v in gen.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k]), k
+    x0, y0 = ctx.data.balanced_batch(2, make_generator(0, "x"))
+    with torch.no_grad():
+        assert torch.equal(gen(x0, y0, 2), loaded(x0, y0, 2))
+    # the command's path: same seed, same file contents; the header says what it is
+    out1 = generate_file(folder, 4, tmp_path / "a.safetensors", seed=1)
+    out2 = generate_file(folder, 4, tmp_path / "b.safetensors", seed=1)
+    s1, s2 = SyntheticSet.load(out1), SyntheticSet.load(out2)
+    assert s1.images.shape == (40, 1, 8, 8) and torch.equal(s1.images, s2.images)
+    assert s1.metadata["method"] == "mgdd" and s1.metadata["class_names"] == ctx.task.class_names
+    assert torch.equal(s1.images, generate_set(loaded, ctx, 4, seed=1).images)
+
+
+def test_krr_label_solve_matches_direct_least_squares():
+    g = torch.Generator().manual_seed(0)
+    fs, ft = torch.randn(4, 6, generator=g), torch.randn(9, 6, generator=g)
+    yt = torch.nn.functional.one_hot(torch.randint(3, (9,), generator=g), 3).double() - 1 / 3
+    reg = 1e-3
+    got = solve_krr_labels(fs.double(), ft.double(), yt, reg)
+    kss = fs.double() @ fs.double().T
+    a = (ft.double() @ fs.double().T) @ torch.linalg.inv(kss + reg * torch.trace(kss) / 4 * torch.eye(4, dtype=torch.float64))
+    direct = torch.linalg.lstsq(a, yt).solution
+    assert torch.allclose(got, direct, atol=1e-8)
+    # and it is the minimiser: any perturbation raises the residual
+    res = ((a @ got - yt) ** 2).sum()
+    assert res < ((a @ (got + 1e-3 * torch.randn(got.shape, generator=g, dtype=torch.float64)) - yt) ** 2).sum()
+
+
+def test_sub_tasks_are_class_subsets_with_their_own_ipc(tmp_path):
+    ctx = digits_ctx(tmp_path)
+    t = sample_task(0, 3, 10, 2, 4, [1, 2, 5], smallest_class=100)
+    assert 2 <= len(t.classes) <= 4 and t.ipc in (1, 2, 5)
+    assert sample_task(0, 3, 10, 2, 4, [1, 2, 5], 100) == t
+    sub = class_subset(ctx.data, t.classes)
+    assert sub.num_classes == len(t.classes)
+    assert torch.equal(sub.train_x[sub.class_indices[0]], ctx.data.train_x[ctx.data.class_indices[t.classes[0]]])
+
+
+def test_adaptation_lowers_the_target_loss(tmp_path):
+    ctx = digits_ctx(tmp_path)
+    ctx.matcher = KRRMatcher(KRROptions(dsa=False, num_models=1, width=32, batch_real=16, resample_every=1000))
+    ctx.matcher.prepare(ctx)
+    folder = save_generator(tiny_generator(perturb=False), tmp_path / "start", {"data": {"name": "digits"}})
+    opts = MGDDOptions(mode="adapt", ipc=2, generator=str(folder), adapt_steps=25, adapt_lr=1e-2, adapt_ipcs=[2],
+                       adapt_draws=1,
+                       label_models=1, label_width=32, label_batch_real=16)
+    synth = MGDDSynthesizer(opts)
+
+    def target_loss(gen) -> float:
+        """On the adapted initial set, against real batches never used in adaptation."""
+        labeler = synth.labeler_for(ctx)
+        total = 0.0
+        for i in range(4):
+            ctx.matcher.gen = make_generator(0, "held-out-real", i)
+            with torch.no_grad():
+                total += float(synth.task_loss(ctx, ctx.matcher, labeler, gen, 2, ("adapt", 0, 0), 0))
+        return total / 4
+
+    start, _ = load_generator(folder)
+    before = target_loss(start)
+    synth.synthesize(ctx)
+    adapted, config = load_generator(tmp_path / "generator")
+    after = target_loss(adapted)
+    assert config["history"][-1]["mode"] == "adapt"
+    assert after < 0.97 * before, (before, after)
+
+
+def test_adapt_without_generator_is_a_user_error(tmp_path):
+    from condensery import UserError
+
+    ctx = digits_ctx(tmp_path)
+    ctx.matcher = KRRMatcher(KRROptions(dsa=False))
+    with pytest.raises(UserError, match="needs synthesizer.generator"):
+        MGDDSynthesizer(MGDDOptions(mode="adapt")).synthesize(ctx)
