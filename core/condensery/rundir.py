@@ -36,6 +36,11 @@ def save_grid(
     from torchvision.utils import make_grid
 
     images = images.detach().float().cpu()
+    if images.shape[1] not in (1, 3):  # vectors stored as [d,1,1] (e.g. multi-index): one grey strip each
+        n, c, h, w = images.shape
+        v = images * torch.tensor(std)[None, :, None, None] + torch.tensor(mean)[None, :, None, None]
+        v = (v - v.min()) / (v.max() - v.min()).clamp_min(1e-12)
+        images, mean, std = v.permute(0, 2, 3, 1).reshape(n, 1, 1, h * w * c), [0.0], [1.0]
     labels = labels.detach().cpu()
     if labels.dim() == 2:
         labels = labels.argmax(dim=1)

@@ -55,6 +55,22 @@ def make_task(plan: Plan, data: RealData) -> Task:
     )
 
 
+#: data options that say where files live, how fast they decode or how much real data a
+#: CPU budget keeps; they do not change what the distilled set is for
+_NOT_TASK_DATA = ("root", "cache", "workers", "val_fraction", "train_per_class")
+
+
+def task_record(plan: Plan, task: Task) -> dict[str, Any]:
+    """The task a set is distilled for, as stored in its metadata (``metadata["task"]``).
+
+    Distillation is only well posed for a stated task: the dataset (with options such as
+    ``classes``), the model, the evaluation protocol and the metric. ``condensery eval``
+    compares this record with its recipe's and warns when a set is judged on another task.
+    """
+    data = {k: v for k, v in plan.resolved["data"].items() if k not in _NOT_TASK_DATA}
+    return {**task.to_json(), "data": data, "metric": "test accuracy at the end of training"}
+
+
 def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force: bool = False) -> dict[str, Any]:
     """Run ``plan`` and write its run directory; a finished run is reused unless ``force``.
 
@@ -111,7 +127,7 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
         synset.metadata.update(
             method=plan.synthesizer_name, matcher=plan.matcher_name, recipe=plan.name, ipc=ipc,
             num_classes=task.num_classes, class_names=task.class_names, mean=task.mean, std=task.std,
-            seed=plan.seed, task=task.to_json(), versions={"condensery": __version__, "torch": torch.__version__},
+            seed=plan.seed, task=task_record(plan, task), versions={"condensery": __version__, "torch": torch.__version__},
         )
         if data.zca is not None:  # evaluation elsewhere must whiten real data the same way
             synset.metadata["zca"] = data.zca.info()

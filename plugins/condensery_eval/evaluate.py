@@ -58,6 +58,61 @@ def evaluate_set(plan: Any, ctx: RunContext, synset: SyntheticSet) -> list[Resul
     return results
 
 
+#: evaluator options that change how many networks are measured, not how each is trained
+_NOT_PROTOCOL = ("runs",)
+_SHOWN = {"protocol": "evaluators"}  # record key -> the recipe section a user would edit
+
+
+def task_differences(distilled: dict[str, Any] | None, evaluated: dict[str, Any]) -> list[str]:
+    """``key old -> new`` for each task field where a set's recorded task and a recipe's differ.
+
+    Compares the dataset (and its task options such as ``classes``), classes, image shape,
+    model, evaluation protocol and metric; fields an older set did not record are skipped.
+    """
+    if not distilled:
+        return []
+    out: list[str] = []
+
+    def clean(key: str, value: Any) -> Any:
+        if key == "protocol" and isinstance(value, list):
+            return [{k: v for k, v in e.items() if k not in _NOT_PROTOCOL} if isinstance(e, dict) else e for e in value]
+        return value
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b), key=str):
+                walk(a.get(k, "(default)"), b.get(k, "(default)"), f"{path}.{k}")
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and all(isinstance(x, dict) for x in a + b):
+            for i, (x, y) in enumerate(zip(a, b)):
+                walk(x, y, f"{path}[{i}]")
+        elif a != b:
+            out.append(f"{path} {_short(a)} -> {_short(b)}")
+
+    for key in ("dataset", "data", "num_classes", "image_shape", "model", "protocol", "metric"):
+        if key in distilled and key in evaluated:
+            walk(clean(key, distilled[key]), clean(key, evaluated[key]), _SHOWN.get(key, key))
+    return out
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list) and value and all(isinstance(e, dict) for e in value):
+        return "[" + ", ".join(str(e.get("name", "?")) for e in value) + "]"
+    return str(value)
+
+
+def warn_task_mismatch(synset: SyntheticSet, plan: Any, ctx: RunContext) -> list[str]:
+    """Print one warning line when the set was distilled for another task than the recipe's."""
+    from condensery.runner import task_record
+
+    diffs = task_differences(synset.metadata.get("task"), task_record(plan, ctx.task))
+    if diffs:
+        import click
+
+        click.echo(f"warning: the set was distilled for another task than this recipe states ({'; '.join(diffs)}); "
+                   "its accuracy here measures transfer, not the task it was distilled for", err=True)
+    return diffs
+
+
 def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | None,
              overrides: list[str], registry: Any) -> tuple[dict[str, Any], Path]:
     from condensery.progress import say
@@ -77,6 +132,7 @@ def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | N
     synset = load_set(synset_path, ctx.task, getattr(ctx.data, "zca", None))
     counts = class_counts(synset, ctx.task.num_classes)
     ipc = counts[0] if len(set(counts)) == 1 else round(len(synset) / ctx.task.num_classes, 2)
+    mismatch = warn_task_mismatch(synset, plan, ctx)
     say(f"[eval] {synset_path} ({len(synset)} images, ipc {ipc}) on {plan.data_name}, device {ctx.device}")
     t = time.perf_counter()
     results = evaluate_set(plan, ctx, synset)
@@ -85,6 +141,7 @@ def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | N
         "recipe": plan.name, "method": synset.metadata.get("method", synset_path.stem),
         "dataset": plan.data_name, "ipc": ipc, "num_images": len(synset), "source": str(synset_path),
         "results": [r.to_json() for r in results],
+        **({"task_mismatch": mismatch} if mismatch else {}),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "environment": environment(ctx.runtime),
     }

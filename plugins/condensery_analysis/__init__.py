@@ -1,0 +1,1 @@
+"""condensery_analysis: what is in a distilled set (``condensery analyze``), and the multi-index task."""
