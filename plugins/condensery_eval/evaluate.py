@@ -80,7 +80,7 @@ def task_differences(distilled: dict[str, Any] | None, evaluated: dict[str, Any]
 
     def walk(a: Any, b: Any, path: str) -> None:
         if isinstance(a, dict) and isinstance(b, dict):
-            for k in sorted(set(a) | set(b), key=str):
+            for k in sorted(set(a) | set(b), key=lambda k: (k != "name", str(k))):
                 walk(a.get(k, "(default)"), b.get(k, "(default)"), f"{path}.{k}")
         elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and all(isinstance(x, dict) for x in a + b):
             for i, (x, y) in enumerate(zip(a, b)):
