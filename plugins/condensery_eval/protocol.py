@@ -162,18 +162,15 @@ def choose_lr(
 
 
 def spread_runs(ctx: RunContext, runs: int, fn: Callable[[int], T], desc: str = "evaluate") -> list[T]:
-    """``fn(r)`` for every run index, run r on process r % num_processes, gathered everywhere.
+    """``fn(r)`` for every run index, each process taking a contiguous share, gathered everywhere.
 
-    Each run derives its seeds from its index alone, so the gathered list (in run order) is
-    the same whatever the number of processes.
+    The share goes through ``runtime.split``, so ``logs/process-i.json`` records which runs
+    each process trained. Each run derives its seeds from its index alone, so the gathered
+    list (in run order) is the same whatever the number of processes.
     """
-    procs, me = ctx.runtime.num_processes, ctx.runtime.process_index
-    mine = [(r, fn(r)) for r in ctx.progress([r for r in range(runs) if r % procs == me], desc=desc)]
-    if procs > 1:
-        from accelerate.utils import gather_object
-
-        mine = gather_object(mine)
-    return [v for _, v in sorted(mine, key=lambda t: t[0])]
+    mine = ctx.runtime.split(range(runs), f"{desc} runs")
+    values = [fn(r) for r in ctx.progress(mine, desc=desc)]
+    return ctx.runtime.gather(values)
 
 
 def class_counts(synset: SyntheticSet, num_classes: int) -> list[int]:
