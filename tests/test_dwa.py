@@ -122,7 +122,6 @@ evaluators:
   - name: soft-label
     runs: 1
     epochs: 2
-    teacher: {{path: {out}/teacher.safetensors}}
 """
 
 
@@ -145,11 +144,15 @@ def test_end_to_end_on_digits(tmp_path, cli):
     metrics = json.loads((out / "metrics.json").read_text())
     kinds = {(r["evaluator"], r["set"]) for r in metrics["results"]}
     assert {("soft-label", "synthetic"), ("soft-label", "random"), ("diversity", "synthetic"), ("diversity", "random")} <= kinds
+    # no teacher.path in the recipe: both sets are judged with the teacher the set records
+    soft = [r for r in metrics["results"] if r["evaluator"] == "soft-label"]
+    assert [r["teacher_source"] for r in soft] == ["set metadata", "set metadata"]
+    assert {r["teacher_path"] for r in soft} == {teacher["path"]}
     # SRe2L is the same synthesizer with rho 0 and noise init; it reuses the teacher file given
     out2 = tmp_path / "sre2l"
     recipe.write_text(RECIPE.format(out=out2, init="noise", rho=0.0).replace(
         "teacher_model:", f"teacher: {out}/teacher.safetensors\n  teacher_model:"))
-    res = cli("run", str(recipe), "-o", str(out2), "--quiet", "--set", f"evaluators.1.teacher.path={out}/teacher.safetensors")
+    res = cli("run", str(recipe), "-o", str(out2), "--quiet")
     assert res.code == 0, res.err
     s2 = SyntheticSet.load(out2 / "synthetic.safetensors")
     assert s2.metadata["synthesis"]["mean_delta_norm"] == 0.0 and s2.metadata["variant"] == "sre2l"

@@ -147,6 +147,27 @@ def test_teacher_path_errors_are_one_line(ctx, tmp_path):
         SoftLabelEvaluator(SoftLabelOptions(teacher={"path": str(bad)})).teacher(ctx)
 
 
+def test_soft_label_uses_the_teacher_recorded_in_the_set(ctx, synset, tmp_path):
+    """A DWA/SRe2L set names its teacher (path + model spec); no teacher.path is needed."""
+    from dataclasses import replace
+
+    from safetensors.torch import save_file
+
+    torch.manual_seed(3)
+    own = ctx.create_model("convnet", depth=2, width=8)  # differs from the task model (width 16)
+    path = tmp_path / "teacher.safetensors"
+    save_file({k: v.contiguous() for k, v in own.state_dict().items()}, str(path))
+    labelled = replace(synset, metadata={**synset.metadata,
+                                         "teacher": {"path": str(path), "model": {"name": "convnet", "depth": 2, "width": 8}}})
+    ev = SoftLabelEvaluator(SoftLabelOptions(runs=1, epochs=2, augment="none"))
+    [res] = ev.evaluate(labelled, ctx)
+    assert res.extra["teacher_source"] == "set metadata" and res.extra["teacher_path"] == str(path)
+    assert torch.equal(predict(ev.teacher(ctx, labelled), ctx.data.test_x), predict(own.eval(), ctx.data.test_x))
+    gone = replace(labelled, metadata={**labelled.metadata, "teacher": {"path": str(tmp_path / "moved.safetensors")}})
+    with pytest.raises(UserError, match="teacher.path"):
+        SoftLabelEvaluator(SoftLabelOptions(runs=1, epochs=1)).evaluate(gone, ctx)
+
+
 # -- cross-architecture -----------------------------------------------------------------------
 def test_cross_arch_reports_every_model(ctx, synset):
     opts = CrossArchOptions(models=["convnet", "vgg11"], protocol={"name": "hard-label", "runs": 1, "epochs": 1})

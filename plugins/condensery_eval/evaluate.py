@@ -52,6 +52,8 @@ def evaluate_set(plan: Any, ctx: RunContext, synset: SyntheticSet) -> list[Resul
         if evaluator.compares_random:
             if random_set is None:
                 random_set = random_like(ctx, syn)
+                if "teacher" in syn.metadata:  # same teacher, same protocol (see runner.evaluate_all)
+                    random_set.metadata["teacher"] = syn.metadata["teacher"]
             for r in evaluator.evaluate(random_set, ctx):
                 r.set = "random"
                 results.append(r)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -53,6 +53,7 @@ from .protocol import (
 
 class TeacherOptions(Options):
     model: str | None = Field(None, description="teacher network (default: the task model)")
+    model_options: dict[str, Any] = Field(default_factory=dict, description="options of the teacher network, e.g. {width: 32}")
     path: str | None = Field(None, description="load this .safetensors state dict instead of training")
     epochs: int = Field(50, ge=1, description="training epochs on the real training split")
     lr: float = Field(0.01, gt=0)
@@ -109,7 +110,7 @@ def _load_state(model: nn.Module, path: Path) -> nn.Module:
 def build_teacher(ctx: RunContext, t: TeacherOptions) -> nn.Module:
     """Load, reuse from the cache, or train the teacher; returned in eval mode, frozen."""
     seed_torch(("teacher", "init"), ctx.runtime.seed)
-    model = ctx.create_model(t.model)
+    model = ctx.create_model(t.model, **t.model_options)
     if t.path is not None:
         path = Path(os.path.expanduser(t.path))
         if not path.is_file():
@@ -229,12 +230,38 @@ class SoftLabelEvaluator(Evaluator):
 
     def __init__(self, options: SoftLabelOptions) -> None:
         super().__init__(options)
-        self._teacher: tuple[int, nn.Module] | None = None
+        self._teacher: tuple[tuple[int, str | None], nn.Module] | None = None
+        self.teacher_source = "trained"
 
-    def teacher(self, ctx: RunContext) -> nn.Module:
+    def teacher_options(self, synset: SyntheticSet) -> tuple[TeacherOptions, str]:
+        """The teacher to use and where it came from: the recipe, or the set's own teacher.
+
+        A set labelled by a teacher (DWA/SRe2L record ``metadata["teacher"]``) is judged with
+        that very teacher unless the recipe names one, so a DWA run needs no teacher.path.
+        """
+        t = self.options.teacher
+        recorded = synset.metadata.get("teacher")
+        if t.path is not None or not isinstance(recorded, dict) or not recorded.get("path"):
+            return t, "recipe" if t.path is not None else "trained"
+        path = Path(os.path.expanduser(str(recorded["path"])))
+        if not path.is_file():
+            raise UserError(
+                f"the set was labelled by teacher '{path}', which does not exist here; "
+                "set the soft-label evaluator's teacher.path to a copy of it")
+        spec = recorded.get("model")
+        update: dict[str, Any] = {"path": str(path)}
+        if isinstance(spec, dict) and "model" not in t.model_fields_set:
+            update["model"] = spec.get("name")
+            update["model_options"] = {k: v for k, v in spec.items() if k != "name"}
+        return t.model_copy(update=update), "set metadata"
+
+    def teacher(self, ctx: RunContext, synset: SyntheticSet | None = None) -> nn.Module:
         """The teacher, built once per context and shared by the synthetic and random sets."""
-        if self._teacher is None or self._teacher[0] != id(ctx):
-            self._teacher = (id(ctx), build_teacher(ctx, self.options.teacher))
+        t, source = (self.options.teacher, "recipe") if synset is None else self.teacher_options(synset)
+        key = (id(ctx), t.path)
+        if self._teacher is None or self._teacher[0] != key:
+            self._teacher = (key, build_teacher(ctx, t))
+            self.teacher_source = source
         return self._teacher[1]
 
     def evaluate(self, synset: SyntheticSet, ctx: RunContext) -> list[Result]:
@@ -242,7 +269,7 @@ class SoftLabelEvaluator(Evaluator):
         role = synset.metadata.get("role", "synthetic")
         teacher = stored = None
         if p.targets == "teacher":
-            teacher = self.teacher(ctx)
+            teacher = self.teacher(ctx, synset)
         else:
             stored = synset.labels.float() if synset.soft else F.one_hot(synset.labels.long(), ctx.task.num_classes).float()
             stored = stored / stored.sum(dim=1, keepdim=True).clamp_min(1e-12)
@@ -283,5 +310,9 @@ class SoftLabelEvaluator(Evaluator):
             extra["teacher_agreement"] = sum(o[2] for o in out) / len(out)
             extra["teacher_test"] = accuracy(teacher, data.test_x, data.test_y, ac)
             teacher.eval()
-            extra["teacher_model"] = p.teacher.model or ctx.task.model.get("name", "convnet")
+            used, source = self.teacher_options(synset)
+            extra["teacher_model"] = used.model or ctx.task.model.get("name", "convnet")
+            extra["teacher_source"] = source
+            if used.path is not None:
+                extra["teacher_path"] = used.path
         return [Result.from_values(self.name, model_name(ctx, p), role, [o[0] for o in out], **extra)]
