@@ -48,8 +48,13 @@ class ExpertSpec:
 
 
 def data_identity(ctx: RunContext) -> dict[str, Any]:
-    """What defines the training data of an expert: the recipe's data section (sans caching)."""
-    data = {k: v for k, v in (ctx.recipe.get("data") or {}).items() if k not in ("cache", "workers")}
+    """What defines the training data of an expert: the recipe's data section (sans caching).
+
+    Unset options (None) are left out, so adding an optional data option to condensery
+    does not invalidate experts trained before it existed.
+    """
+    data = {k: v for k, v in (ctx.recipe.get("data") or {}).items()
+            if k not in ("cache", "workers") and v is not None}
     data.setdefault("name", ctx.task.dataset)
     data["image_shape"] = list(ctx.task.image_shape)
     data["num_classes"] = ctx.task.num_classes
