@@ -84,6 +84,7 @@ def test_saved_generator_round_trips_and_generate_writes_an_evaluable_set(tmp_pa
     s1, s2 = SyntheticSet.load(out1), SyntheticSet.load(out2)
     assert s1.images.shape == (40, 1, 8, 8) and torch.equal(s1.images, s2.images)
     assert s1.metadata["method"] == "mgdd" and s1.metadata["class_names"] == ctx.task.class_names
+    assert s1.metadata["generate_seconds"] > 0  # the study's wall time of (a) at other sizes
     assert torch.equal(s1.images, generate_set(loaded, ctx, 4, seed=1).images)
 
 

@@ -1,17 +1,27 @@
 """Drive the MGDD study of docs/results.md (item 3 of the MGDD issue) in small stages.
 
-Stages (run each under the shared CPU lock; each is a few minutes on 2 CPU cores):
+Stages (run each under the shared CPU lock, one thread; each holds it a few minutes):
 
-  python tools/mgdd_study.py adapt   --target cifar10     # (a) adapt to classes 5-9, ipc 10 set
-  python tools/mgdd_study.py generate --target cifar10 --ipcs 1 7 23 50   # (a) other sizes, evaluated
-  python tools/mgdd_study.py pixel   --target cifar10 --ipc 10 --factor 1  # (c) same wall time
-  python tools/mgdd_study.py pixel   --target cifar10 --ipc 10 --factor 10 # (c) 10x the time
-  python tools/mgdd_study.py table                                          # markdown rows
+  python tools/mgdd_study.py adapt    --target cifar10                     # (a) adapt to classes 5-9, IPC-10 set
+  python tools/mgdd_study.py generate --target cifar10 --ipcs 1 7 23 50    # (a) other sizes, evaluated
+  python tools/mgdd_study.py pixel    --target cifar10 --ipc 10 --factor 1   # (c) same wall time as (a)
+  python tools/mgdd_study.py pixel    --target cifar10 --ipc 10 --factor 10  # (c) 10x the time of (a)
+  python tools/mgdd_study.py zeroshot --target cifar10 --ipcs 10           # diagnostic: meta generator, no adaptation
+  python tools/mgdd_study.py table                                         # markdown rows for docs/results.md
 
-(b), the random subset, is evaluated next to every set by the evaluators themselves. The
-pixel baseline's iterations are chosen from the adapted generator's measured wall time
-(adaptation + generation, ``seconds.synthesize`` of the adapt run) divided by the measured
-seconds per pixel iteration (a 5-iteration probe run), times ``factor``.
+(b), the random subset, is evaluated next to every set by the evaluators themselves.
+
+Wall time of (a) at IPC k: the adapt run's ``seconds.synthesize`` (loading the generator,
+the adaptation steps, generating its IPC-10 set) plus, for k != 10, the generation time of
+the IPC-k set (``generate_seconds`` in the set's metadata: the forward pass alone). Start-up,
+data loading and meta-training (done once, for every target) are not counted, just as a
+run's ``seconds.synthesize`` of (c) leaves out start-up, data loading and the matcher's
+preparation. (c)'s iterations: budget = factor x time(a, k); two probe runs (2 and 8
+iterations) give the seconds per iteration and the fixed overhead of a pixel run, and
+iterations = (budget - overhead) / seconds per iteration.
+
+Every ``condensery`` call runs with ``--set runtime.threads=1`` (the machine is shared); set
+``OMP_NUM_THREADS=1`` for the whole stage too.
 """
 
 from __future__ import annotations
@@ -20,11 +30,14 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 RUNS = Path("runs/mgdd-study")
+META = Path("runs/cifar10-mgdd-meta/generator")
 RECIPES = {"cifar10": "recipes/cifar10", "digits": "recipes/digits"}
+ONE_THREAD = ["--set", "runtime.threads=1"]
+# the target's data section, for zero-shot generation from the meta generator (stored data: classes 0-4)
+TARGET_DATA = {"cifar10": ["--set", "data.classes=[5, 6, 7, 8, 9]"], "digits": ["--set", "data={name: digits}"]}
 
 
 def sh(*args: str) -> None:
@@ -32,64 +45,110 @@ def sh(*args: str) -> None:
     subprocess.run(args, check=True)
 
 
+def metrics(name: str) -> dict | None:
+    path = RUNS / name / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def adapt(target: str) -> None:
-    sh("condensery", "run", f"{RECIPES[target]}/mgdd-adapt.yaml", "-o", str(RUNS / f"{target}-adapt"), "--quiet")
+    sh("condensery", "run", f"{RECIPES[target]}/mgdd-adapt.yaml", "-o", str(RUNS / f"{target}-adapt"), "--quiet",
+       *ONE_THREAD)
 
 
-def generate(target: str, ipcs: list[int]) -> None:
-    gen_dir = RUNS / f"{target}-adapt" / "generator"
+def generate(target: str, ipcs: list[int], generator: Path, prefix: str, extra: list[str]) -> None:
     for ipc in ipcs:
-        out = RUNS / f"{target}-gen-ipc{ipc}.safetensors"
-        t = time.perf_counter()
-        sh("condensery", "generate", str(gen_dir), "--ipc", str(ipc), "--seed", "0", "-o", str(out))
-        seconds = time.perf_counter() - t
-        (RUNS / f"{target}-gen-ipc{ipc}.seconds").write_text(f"{seconds:.3f}\n")
+        out = RUNS / f"{target}-{prefix}-ipc{ipc}.safetensors"
+        sh("condensery", "generate", str(generator), "--ipc", str(ipc), "--seed", "0", "-o", str(out), *extra)
         sh("condensery", "eval", str(out), "--recipe", f"{RECIPES[target]}/mgdd-adapt.yaml",
-           "-o", str(RUNS / f"{target}-gen-ipc{ipc}-eval"), "--quiet")
+           "-o", str(RUNS / f"{target}-{prefix}-ipc{ipc}-eval"), "--quiet", *ONE_THREAD)
 
 
-def seconds_per_iteration(target: str, ipc: int) -> float:
-    probe = RUNS / f"{target}-pixel-probe-ipc{ipc}"
+def generate_seconds(target: str, ipc: int) -> float:
+    from condensery import SyntheticSet
+
+    return float(SyntheticSet.load(RUNS / f"{target}-gen-ipc{ipc}.safetensors").metadata["generate_seconds"])
+
+
+def time_a(target: str, ipc: int) -> float | None:
+    """Wall time of (a) at ``ipc``: adaptation (+ its IPC-10 set), plus generating ``ipc``."""
+    m = metrics(f"{target}-adapt")
+    if m is None:
+        return None
+    seconds = m["seconds"]["synthesize"]
+    if ipc != m["ipc"]:
+        if not (RUNS / f"{target}-gen-ipc{ipc}.safetensors").is_file():
+            return None
+        seconds += generate_seconds(target, ipc)
+    return seconds
+
+
+def pixel_probe(target: str, ipc: int) -> tuple[float, float]:
+    """Seconds per pixel iteration and the fixed overhead of ``synthesize``, from 2 and 8 iterations."""
     recipe = f"{RECIPES[target]}/mgdd-scratch-pixel.yaml"
-    sh("condensery", "run", recipe, "-o", str(probe), "--quiet", "--force", "--set", f"synthesizer.ipc={ipc}",
-       "--set", "synthesizer.iterations=5", "--set", "evaluators.0.runs=1", "--set", "evaluators.0.epochs=1")
-    return json.loads((probe / "metrics.json").read_text())["seconds"]["synthesize"] / 5
+    seconds = {}
+    for n in (2, 8):
+        probe = RUNS / f"{target}-pixel-probe-ipc{ipc}-n{n}"
+        sh("condensery", "run", recipe, "-o", str(probe), "--quiet", "--force", *ONE_THREAD,
+           "--set", f"synthesizer.ipc={ipc}", "--set", f"synthesizer.iterations={n}",
+           "--set", "evaluators.0.runs=1", "--set", "evaluators.0.epochs=1")
+        seconds[n] = json.loads((probe / "metrics.json").read_text())["seconds"]["synthesize"]
+    per_it = max((seconds[8] - seconds[2]) / 6, 1e-3)
+    return per_it, max(seconds[2] - 2 * per_it, 0.0)
 
 
 def pixel(target: str, ipc: int, factor: float) -> None:
-    adapt_metrics = json.loads((RUNS / f"{target}-adapt" / "metrics.json").read_text())
-    budget = adapt_metrics["seconds"]["synthesize"] * factor
-    per_it = seconds_per_iteration(target, ipc)
-    iterations = max(1, round(budget / per_it))
-    print(f"budget {budget:.1f} s at {per_it:.3f} s/iteration: {iterations} iterations", flush=True)
+    base = time_a(target, ipc)
+    if base is None:
+        sys.exit(f"no wall time of (a) for {target} IPC {ipc}: run the adapt (and generate) stages first")
+    budget = base * factor
+    per_it, overhead = pixel_probe(target, ipc)
+    iterations = max(1, round((budget - overhead) / per_it))
+    print(f"budget {budget:.1f} s = {factor:g} x {base:.1f} s; {per_it:.3f} s/iteration + {overhead:.1f} s overhead: "
+          f"{iterations} iterations", flush=True)
     sh("condensery", "run", f"{RECIPES[target]}/mgdd-scratch-pixel.yaml", "-o",
-       str(RUNS / f"{target}-pixel-ipc{ipc}-x{factor:g}"), "--quiet",
+       str(RUNS / f"{target}-pixel-ipc{ipc}-x{factor:g}"), "--quiet", "--force", *ONE_THREAD,
        "--set", f"synthesizer.ipc={ipc}", "--set", f"synthesizer.iterations={iterations}")
 
 
-def table() -> None:
-    def acc(metrics: dict, role: str) -> str:
-        for r in metrics["results"]:
-            if r["set"] == role:
-                return f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}"
-        return "—"
+def sec(m: dict | None) -> float | None:
+    return m["seconds"]["synthesize"] if m else None
 
-    for path in sorted(RUNS.glob("*/metrics.json")):
+
+def cell(m: dict | None, role: str, seconds: float | None = None) -> str:
+    if m is None:
+        return "*missing*"
+    for r in m["results"]:
+        if r["set"] == role:
+            shown = f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}"
+            return shown + (f" ({seconds:.0f} s)" if seconds is not None else "")
+    return "—"
+
+
+def table() -> None:
+    """One row per target and IPC: (a) with its time, (b), (c) same time and 10x with theirs."""
+    print("| target | IPC | (a) adapted generator | (b) random subset | (c) pixel, same time | (c) pixel, 10x time |"
+          " (a) − (c)-10x |")
+    print("|---|---|---|---|---|---|---|")
+    for target, label in (("cifar10", "CIFAR-10 5–9"), ("digits", "digits")):
+        adapt_m = metrics(f"{target}-adapt")
+        for ipc in (1, 10, 50, 7, 23):
+            a = adapt_m if adapt_m is not None and adapt_m["ipc"] == ipc else metrics(f"{target}-gen-ipc{ipc}-eval")
+            c1, c10 = metrics(f"{target}-pixel-ipc{ipc}-x1"), metrics(f"{target}-pixel-ipc{ipc}-x10")
+            gap = "—"
+            if a is not None and c10 is not None:
+                acc = {k: next(r["mean"] for r in m["results"] if r["set"] == "synthetic") for k, m in (("a", a), ("c", c10))}
+                gap = f"{100 * (acc['a'] - acc['c']):+.2f}"
+            print(f"| {label} | {ipc} | {cell(a, 'synthetic', time_a(target, ipc) if a else None)} | "
+                  f"{cell(a or c10, 'random')} | {cell(c1, 'synthetic', sec(c1))} | {cell(c10, 'synthetic', sec(c10))} |"
+                  f" {gap} |")
+    for path in sorted(RUNS.glob("*zeroshot*/metrics.json")):
         m = json.loads(path.read_text())
-        name = path.parent.name
-        if "probe" in name:
-            continue
-        secs = m["seconds"].get("synthesize")
-        if secs is None:  # an eval of a generated set: its generation time was measured apart
-            f = RUNS / (name.replace("-eval", "") + ".seconds")
-            secs = float(f.read_text()) if f.is_file() else None
-        shown = f"{secs:.1f} s" if secs is not None else "—"
-        print(f"| {name} | {m['ipc']} | {acc(m, 'synthetic')} | {acc(m, 'random')} | {shown} |")
+        print(f"\nzero-shot {path.parent.name}: {cell(m, 'synthetic')} vs random {cell(m, 'random')}")
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["adapt", "generate", "pixel", "table"])
+    p.add_argument("stage", choices=["adapt", "generate", "pixel", "zeroshot", "table"])
     p.add_argument("--target", choices=list(RECIPES), default="cifar10")
     p.add_argument("--ipcs", type=int, nargs="+", default=[1, 7, 23, 50])
     p.add_argument("--ipc", type=int, default=10)
@@ -99,7 +158,9 @@ def main(argv: list[str] | None = None) -> None:
     if a.stage == "adapt":
         adapt(a.target)
     elif a.stage == "generate":
-        generate(a.target, a.ipcs)
+        generate(a.target, a.ipcs, RUNS / f"{a.target}-adapt" / "generator", "gen", [])
+    elif a.stage == "zeroshot":  # the meta generator on the target as is: what adaptation adds
+        generate(a.target, a.ipcs, META, "zeroshot", TARGET_DATA[a.target])
     elif a.stage == "pixel":
         pixel(a.target, a.ipc, a.factor)
     else:

@@ -9,6 +9,7 @@ RECIPE`` evaluates it under any recipe of that dataset.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +50,13 @@ def generate_file(generator_dir: str | Path, ipc: int, output: str | Path, seed:
     gen, _ = load_generator(generator_dir, ctx.device)
     gen.add_channels(task.image_shape[0])
     labeler = MGDDSynthesizer(options).labeler_for(ctx) if options.set_labels == "krr" else None
+    t = time.perf_counter()
     synset: SyntheticSet = generate_set(gen, ctx, ipc, seed, options.set_labels, labeler)
+    seconds = time.perf_counter() - t  # generation alone: no start-up, no data loading (as a run's synthesize)
     synset.metadata.update(
         method="mgdd", matcher=None, recipe=plan.name, ipc=ipc, num_classes=task.num_classes,
         class_names=task.class_names, mean=task.mean, std=task.std, seed=seed, task=task.to_json(),
-        generator=str(generator_dir), versions={"condensery": __version__, "torch": torch.__version__},
+        generator=str(generator_dir), generate_seconds=round(seconds, 3), versions={"condensery": __version__, "torch": torch.__version__},
     )
     if data.zca is not None:
         synset.metadata["zca"] = data.zca.info()
