@@ -52,6 +52,17 @@ def test_untrained_generator_is_the_identity_and_adapters_transfer_channels():
     assert gen(grey, y0, 2).shape == grey.shape
 
 
+def test_residual_keeps_each_images_channel_means():
+    # a trained generator must not shift channel means (the krr loss barely sees them)
+    gen = tiny_generator(3)
+    with torch.no_grad():
+        gen.adapters_out["3"].bias.fill_(0.5)
+        x0 = torch.randn(6, 3, 16, 16)
+        x = gen(x0, torch.arange(3).repeat_interleave(2), 2)
+    assert (x - x0).abs().mean() > 1e-3  # it does refine
+    assert torch.allclose(x.mean(dim=(2, 3)), x0.mean(dim=(2, 3)), atol=1e-5)
+
+
 def test_generation_is_deterministic_per_seed_for_any_size(tmp_path):
     ctx = digits_ctx(tmp_path)
     gen = tiny_generator()

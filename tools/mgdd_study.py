@@ -7,6 +7,7 @@ Stages (run each under the shared CPU lock, one thread; each holds it a few minu
   python tools/mgdd_study.py pixel    --target cifar10 --ipc 10 --factor 1   # (c) same wall time as (a)
   python tools/mgdd_study.py pixel    --target cifar10 --ipc 10 --factor 10  # (c) 10x the time of (a)
   python tools/mgdd_study.py zeroshot --target cifar10 --ipcs 10           # diagnostic: meta generator, no adaptation
+  python tools/mgdd_study.py lossprobe --target cifar10 --ipcs 1 10  # diagnostic: held-out krr loss of X0 / G(X0)
   python tools/mgdd_study.py table                                         # markdown rows for docs/results.md
 
 (b), the random subset, is evaluated next to every set by the evaluators themselves.
@@ -110,6 +111,55 @@ def pixel(target: str, ipc: int, factor: float) -> None:
        "--set", f"synthesizer.ipc={ipc}", "--set", f"synthesizer.iterations={iterations}")
 
 
+def lossprobe(target: str, draws: int, ipcs: list[int]) -> None:
+    """Diagnostic: the krr loss of the target's validation split predicted from X0 (identity =
+    random subset), from G_meta(X0) and from G_adapted(X0), over fresh initial draws and random
+    feature networks never used in training; writes RUNS/<target>-lossprobe.json."""
+    import torch
+    from condensery import RunContext, make_generator
+    from condensery.plugins import get_registry
+    from condensery.recipe import load_recipe
+    from condensery.runner import load_data, make_task
+    from condensery.runtime import Runtime
+    from condensery_matching.krr import centred_one_hot, krr_predict
+    from condensery_mgdd.generator import load_generator
+
+    torch.set_num_threads(1)
+    registry = get_registry()
+    plan = load_recipe(f"{RECIPES[target]}/mgdd-adapt.yaml", None, registry)
+    runtime = Runtime(plan.runtime, plan.seed, announce=False)
+    data = load_data(plan, runtime)
+    ctx = RunContext(make_task(plan, data), data, runtime, registry, None, plan.resolved, plan.matcher)
+    matcher = plan.matcher
+    matcher.prepare(ctx)
+    gens = {"identity (random subset)": None}
+    for name, folder in (("meta", META), ("adapted", RUNS / f"{target}-adapt" / "generator")):
+        if folder.is_dir():
+            gens[name], _ = load_generator(folder)
+            gens[name].add_channels(data.image_shape[0])
+            gens[name].eval()
+    k = data.num_classes
+    out: dict[str, dict[str, list[float]]] = {}
+    with torch.no_grad():
+        for ipc in ipcs:
+            for d in range(draws):
+                x0, y0 = data.balanced_batch(ipc, make_generator(12345, "mgdd-lossprobe", ipc, d))
+                nets = matcher.networks(10_000 + d)  # feature draws no training step used
+                f_val = matcher.features(nets, data.val_x)
+                for name, g in gens.items():
+                    x = x0 if g is None else g(x0, y0, ipc)
+                    pred = krr_predict(matcher.features(nets, x), f_val, centred_one_hot(y0, k), matcher.options.reg)
+                    loss = 0.5 * ((pred - centred_one_hot(data.val_y, k)) ** 2).sum(1).mean().item()
+                    acc = (pred.argmax(1) == data.val_y).float().mean().item()
+                    out.setdefault(f"ipc{ipc}", {}).setdefault(name, []).append([loss, acc])
+    summary = {ipc: {n: [sum(v[i] for v in vals) / len(vals) for i in (0, 1)] for n, vals in rows.items()}
+               for ipc, rows in out.items()}
+    (RUNS / f"{target}-lossprobe.json").write_text(json.dumps({"mean_loss_acc": summary, "raw": out}, indent=1))
+    for ipc, rows in summary.items():
+        for n, (loss, acc) in rows.items():
+            print(f"{target} {ipc} {n:<26} val krr loss {loss:.4f}  krr val acc {100 * acc:.2f} %")
+
+
 def sec(m: dict | None) -> float | None:
     return m["seconds"]["synthesize"] if m else None
 
@@ -148,11 +198,12 @@ def table() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["adapt", "generate", "pixel", "zeroshot", "table"])
+    p.add_argument("stage", choices=["adapt", "generate", "pixel", "zeroshot", "lossprobe", "table"])
     p.add_argument("--target", choices=list(RECIPES), default="cifar10")
     p.add_argument("--ipcs", type=int, nargs="+", default=[1, 7, 23, 50])
     p.add_argument("--ipc", type=int, default=10)
     p.add_argument("--factor", type=float, default=1.0)
+    p.add_argument("--draws", type=int, default=6, help="lossprobe: initial draws per ipc")
     a = p.parse_args(argv)
     RUNS.mkdir(parents=True, exist_ok=True)
     if a.stage == "adapt":
@@ -161,6 +212,8 @@ def main(argv: list[str] | None = None) -> None:
         generate(a.target, a.ipcs, RUNS / f"{a.target}-adapt" / "generator", "gen", [])
     elif a.stage == "zeroshot":  # the meta generator on the target as is: what adaptation adds
         generate(a.target, a.ipcs, META, "zeroshot", TARGET_DATA[a.target])
+    elif a.stage == "lossprobe":
+        lossprobe(a.target, a.draws, a.ipcs)
     elif a.stage == "pixel":
         pixel(a.target, a.ipc, a.factor)
     else:
