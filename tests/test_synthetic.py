@@ -75,3 +75,10 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         SyntheticSet(torch.ones(1, 1, 2, 2), torch.tensor([0])).save(path)
     assert path.read_bytes() == before
+
+
+def test_protocol_metadata_carries_only_the_teacher():
+    s = SyntheticSet(torch.zeros(2, 1, 2, 2), torch.tensor([0, 1]),
+                     metadata={"teacher": {"path": "t.safetensors"}, "synthesis": {"diversity": 0.2}})
+    assert s.protocol_metadata() == {"teacher": {"path": "t.safetensors"}}
+    assert SyntheticSet(torch.zeros(1, 1, 2, 2), torch.tensor([0])).protocol_metadata() == {}

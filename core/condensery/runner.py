@@ -261,10 +261,8 @@ def evaluate_all(plan: Plan, ctx: RunContext, synset: SyntheticSet) -> list[Resu
             if random_set is None:
                 random_set = ctx.random_subset(plan.synthesizer.options.ipc)
                 random_set.metadata["role"] = "random"
-                # the teacher a set was labelled with is part of its protocol: the random
-                # subset is judged with the same one (also when the synthetic result is resumed)
-                if "teacher" in synset.metadata:
-                    random_set.metadata["teacher"] = synset.metadata["teacher"]
+                # same protocol (e.g. the same teacher), also when the synthetic result is resumed
+                random_set.metadata.update(synset.protocol_metadata())
             judge(i, name, evaluator, "random", random_set)
     return results
 

@@ -62,6 +62,14 @@ class SyntheticSet:
         """Class index per image (argmax of soft labels)."""
         return self.labels.argmax(dim=1) if self.soft else self.labels
 
+    #: metadata that is part of the evaluation protocol a set declares (the teacher that
+    #: labelled it): its random real subset is judged under the same, so it carries these too
+    PROTOCOL_KEYS = ("teacher",)
+
+    def protocol_metadata(self) -> dict[str, Any]:
+        """The protocol-defining entries of ``metadata``, for the same-size random subset."""
+        return {k: self.metadata[k] for k in self.PROTOCOL_KEYS if k in self.metadata}
+
     @property
     def num_classes(self) -> int:
         if "num_classes" in self.metadata:

@@ -52,8 +52,7 @@ def evaluate_set(plan: Any, ctx: RunContext, synset: SyntheticSet) -> list[Resul
         if evaluator.compares_random:
             if random_set is None:
                 random_set = random_like(ctx, syn)
-                if "teacher" in syn.metadata:  # same teacher, same protocol (see runner.evaluate_all)
-                    random_set.metadata["teacher"] = syn.metadata["teacher"]
+                random_set.metadata.update(syn.protocol_metadata())  # same protocol, same teacher
             for r in evaluator.evaluate(random_set, ctx):
                 r.set = "random"
                 results.append(r)

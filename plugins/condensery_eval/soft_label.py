@@ -231,7 +231,6 @@ class SoftLabelEvaluator(Evaluator):
     def __init__(self, options: SoftLabelOptions) -> None:
         super().__init__(options)
         self._teacher: tuple[tuple[int, str | None], nn.Module] | None = None
-        self.teacher_source = "trained"
 
     def teacher_options(self, synset: SyntheticSet) -> tuple[TeacherOptions, str]:
         """The teacher to use and where it came from: the recipe, or the set's own teacher.
@@ -255,13 +254,13 @@ class SoftLabelEvaluator(Evaluator):
             update["model_options"] = {k: v for k, v in spec.items() if k != "name"}
         return t.model_copy(update=update), "set metadata"
 
-    def teacher(self, ctx: RunContext, synset: SyntheticSet | None = None) -> nn.Module:
+    def teacher(self, ctx: RunContext, synset: SyntheticSet | None = None,
+                options: TeacherOptions | None = None) -> nn.Module:
         """The teacher, built once per context and shared by the synthetic and random sets."""
-        t, source = (self.options.teacher, "recipe") if synset is None else self.teacher_options(synset)
+        t = options or (self.options.teacher if synset is None else self.teacher_options(synset)[0])
         key = (id(ctx), t.path)
         if self._teacher is None or self._teacher[0] != key:
             self._teacher = (key, build_teacher(ctx, t))
-            self.teacher_source = source
         return self._teacher[1]
 
     def evaluate(self, synset: SyntheticSet, ctx: RunContext) -> list[Result]:
@@ -269,7 +268,8 @@ class SoftLabelEvaluator(Evaluator):
         role = synset.metadata.get("role", "synthetic")
         teacher = stored = None
         if p.targets == "teacher":
-            teacher = self.teacher(ctx, synset)
+            used, source = self.teacher_options(synset)
+            teacher = self.teacher(ctx, options=used)
         else:
             stored = synset.labels.float() if synset.soft else F.one_hot(synset.labels.long(), ctx.task.num_classes).float()
             stored = stored / stored.sum(dim=1, keepdim=True).clamp_min(1e-12)
@@ -310,7 +310,6 @@ class SoftLabelEvaluator(Evaluator):
             extra["teacher_agreement"] = sum(o[2] for o in out) / len(out)
             extra["teacher_test"] = accuracy(teacher, data.test_x, data.test_y, ac)
             teacher.eval()
-            used, source = self.teacher_options(synset)
             extra["teacher_model"] = used.model or ctx.task.model.get("name", "convnet")
             extra["teacher_source"] = source
             if used.path is not None:
