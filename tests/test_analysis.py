@@ -71,8 +71,9 @@ def test_analysis_of_a_tiny_run_writes_every_section(cli, tiny_run, tmp_path):
         assert (out / fig).stat().st_size > 1000 and f"]({fig})" in report
     a = json.loads((out / "analysis.json").read_text())
     settings = [row["setting"] for row in a["substitution"]["rows"]]
-    assert settings == ["standard protocol", "mixed with 4 real / class", "long training (x2)"]
-    assert a["substitution"]["rows"][2]["training"] == "6 epochs"  # 3 epochs x 2
+    assert settings == ["standard protocol", "standard protocol, a fresh random draw per seed",
+                        "mixed with 4 real / class", "long training (x2)"]
+    assert a["substitution"]["rows"][3]["training"] == "6 epochs"  # 3 epochs x 2
     for row in a["substitution"]["rows"]:
         assert 0 <= row["set"]["mean"] <= 1 and row["images_compared"] == 20
     dyn = a["dynamics"]
@@ -99,6 +100,21 @@ def test_leaving_out_is_paired_with_the_full_set_runs(tiny_run):
     again, _ = a.trained_accs(syn.images, syn.labels, "set", lr=a.p.set_lr)
     assert again == a.base()["set"]  # deterministic per stream
     assert a.chosen_images()[:10] == list(range(0, 20, 2))
+
+
+def test_the_standard_row_uses_the_runs_random_subset(tiny_run):
+    """The report's random subset is the one the run's evaluators drew; fresh draws differ per seed."""
+    from condensery_analysis.analyze import Analysis, AnalysisOptions, load_run, protocol_of
+
+    plan, ctx, syn = load_run(tiny_run, get_registry(), [])
+    opts = AnalysisOptions(epochs=2, runs=2)
+    a = Analysis(ctx, syn, protocol_of(plan, syn, opts), opts)
+    x, y = a.run_random_subset()
+    evaluators_draw = ctx.random_subset(2)
+    assert torch.equal(x, evaluators_draw.images) and torch.equal(y, evaluators_draw.labels)
+    first, second = (a.real_subset(a.counts, ("draw", r))[1] for r in range(2))
+    assert not torch.equal(first, second)
+    assert torch.bincount(ctx.data.train_y[first], minlength=10).tolist() == [2] * 10
 
 
 def test_analyze_errors_are_one_line(cli, tiny_run, tmp_path):
