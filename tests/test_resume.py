@@ -107,6 +107,23 @@ def test_finished_run_is_not_recomputed_unless_forced(cli, recipe, tmp_path):
     assert not torch.equal(SyntheticSet.load(synth).images, before)  # really recomputed, 6 steps
 
 
+def test_run_killed_during_evaluation_keeps_its_synthesis_time(cli, recipe, tmp_path):
+    out = tmp_path / "run"
+    short = ("--set", "synthesizer.iterations=3", "--set", "evaluators.0.epochs=1")
+    assert cli("run", str(recipe), "-o", str(out), *short).code == 0
+    first = json.loads((out / "metrics.json").read_text())
+    assert first["reused"] == [] and first["seconds"]["synthesize"] > 0
+    # as if killed after the set was written, before the evaluation finished
+    (out / "metrics.json").unlink()
+    (out / "checkpoints" / "evaluate.json").unlink(missing_ok=True)
+    res = cli("run", str(recipe), "-o", str(out), *short)
+    assert res.code == 0 and "reusing the finished set" in res.err
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["reused"] == ["synthesize"]
+    assert again["seconds"]["synthesize"] == first["seconds"]["synthesize"]
+    assert SyntheticSet.load(out / "synthetic.safetensors").metadata["seconds_synthesize"] == first["seconds"]["synthesize"]
+
+
 def test_nan_names_the_step_and_keeps_a_loadable_checkpoint(cli, recipe, tmp_path):
     out = tmp_path / "nan"
     # no normalisation + a huge image lr: activations overflow after the first update

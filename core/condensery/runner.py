@@ -115,10 +115,12 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
 
     t = time.perf_counter()
     synset_path = run_dir / "synthetic.safetensors"
+    reused: list[str] = []
     if synset_path.is_file():
         # written only after synthesis finished, under this very recipe (prepare_run_dir checked)
         synset = SyntheticSet.load(synset_path)
         runtime.say(f"  reusing the finished set {synset_path}")
+        reused.append("synthesize")
     else:
         synset = plan.synthesizer.synthesize(ctx)
         if not isinstance(synset, SyntheticSet):
@@ -128,6 +130,8 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
             method=plan.synthesizer_name, matcher=plan.matcher_name, recipe=plan.name, ipc=ipc,
             num_classes=task.num_classes, class_names=task.class_names, mean=task.mean, std=task.std,
             seed=plan.seed, task=task_record(plan, task), versions={"condensery": __version__, "torch": torch.__version__},
+            # kept with the set so a run resumed during evaluation still reports what synthesis cost
+            seconds_synthesize=round(time.perf_counter() - t, 3),
         )
         if data.zca is not None:  # evaluation elsewhere must whiten real data the same way
             synset.metadata["zca"] = data.zca.info()
@@ -135,7 +139,7 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
             synset.save(synset_path)
             shown = synset.images if data.zca is None else data.zca.inverse(synset.images.detach())
             save_grid(shown, synset.labels, task.mean, task.std, run_dir / "grid.png")
-    timings["synthesize"] = time.perf_counter() - t
+    timings["synthesize"] = float(synset.metadata.get("seconds_synthesize", time.perf_counter() - t))
 
     t = time.perf_counter()
     results = evaluate_all(plan, ctx, synset)
@@ -147,6 +151,7 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
         "dataset": plan.data_name, "ipc": ipc, "num_images": len(synset),
         "results": [r.to_json() for r in results],
         "seconds": {k: round(v, 3) for k, v in timings.items()},
+        "reused": reused,  # stages taken from an earlier, interrupted attempt (their seconds are that attempt's)
         "environment": environment(runtime),
     }
     write_process_logs(runtime, run_dir, timings)
