@@ -186,6 +186,11 @@ def test_experts_are_written_resumable_and_split(tmp_path):
 
     with pytest.raises(UserError, match="experts_dir"):
         available_experts(d, other)
+    # an option spelled out as None (shards written before the option existed) is no difference...
+    assert len(available_experts(d, ExpertSpec(**{**spec.__dict__, "data": {**spec.data, "classes": None}}))) == 3
+    # ...but a set option is
+    with pytest.raises(UserError, match="experts_dir"):
+        available_experts(d, ExpertSpec(**{**spec.__dict__, "data": {**spec.data, "classes": [0, 1]}}))
 
 
 def _traj_matcher(tmp_path, ctx, **kw) -> TrajectoryMatcher:

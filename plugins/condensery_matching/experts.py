@@ -90,7 +90,7 @@ def check_compatible(path: Path, header: dict[str, Any], spec: ExpertSpec) -> No
     """A shard trained on other data or another network is an error, never silently used."""
     want = asdict(spec)
     for key in IDENTITY:
-        if header.get(key) != want[key]:
+        if _without_unset(header.get(key)) != _without_unset(want[key]):
             raise UserError(
                 f"expert '{path}' was trained with {key}={header.get(key)!r}, but this recipe needs "
                 f"{want[key]!r}; point trajectory.experts_dir at another folder"
@@ -100,6 +100,12 @@ def check_compatible(path: Path, header: dict[str, Any], spec: ExpertSpec) -> No
             f"expert '{path}' has {header.get('epochs')} epochs, fewer than the {spec.epochs} needed; "
             "use another experts_dir or lower train_epochs"
         )
+
+
+def _without_unset(value: Any) -> Any:
+    """Unset (None) options do not change the data: shards written before an option existed,
+    or with it spelled out as None, stay valid."""
+    return {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
 
 
 def train_expert(ctx: RunContext, spec: ExpertSpec, index: int, model_name: str | None = None) -> torch.Tensor:
