@@ -217,5 +217,6 @@ def test_task_differences_names_dataset_options():
     other = json.loads(json.dumps(base))
     other["data"]["classes"] = None
     other["protocol"][0]["runs"] = 1
+    other["protocol"][0]["random_draws"] = "per-run"  # how the baseline is drawn is not the set's task
     other["protocol"].append({"name": "cross-arch"})
     assert task_differences(base, other) == ["data.classes [0, 1] -> None", "evaluators [hard-label] -> [hard-label, cross-arch]"]

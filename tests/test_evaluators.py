@@ -249,3 +249,28 @@ def test_hard_label_uses_learned_lr_else_validation_choice(ctx, synset):
     [res] = HardLabelEvaluator(opts).evaluate(learned, ctx)
     scores = res.extra["val_accuracy_by_lr"]
     assert res.extra["lr_source"] == "validation" and res.extra["lr"] == max(scores, key=scores.get)
+
+
+# -- the random baseline over draws -------------------------------------------------------------
+def test_random_baseline_can_draw_afresh_per_run(ctx, synset):
+    """``random_draws: per-run`` trains each run on its own balanced draw; ``one`` on the same."""
+    from condensery_eval.protocol import subject_for_run
+
+    rnd = random_like(ctx, synset)
+    per_run = TrainProtocol(runs=2, epochs=2, random_draws="per-run")
+    draws = [subject_for_run(ctx, per_run, rnd, r) for r in range(2)]
+    assert not torch.equal(draws[0].images, draws[1].images)
+    assert torch.equal(draws[0].images, subject_for_run(ctx, per_run, rnd, 0).images)  # seeded
+    for d in draws:
+        assert torch.bincount(d.hard_labels, minlength=10).tolist() == [2] * 10
+        assert d.metadata["role"] == "random"
+    assert subject_for_run(ctx, TrainProtocol(random_draws="one"), rnd, 1) is rnd
+    assert subject_for_run(ctx, per_run, synset, 1) is synset  # the distilled set is never redrawn
+
+    [one] = HardLabelEvaluator(TrainProtocol(runs=2, epochs=2)).evaluate(rnd, ctx)
+    [fresh] = HardLabelEvaluator(per_run).evaluate(rnd, ctx)
+    assert (one.extra["random_draws"], fresh.extra["random_draws"]) == ("one", "per-run")
+    assert one.values != fresh.values  # run 1 (at least) trained on other images
+    soft = SoftLabelOptions(runs=2, epochs=2, targets="stored", random_draws="per-run")
+    [res] = SoftLabelEvaluator(soft).evaluate(rnd, ctx)
+    assert res.extra["random_draws"] == "per-run" and len(res.values) == 2

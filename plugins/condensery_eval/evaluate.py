@@ -60,7 +60,7 @@ def evaluate_set(plan: Any, ctx: RunContext, synset: SyntheticSet) -> list[Resul
 
 
 #: evaluator options that change how many networks are measured, not how each is trained
-_NOT_PROTOCOL = ("runs",)
+_NOT_PROTOCOL = ("runs", "random_draws")
 _SHOWN = {"protocol": "evaluators"}  # record key -> the recipe section a user would edit
 
 

@@ -14,7 +14,15 @@ from typing import ClassVar
 
 from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, accuracy
 
-from .protocol import TrainProtocol, choose_lr, model_name, spread_runs, stage_info, train_once
+from .protocol import (
+    TrainProtocol,
+    choose_lr,
+    model_name,
+    spread_runs,
+    stage_info,
+    subject_for_run,
+    train_once,
+)
 
 
 class HardLabelEvaluator(Evaluator):
@@ -29,13 +37,16 @@ class HardLabelEvaluator(Evaluator):
         has_val = len(ctx.data.val_y) > 0
 
         def one(run: int) -> tuple[float, float | None]:
-            model = train_once(ctx, p, synset, lr, (self.name, role, "run", run), labels)
+            subject = subject_for_run(ctx, p, synset, run)
+            model = train_once(ctx, p, subject, lr, (self.name, role, "run", run), subject.hard_labels)
             test = accuracy(model, ctx.data.test_x, ctx.data.test_y, ctx.runtime.autocast)
             val = accuracy(model, ctx.data.val_x, ctx.data.val_y, ctx.runtime.autocast) if has_val else None
             return test, val
 
         out = spread_runs(ctx, p.runs, one, desc=f"evaluate {role}")
         extra = {"epochs": p.epochs, "augment": p.augment, "lr": lr, **lr_info, **stage_info(p, synset, lr)}
+        if role == "random":
+            extra["random_draws"] = p.random_draws
         if has_val:
             extra["val_mean"] = sum(v for _, v in out) / len(out)
         return [Result.from_values(self.name, model_name(ctx, p), role, [t for t, _ in out], **extra)]

@@ -48,6 +48,7 @@ from .protocol import (
     spread_runs,
     stage_info,
     stage_plan,
+    subject_for_run,
 )
 
 
@@ -80,6 +81,12 @@ class SoftLabelOptions(TrainProtocol):
     targets: Literal["teacher", "stored"] = Field(
         "teacher", description="teacher: soft targets online; stored: the set's own (soft) labels")
     teacher: TeacherOptions = Field(default_factory=TeacherOptions)
+
+
+def stored_targets(synset: SyntheticSet, num_classes: int) -> torch.Tensor:
+    """The set's own labels as target distributions (one-hot for hard labels)."""
+    stored = synset.labels.float() if synset.soft else F.one_hot(synset.labels.long(), num_classes).float()
+    return stored / stored.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 # -- teacher ------------------------------------------------------------------------------
@@ -266,24 +273,22 @@ class SoftLabelEvaluator(Evaluator):
     def evaluate(self, synset: SyntheticSet, ctx: RunContext) -> list[Result]:
         p = self.options
         role = synset.metadata.get("role", "synthetic")
-        teacher = stored = None
+        teacher = None
         if p.targets == "teacher":
             used, source = self.teacher_options(synset)
             teacher = self.teacher(ctx, options=used)
-        else:
-            stored = synset.labels.float() if synset.soft else F.one_hot(synset.labels.long(), ctx.task.num_classes).float()
-            stored = stored / stored.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
-        def train(lr: float, stream: tuple) -> nn.Module:
+        def train(lr: float, stream: tuple, subject: SyntheticSet = synset) -> nn.Module:
             gen = seed_torch(stream, ctx.runtime.seed)
-            plan = stage_plan(p, synset, lr)
+            stored = None if teacher is not None else stored_targets(subject, ctx.task.num_classes)
+            plan = stage_plan(p, subject, lr)
             if plan is None:
-                return train_student(ctx, p, synset.images, lr, gen, teacher, stored)
+                return train_student(ctx, p, subject.images, lr, gen, teacher, stored)
             model = None  # sequential (SeqMatch): one student, S_1, then S_1 ∪ S_2, ...
             for s in plan:
                 ps = p.model_copy(update={"epochs": s.epochs})
                 part = None if stored is None else stored[s.index]
-                model = train_student(ctx, ps, synset.images[s.index], s.lr, gen, teacher, part, model)
+                model = train_student(ctx, ps, subject.images[s.index], s.lr, gen, teacher, part, model)
             return model
 
         lr, lr_info = choose_lr(ctx, p, synset, synset.hard_labels, f"{self.name}:{role}", train)
@@ -292,7 +297,7 @@ class SoftLabelEvaluator(Evaluator):
         teacher_pred = predict(teacher, data.test_x, autocast=ac) if teacher is not None else None
 
         def one(run: int) -> tuple[float, float | None, float | None]:
-            model = train(lr, (self.name, role, "run", run))
+            model = train(lr, (self.name, role, "run", run), subject_for_run(ctx, p, synset, run))
             test = accuracy(model, data.test_x, data.test_y, ac)
             val = accuracy(model, data.val_x, data.val_y, ac) if has_val else None
             agree = None
@@ -306,6 +311,8 @@ class SoftLabelEvaluator(Evaluator):
                  **stage_info(p, synset, lr)}
         if has_val:
             extra["val_mean"] = sum(o[1] for o in out) / len(out)
+        if role == "random":
+            extra["random_draws"] = p.random_draws
         if teacher is not None:
             extra["teacher_agreement"] = sum(o[2] for o in out) / len(out)
             extra["teacher_test"] = accuracy(teacher, data.test_x, data.test_y, ac)
