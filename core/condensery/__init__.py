@@ -23,12 +23,13 @@ from .models import embed, embed_batched  # noqa: E402
 from .options import Options  # noqa: E402
 from .runtime import Runtime, RuntimeOptions, make_generator  # noqa: E402
 from .synthetic import SyntheticSet  # noqa: E402
+from .tensorfile import read_safetensors  # noqa: E402
 from .training import accuracy, predict, soft_cross_entropy, train_classifier  # noqa: E402
 
 __all__ = [
     "__version__", "hookimpl", "Options", "Component", "Synthesizer", "SynthesizerOptions",
     "Matcher", "Evaluator", "Result", "SyntheticSet", "RunContext", "Task", "build_model",
-    "Runtime", "RuntimeOptions", "make_generator", "RealData", "DatasetSource", "DatasetOptions",
+    "Runtime", "RuntimeOptions", "make_generator", "read_safetensors", "RealData", "DatasetSource", "DatasetOptions",
     "RawSplits", "DSA", "AugParams", "crop_flip", "CheckpointStore", "optimizer_state",
     "load_optimizer_state", "UserError", "DivergenceError", "CondenseryError",
     "train_classifier", "embed", "embed_batched", "predict", "accuracy", "soft_cross_entropy",

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .errors import UserError
+from .tensorfile import read_safetensors
 
 FORMAT = "condensery.synthetic/1"
 _META_KEY = "condensery"
@@ -118,12 +118,8 @@ class SyntheticSet:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"synthetic set '{path}' does not exist; pass the path to a .safetensors file")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                raw = (f.metadata() or {}).get(_META_KEY)
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise UserError(f"'{path}' is not a readable .safetensors file ({exc})") from None
+        tensors, metadata = read_safetensors(path)
+        raw = metadata.get(_META_KEY)
         if raw is None:
             raise UserError(f"'{path}' has no condensery header; it was not written by condensery")
         try:

@@ -31,6 +31,7 @@ from condensery import (
     UserError,
     accuracy,
     predict,
+    read_safetensors,
     train_classifier,
 )
 from pydantic import Field
@@ -99,13 +100,7 @@ def _teacher_path(ctx: RunContext, t: TeacherOptions) -> Path:
 
 
 def _load_state(model: nn.Module, path: Path) -> nn.Module:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(path), device=str(next(model.parameters()).device))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"teacher '{path}' is not a readable .safetensors state dict ({exc})") from None
+    state, _ = read_safetensors(path, "teacher ", device=str(next(model.parameters()).device))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -38,6 +38,7 @@ from condensery import (
     UserError,
     build_model,
     crop_flip,
+    read_safetensors,
     soft_cross_entropy,
 )
 from pydantic import Field
@@ -79,17 +80,11 @@ def save_teacher(path: str | os.PathLike[str], model: nn.Module, spec: dict[str,
 
 def read_teacher(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The state_dict and header of a teacher file; any malformed file is a ``UserError``."""
-    from safetensors import SafetensorError, safe_open
-
     path = Path(os.path.expandvars(os.path.expanduser(str(path))))
     if not path.is_file():
         raise UserError(f"teacher '{path}' does not exist; give a teacher .safetensors written by condensery")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get(TEACHER_KEY)
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"teacher '{path}' is not a readable .safetensors file ({exc})") from None
+    tensors, metadata = read_safetensors(path, "teacher ")
+    raw = metadata.get(TEACHER_KEY)
     if raw is None:
         raise UserError(f"teacher '{path}' has no '{TEACHER_KEY}' header with its model spec")
     return tensors, json.loads(raw)

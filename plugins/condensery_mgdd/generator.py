@@ -40,9 +40,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from condensery import UserError
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from condensery import UserError, read_safetensors
+from safetensors.torch import save_file
 
 FORMAT = "condensery.generator/1"
 TYPE = "mgdd"
@@ -192,10 +191,7 @@ def load_generator(folder: str | os.PathLike[str], device: torch.device | str = 
     weights = folder / WEIGHTS
     if not weights.is_file():
         raise UserError(f"'{folder}' lacks {WEIGHTS}; the generator folder is incomplete")
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError) as exc:
-        raise UserError(f"'{weights}' is not a readable .safetensors file ({exc})") from None
+    state, _ = read_safetensors(weights)
     gen = MetaGenerator(config["unet"], int(config.get("context_pool", 4)), list(config["channel_counts"]))
     missing, unexpected = gen.load_state_dict(state, strict=False)
     if missing or unexpected:

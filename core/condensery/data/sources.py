@@ -276,16 +276,12 @@ class Tensors(DatasetSource):
     Options = TensorsOptions
 
     def _read(self, path_text: str) -> tuple[torch.Tensor, torch.Tensor]:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from ..tensorfile import read_safetensors
 
         path = _expand(path_text)
         if not path.is_file():
             raise UserError(f"tensors file '{path}' does not exist; write one with safetensors.torch.save_file({{'images': ..., 'labels': ...}}, path)")
-        try:
-            data = load_file(str(path))
-        except (SafetensorError, OSError) as exc:
-            raise UserError(f"'{path}' is not a readable .safetensors file ({exc})") from None
+        data, _ = read_safetensors(path)
         missing = {"images", "labels"} - set(data)
         if missing:
             raise UserError(f"'{path}' lacks tensor(s) {sorted(missing)}; it needs 'images' [N,C,H,W] and 'labels' [N]")
