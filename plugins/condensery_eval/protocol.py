@@ -189,16 +189,20 @@ def random_like(ctx: RunContext, synset: SyntheticSet) -> SyntheticSet:
     if len(set(counts)) == 1:
         rnd = ctx.random_subset(counts[0])
     else:
-        gen = ctx.generator("random-subset", tuple(counts))
         for c, n in enumerate(counts):
             if ctx.data.class_count(c) < n:
                 raise UserError(f"the set has {n} images of class '{ctx.task.class_names[c]}', more than "
                                 f"the {ctx.data.class_count(c)} real training images; no random subset of that size exists")
-        idx = torch.cat([ctx.data.class_batch_indices(c, n, gen) for c, n in enumerate(counts) if n])
-        rnd = SyntheticSet(ctx.data.train_x[idx], ctx.data.train_y[idx],
-                           metadata={"method": "random", "num_classes": ctx.task.num_classes})
+        rnd = draw(ctx, counts, ctx.generator("random-subset", tuple(counts)),
+                   {"method": "random", "num_classes": ctx.task.num_classes})
     rnd.metadata["role"] = "random"
     return rnd
+
+
+def draw(ctx: RunContext, counts: list[int], gen: torch.Generator, metadata: dict) -> SyntheticSet:
+    """Real training images, ``counts[c]`` of class ``c``, drawn with ``gen``."""
+    idx = torch.cat([ctx.data.class_batch_indices(c, n, gen) for c, n in enumerate(counts) if n])
+    return SyntheticSet(ctx.data.train_x[idx], ctx.data.train_y[idx], metadata=metadata)
 
 
 def subject_for_run(ctx: RunContext, protocol: TrainProtocol, synset: SyntheticSet, run: int) -> SyntheticSet:
@@ -211,9 +215,7 @@ def subject_for_run(ctx: RunContext, protocol: TrainProtocol, synset: SyntheticS
     if protocol.random_draws == "one" or synset.metadata.get("role") != "random":
         return synset
     counts = class_counts(synset, ctx.task.num_classes)
-    gen = ctx.generator("random-draw", tuple(counts), run)
-    idx = torch.cat([ctx.data.class_batch_indices(c, n, gen) for c, n in enumerate(counts) if n])
-    return SyntheticSet(ctx.data.train_x[idx], ctx.data.train_y[idx], metadata=dict(synset.metadata))
+    return draw(ctx, counts, ctx.generator("random-draw", tuple(counts), run), dict(synset.metadata))
 
 
 def cache_root() -> Path:
