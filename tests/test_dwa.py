@@ -157,3 +157,20 @@ def test_end_to_end_on_digits(tmp_path, cli):
     s2 = SyntheticSet.load(out2 / "synthetic.safetensors")
     assert s2.metadata["synthesis"]["mean_delta_norm"] == 0.0 and s2.metadata["variant"] == "sre2l"
     assert not (out2 / "teacher.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_split_the_batches_and_give_the_same_set(tmp_path, cli):
+    recipe = tmp_path / "dwa.yaml"
+    recipe.write_text(RECIPE.format(out=tmp_path, init="real", rho=0.015))
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert cli("run", str(recipe), "-o", str(one), "--quiet").code == 0
+    res = cli("run", str(recipe), "-o", str(two), "--quiet", "--processes", "2")
+    assert res.code == 0, res.err
+    a, b = (SyntheticSet.load(d / "synthetic.safetensors") for d in (one, two))
+    assert torch.allclose(a.images, b.images, atol=1e-5, rtol=0)
+    assert torch.allclose(a.labels, b.labels, atol=1e-6, rtol=0)
+    shares = [next(s for s in json.loads((two / "logs" / f"process-{i}.json").read_text())["shares"]
+                   if s["label"] == "recover batches") for i in range(2)]
+    assert shares[0]["items"] and shares[1]["items"]
+    assert sorted(shares[0]["items"] + shares[1]["items"]) == list(range(shares[0]["of"]))

@@ -10,8 +10,9 @@
   skips it). The images, initialised from those real images (``init: real``) or from noise,
   are then optimised with Adam (betas 0.5, 0.9) and a cosine lr against the ``bnstats``
   matcher evaluated at theta + delta, and clamped to the valid pixel range after each step.
-  Batches are independent: batch b runs on process b % num_processes, seeded by b alone,
-  and the results are gathered on every process (``accelerate.utils.gather_object``).
+  Batches are independent and seeded by b alone: each process takes a contiguous share
+  (``runtime.split``, logged in ``logs/process-i.json``) and the results are gathered on
+  every process (``runtime.gather``).
 - **relabel**: soft labels ``softmax(teacher(x) / T)`` per image are stored as the set's
   labels (a fallback for evaluators without a teacher); the teacher path and spec go into
   ``metadata["teacher"]`` so a soft-label evaluator can label augmented batches online.
@@ -213,7 +214,7 @@ class DWASynthesizer(Synthesizer):
             done = {int(key[1:]): t.to(ctx.device) for key, t in loaded[0].items()}
             infos = {int(b): v for b, v in loaded[1].get("infos", {}).items()}
             ctx.log("recover", 0, resumed_batches=len(done))
-        mine = [b for b in range(len(batches)) if b % rt.num_processes == rt.process_index]
+        mine = rt.split(range(len(batches)), "recover batches")
         for b in ctx.progress(mine, desc="recover (dwa)" if o.rho > 0 else "recover (sre2l)"):
             if b in done:
                 continue
@@ -225,11 +226,7 @@ class DWASynthesizer(Synthesizer):
                                  {"config": config, "infos": {str(j): v for j, v in infos.items()}})
         if getattr(matcher, "recorder", None) is not None:
             matcher.recorder.remove()
-        results = [(b, done[b].cpu(), infos[b]) for b in mine]
-        if rt.num_processes > 1:
-            from accelerate.utils import gather_object
-
-            results = gather_object(results)
+        results = rt.gather([(b, done[b].cpu(), infos[b]) for b in mine])
         images = torch.empty(k * ipc, *ctx.task.image_shape)
         labels = torch.empty(k * ipc, dtype=torch.long)
         info_list: list[dict] = [{} for _ in batches]
