@@ -83,7 +83,10 @@ def plot_per_image(per: dict[str, Any], ctx: RunContext, synset: SyntheticSet, p
     real = display(ctx.data.train_x[[i for r in rows for i in r["neighbors"]]], ctx)
     vector = syn.ndim == 3 and syn.shape[1] == 1
     cell = (1.6, 0.5) if vector else (1.2, 1.3)
-    fig, axes = plt.subplots(len(rows), k + 1, figsize=(cell[0] * (k + 1), cell[1] * len(rows) + 0.4), squeeze=False)
+    # constrained layout keeps the suptitle right above the first row (with the default layout
+    # and square images, a band of empty space opened between them)
+    fig, axes = plt.subplots(len(rows), k + 1, figsize=(cell[0] * (k + 1), cell[1] * len(rows) + 0.4), squeeze=False,
+                             layout="constrained")
     names = ctx.task.class_names
     cmap = "gray" if syn.ndim == 3 else None
     for i, r in enumerate(rows):
