@@ -91,3 +91,28 @@ def test_quickstart_beats_random_by_15_points(cli, tmp_path):
     m = json.loads((tmp_path / "qs" / "metrics.json").read_text())
     acc = {r["set"]: r["mean"] for r in m["results"]}
     assert acc["synthetic"] - acc["random"] >= 0.15, acc
+
+
+def test_init_from_continues_a_finished_set_and_refuses_a_mismatched_one(cli, tiny_recipe, tmp_path):
+    first = tmp_path / "first"
+    assert cli("run", str(tiny_recipe), "-o", str(first), "--quiet").code == 0
+    start = SyntheticSet.load(first / "synthetic.safetensors")
+    init = f"synthesizer.init_from={first / 'synthetic.safetensors'}"
+
+    same = tmp_path / "same"  # zero further iterations: the set comes back unchanged
+    res = cli("run", str(tiny_recipe), "-o", str(same), "--quiet", "--set", init, "--set", "synthesizer.iterations=0")
+    assert res.code == 0, res.err
+    assert SyntheticSet.load(same / "synthetic.safetensors").images.equal(start.images)
+
+    more = tmp_path / "more"  # further iterations move the images on from where they were
+    res = cli("run", str(tiny_recipe), "-o", str(more), "--quiet", "--set", init, "--set", "synthesizer.iterations=5")
+    assert res.code == 0, res.err
+    moved = SyntheticSet.load(more / "synthetic.safetensors").images
+    assert not moved.equal(start.images)
+    fresh = tmp_path / "fresh"  # the same 5 iterations from the recipe's own initialisation
+    assert cli("run", str(tiny_recipe), "-o", str(fresh), "--quiet", "--set", "synthesizer.iterations=5").code == 0
+    assert not moved.equal(SyntheticSet.load(fresh / "synthetic.safetensors").images)
+
+    wrong = cli("run", str(tiny_recipe), "-o", str(tmp_path / "wrong"), "--quiet", "--set", init, "--set", "synthesizer.ipc=2")
+    assert wrong.code == 2
+    assert "images per class" in wrong.err and "Traceback" not in wrong.err and len(wrong.err.strip().splitlines()) == 1

@@ -22,6 +22,7 @@ from condensery import (
     Synthesizer,
     SynthesizerOptions,
     SyntheticSet,
+    UserError,
     load_optimizer_state,
     optimizer_state,
 )
@@ -34,6 +35,9 @@ class PixelOptions(SynthesizerOptions):
     optimizer: Literal["sgd", "adam"] = "sgd"
     momentum: float = Field(0.5, ge=0, lt=1, description="SGD momentum (DC/DM use 0.5)")
     init: Literal["real", "noise"] = "real"
+    init_from: str | None = Field(
+        None, description="a synthetic set (.safetensors) whose images start the optimisation instead of `init`, "
+        "e.g. to continue a finished run for more iterations; same ipc, classes, image shape and whitening")
     log_every: int = Field(50, ge=1)
 
 
@@ -46,6 +50,8 @@ class PixelSynthesizer(Synthesizer):
 
     def initial_images(self, ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
         ipc, k = self.options.ipc, ctx.task.num_classes
+        if self.options.init_from is not None:
+            return self.images_from_set(ctx, self.options.init_from)
         gen = ctx.generator("pixel-init")
         if self.options.init == "real":
             x, y = ctx.data.balanced_batch(ipc, gen)
@@ -53,6 +59,33 @@ class PixelSynthesizer(Synthesizer):
         shape = (ipc * k, *ctx.task.image_shape)
         y = torch.arange(k, device=ctx.device).repeat_interleave(ipc)
         return torch.randn(shape, generator=gen).to(ctx.device), y
+
+    def images_from_set(self, ctx: RunContext, path: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images of a saved set, checked against this run, in class order.
+
+        Continuing a set is only meaningful in the space it was optimised in, so a set
+        whitened differently (ZCA on/off, another fit) is refused rather than silently mixed.
+        """
+        ipc, k = self.options.ipc, ctx.task.num_classes
+        synset = SyntheticSet.load(path)
+        fix = "point synthesizer.init_from at a set of this dataset and ipc, or drop it"
+        if synset.soft:
+            raise UserError(f"synthesizer.init_from '{path}' has soft labels; the pixel synthesizer starts from hard-labelled sets; {fix}")
+        if tuple(synset.images.shape[1:]) != tuple(ctx.task.image_shape):
+            raise UserError(f"synthesizer.init_from '{path}' holds images of shape {tuple(synset.images.shape[1:])}, "
+                            f"this task's are {tuple(ctx.task.image_shape)}; {fix}")
+        counts = torch.bincount(synset.labels.long(), minlength=k)
+        if len(counts) != k or bool((counts != ipc).any()):
+            raise UserError(f"synthesizer.init_from '{path}' has {counts.tolist()} images per class, "
+                            f"this run wants {ipc} for each of {k} classes; {fix}")
+        zca = ctx.data.zca.info() if getattr(ctx.data, "zca", None) is not None else None
+        if synset.metadata.get("zca") != zca:
+            raise UserError(f"synthesizer.init_from '{path}' was whitened with {synset.metadata.get('zca')}, "
+                            f"this run's data with {zca}; {fix}")
+        order = torch.argsort(synset.labels.long(), stable=True)
+        x = synset.images[order].to(ctx.device, torch.float32)
+        y = synset.labels[order].long().to(ctx.device)
+        return x.clone(), y.clone()
 
     def make_optimizer(self, params: list[dict]) -> torch.optim.Optimizer:
         if self.options.optimizer == "adam":
