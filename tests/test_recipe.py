@@ -31,7 +31,7 @@ def test_resolve_fills_defaults_and_builds_components():
     "change, expected",
     [
         ({"synthesizer": {"name": "pixle", "ipc": 1}}, "unknown synthesizer 'pixle' (did you mean 'pixel'?); valid synthesizers: "),
-        ({"synthesizer": {"name": "pixel", "ipc": 1, "lrr": 2, "matcher": {"name": "distribution"}}}, "synthesizer 'pixel' has no option 'lrr' (did you mean 'lr'?); valid options: init, ipc, iterations"),
+        ({"synthesizer": {"name": "pixel", "ipc": 1, "lrr": 2, "matcher": {"name": "distribution"}}}, "synthesizer 'pixel' has no option 'lrr' (did you mean 'lr'?); valid options: init, init_from, ipc, iterations"),
         ({"synthesizer": {"name": "pixel", "ipc": 0, "matcher": {"name": "distribution"}}}, "synthesizer 'pixel': option 'ipc': Input should be greater than or equal to 1 (got 0)"),
         ({"synthesizer": {"name": "pixel", "ipc": 1, "lr": "fast", "matcher": {"name": "distribution"}}}, "option 'lr': Input should be a valid number"),
         ({"synthesizer": {"name": "pixel", "ipc": 1}}, "synthesizer 'pixel' needs a 'matcher' section"),
