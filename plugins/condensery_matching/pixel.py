@@ -66,19 +66,23 @@ class PixelSynthesizer(Synthesizer):
         Continuing a set is only meaningful in the space it was optimised in, so a set
         whitened differently (ZCA on/off, another fit) is refused rather than silently mixed.
         """
+        from condensery_eval.sets import (  # the eval command's checks
+            check_compatible,
+            to_task_space,
+        )
+
         ipc, k = self.options.ipc, ctx.task.num_classes
         synset = SyntheticSet.load(path)
+        check_compatible(synset, ctx.task, path)
+        synset = to_task_space(synset, ctx.task)
         fix = "point synthesizer.init_from at a set of this dataset and ipc, or drop it"
         if synset.soft:
             raise UserError(f"synthesizer.init_from '{path}' has soft labels; the pixel synthesizer starts from hard-labelled sets; {fix}")
-        if tuple(synset.images.shape[1:]) != tuple(ctx.task.image_shape):
-            raise UserError(f"synthesizer.init_from '{path}' holds images of shape {tuple(synset.images.shape[1:])}, "
-                            f"this task's are {tuple(ctx.task.image_shape)}; {fix}")
         counts = torch.bincount(synset.labels.long(), minlength=k)
         if len(counts) != k or bool((counts != ipc).any()):
             raise UserError(f"synthesizer.init_from '{path}' has {counts.tolist()} images per class, "
                             f"this run wants {ipc} for each of {k} classes; {fix}")
-        zca = ctx.data.zca.info() if getattr(ctx.data, "zca", None) is not None else None
+        zca = ctx.data.zca.info() if ctx.data.zca is not None else None
         if synset.metadata.get("zca") != zca:
             raise UserError(f"synthesizer.init_from '{path}' was whitened with {synset.metadata.get('zca')}, "
                             f"this run's data with {zca}; {fix}")
