@@ -99,6 +99,20 @@ def test_saved_generator_round_trips_and_generate_writes_an_evaluable_set(tmp_pa
     assert torch.equal(s1.images, generate_set(loaded, ctx, 4, seed=1).images)
 
 
+def test_generator_starts_from_the_evaluators_random_subset(tmp_path):
+    # (a) vs (b) is paired: X0 is the very subset the evaluators report as the random baseline
+    ctx = digits_ctx(tmp_path)
+    gen = tiny_generator()
+    rnd = ctx.random_subset(3)
+    initial = generate_set(gen, ctx, 3, seed=ctx.runtime.seed, refine=False)
+    assert torch.equal(initial.images, rnd.images) and torch.equal(initial.labels, rnd.labels)
+    refined = generate_set(gen, ctx, 3, seed=ctx.runtime.seed)
+    assert not torch.equal(refined.images, rnd.images)
+    folder = save_generator(gen, tmp_path / "generator", {"data": {"name": "digits", "cache": False}, "model": MODEL})
+    written = SyntheticSet.load(generate_file(folder, 3, tmp_path / "x0.safetensors", seed=0, initial=True))
+    assert torch.equal(written.images, rnd.images) and written.metadata["method"] == "random"
+
+
 def test_krr_label_solve_matches_direct_least_squares():
     g = torch.Generator().manual_seed(0)
     fs, ft = torch.randn(4, 6, generator=g), torch.randn(9, 6, generator=g)

@@ -10,7 +10,9 @@ Stages (run each under the shared CPU lock, one thread; each holds it a few minu
   python tools/mgdd_study.py lossprobe --target cifar10 --ipcs 1 10  # diagnostic: held-out krr loss of X0 / G(X0)
   python tools/mgdd_study.py table                                         # markdown rows for docs/results.md
 
-(b), the random subset, is evaluated next to every set by the evaluators themselves.
+(b), the random subset, is evaluated next to every set by the evaluators themselves. It is
+paired: the generator refines exactly that draw (``initial_draw``), and (c) starts from it
+too (``synthesizer.init_from`` = ``condensery generate --initial``).
 
 Wall time of (a) at IPC k: the adapt run's ``seconds.synthesize`` (loading the generator,
 the adaptation steps, generating its IPC-10 set) plus, for k != 10, the generation time of
@@ -83,6 +85,19 @@ def time_a(target: str, ipc: int) -> float | None:
     return seconds
 
 
+def initial_set(target: str, ipc: int) -> Path:
+    """The adapted generator's unrefined X0 at ``ipc`` (= the evaluators' random subset, seed 0).
+
+    (c) starts from these very images (``init_from``), so (a), (b) and (c) are paired: each
+    difference is what the method adds to the same real images, not another draw's luck.
+    """
+    out = RUNS / f"{target}-x0-ipc{ipc}.safetensors"
+    if not out.is_file():
+        sh("condensery", "generate", str(RUNS / f"{target}-adapt" / "generator"), "--ipc", str(ipc), "--seed", "0",
+           "--initial", "-o", str(out))
+    return out
+
+
 def pixel_probe(target: str, ipc: int) -> tuple[float, float]:
     """Seconds per pixel iteration and the fixed overhead of ``synthesize``, from 2 and 8 iterations."""
     recipe = f"{RECIPES[target]}/mgdd-scratch-pixel.yaml"
@@ -91,7 +106,8 @@ def pixel_probe(target: str, ipc: int) -> tuple[float, float]:
         probe = RUNS / f"{target}-pixel-probe-ipc{ipc}-n{n}"
         sh("condensery", "run", recipe, "-o", str(probe), "--quiet", "--force", *ONE_THREAD,
            "--set", f"synthesizer.ipc={ipc}", "--set", f"synthesizer.iterations={n}",
-           "--set", "evaluators.0.runs=1", "--set", "evaluators.0.epochs=1")
+           "--set", "evaluators.0.runs=1", "--set", "evaluators.0.epochs=1",
+           "--set", f"synthesizer.init_from={initial_set(target, ipc)}")
         seconds[n] = json.loads((probe / "metrics.json").read_text())["seconds"]["synthesize"]
     per_it = max((seconds[8] - seconds[2]) / 6, 1e-3)
     return per_it, max(seconds[2] - 2 * per_it, 0.0)
@@ -108,7 +124,8 @@ def pixel(target: str, ipc: int, factor: float) -> None:
           f"{iterations} iterations", flush=True)
     sh("condensery", "run", f"{RECIPES[target]}/mgdd-scratch-pixel.yaml", "-o",
        str(RUNS / f"{target}-pixel-ipc{ipc}-x{factor:g}"), "--quiet", "--force", *ONE_THREAD,
-       "--set", f"synthesizer.ipc={ipc}", "--set", f"synthesizer.iterations={iterations}")
+       "--set", f"synthesizer.ipc={ipc}", "--set", f"synthesizer.iterations={iterations}",
+       "--set", f"synthesizer.init_from={initial_set(target, ipc)}")
 
 
 def lossprobe(target: str, draws: int, ipcs: list[int]) -> None:

@@ -17,8 +17,13 @@ import click
 
 
 def generate_file(generator_dir: str | Path, ipc: int, output: str | Path, seed: int = 0,
-                  labels: str | None = None, overrides: list[str] | None = None, registry: Any = None) -> Path:
-    """Generate ``ipc`` images per class with the generator in ``generator_dir`` into ``output``."""
+                  labels: str | None = None, overrides: list[str] | None = None, registry: Any = None,
+                  initial: bool = False) -> Path:
+    """Generate ``ipc`` images per class with the generator in ``generator_dir`` into ``output``.
+
+    ``initial``: write the unrefined initial draw X0 instead (the paired random subset), so a
+    study can give another method exactly the images the generator started from.
+    """
     import torch
     from condensery import RunContext, SyntheticSet, __version__
     from condensery.plugins import get_registry
@@ -51,10 +56,10 @@ def generate_file(generator_dir: str | Path, ipc: int, output: str | Path, seed:
     gen.add_channels(task.image_shape[0])
     labeler = MGDDSynthesizer(options).labeler_for(ctx) if options.set_labels == "krr" else None
     t = time.perf_counter()
-    synset: SyntheticSet = generate_set(gen, ctx, ipc, seed, options.set_labels, labeler)
+    synset: SyntheticSet = generate_set(gen, ctx, ipc, seed, options.set_labels, labeler, refine=not initial)
     seconds = time.perf_counter() - t  # generation alone: no start-up, no data loading (as a run's synthesize)
     synset.metadata.update(
-        method="mgdd", matcher=None, recipe=plan.name, ipc=ipc, num_classes=task.num_classes,
+        method="mgdd" if not initial else "random", matcher=None, recipe=plan.name, ipc=ipc, num_classes=task.num_classes,
         class_names=task.class_names, mean=task.mean, std=task.std, seed=seed, task=task.to_json(),
         generator=str(generator_dir), generate_seconds=round(seconds, 3), versions={"condensery": __version__, "torch": torch.__version__},
     )
@@ -72,7 +77,10 @@ def generate_file(generator_dir: str | Path, ipc: int, output: str | Path, seed:
               help="class labels, or the closed-form KRR labels (soft)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override the stored recipe, e.g. data.root=/elsewhere/cifar10")
-def generate_command(generator_dir: str, ipc: int, output: str, seed: int, labels: str, overrides: tuple[str, ...]) -> None:
+@click.option("--initial", is_flag=True,
+              help="write the initial real draw X0 the generator would refine (the paired random subset), unrefined")
+def generate_command(generator_dir: str, ipc: int, output: str, seed: int, labels: str, overrides: tuple[str, ...],
+                     initial: bool) -> None:
     """Write a SyntheticSet of IPC images per class from the meta generator in GENERATOR_DIR."""
-    path = generate_file(generator_dir, ipc, output, seed, labels, list(overrides))
+    path = generate_file(generator_dir, ipc, output, seed, labels, list(overrides), initial=initial)
     click.echo(f"wrote {path}")

@@ -259,29 +259,43 @@ class MGDDSynthesizer(Synthesizer):
         return int(meta["step"])
 
 
-def generate_set(gen: MetaGenerator, ctx: RunContext, ipc: int, seed: int, labels: str = "hard",
-                 labeler: KRRLabeler | None = None) -> SyntheticSet:
-    """``ipc`` images per class from ``G(X0)``; X0 drawn from stream (seed, ipc): deterministic.
+def initial_draw(data: RealData, ipc: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """X0 for generation: the class-balanced real draw of stream ``(seed, "random-subset", ipc)``.
 
-    Runs in full precision without autocast so a given seed gives the same set whatever the
-    run's mixed-precision setting.
+    It is the very subset the evaluators report as the random baseline for a run of this
+    seed (``RunContext.random_subset``), so "generator vs random subset" is a paired
+    comparison: the difference is what the refinement adds, not the luck of another draw
+    (at CIFAR-10 IPC 10 two draws differ by up to 4 points).
+    """
+    return data.balanced_batch(ipc, make_generator(seed, "random-subset", ipc))
+
+
+def generate_set(gen: MetaGenerator, ctx: RunContext, ipc: int, seed: int, labels: str = "hard",
+                 labeler: KRRLabeler | None = None, refine: bool = True) -> SyntheticSet:
+    """``ipc`` images per class from ``G(X0)``; X0 from ``initial_draw(seed, ipc)``: deterministic.
+
+    ``refine=False`` returns X0 itself (what the generator starts from). Runs in full
+    precision without autocast so a given seed gives the same set whatever the run's
+    mixed-precision setting.
     """
     data: RealData = ctx.data
     smallest = min(data.class_count(c) for c in range(data.num_classes))
     if ipc > smallest:
         raise UserError(f"--ipc {ipc} exceeds the smallest class ({smallest} real images to start from); lower it")
-    x0, y0 = data.balanced_batch(ipc, make_generator(seed, "mgdd-generate", ipc))
-    was_training = gen.training
-    gen.eval()
-    with torch.no_grad():
-        x = gen(x0, y0, ipc).float()
-    gen.train(was_training)
+    x0, y0 = initial_draw(data, ipc, seed)
+    x = x0
+    if refine:
+        was_training = gen.training
+        gen.eval()
+        with torch.no_grad():
+            x = gen(x0, y0, ipc).float()
+        gen.train(was_training)
     y = y0
     if labels == "krr":
         if labeler is None:
             raise UserError("set_labels krr needs the KRR label solve; it was not set up")
         y = labeler.labels(x0, 0, make_generator(seed, "mgdd-generate-labels", ipc))
-    return SyntheticSet(x.detach(), y.detach(), metadata={"labels": labels, "generator_ipc": ipc})
+    return SyntheticSet(x.detach(), y.detach(), metadata={"labels": labels, "generator_ipc": ipc, "refined": refine})
 
 
 def check_finite(ctx: RunContext, loss: torch.Tensor, stage: str, step: int) -> None:
