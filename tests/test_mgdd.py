@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from condensery import RunContext, SyntheticSet, make_generator
+from condensery import RunContext, SyntheticSet, UserError, make_generator
 from condensery.context import Task
 from condensery.data.realdata import RealData, load_raw
 from condensery.data.sources import Digits, DigitsOptions
@@ -32,9 +32,11 @@ def digits_ctx(tmp_path, ipc: int = 2) -> RunContext:
     return RunContext(task, data, runtime, get_registry(), tmp_path, recipe)
 
 
-def tiny_generator(channels: int = 1, perturb: bool = True) -> MetaGenerator:
+def tiny_generator(channels: int = 1, perturb: bool = True, gradient_input: bool = False) -> MetaGenerator:
     torch.manual_seed(0)
-    gen = MetaGenerator(unet_config(3, 16, [8, 16]), 2, [channels])
+    cfg = unet_config(6 if gradient_input else 3, 16, [8, 16])
+    cfg["out_channels"] = 3
+    gen = MetaGenerator(cfg, 2, [channels], gradient_input=gradient_input)
     if perturb:  # a trained generator is not the identity: give the zero-initialised output weights
         with torch.no_grad():
             gen.unet.conv_out.weight.normal_(0, 0.05)
@@ -113,6 +115,36 @@ def test_generator_starts_from_the_evaluators_random_subset(tmp_path):
     assert torch.equal(written.images, rnd.images) and written.metadata["method"] == "random"
 
 
+SMALL_KRR = {"name": "krr", "dsa": False, "num_models": 1, "width": 16, "batch_real": 8}
+
+
+def test_gradient_input_generator_refines_per_draw_and_generates_reproducibly(tmp_path):
+    # the refiner reads the matcher gradient at X0; generation rebuilds that matcher from config.json
+    gen = tiny_generator(gradient_input=True, perturb=False)
+    x0 = torch.randn(6, 1, 8, 8)
+    y0 = torch.arange(3).repeat_interleave(2)
+    g1, g2 = torch.randn(6, 1, 8, 8), torch.randn(6, 1, 8, 8)
+    assert torch.equal(gen(x0, y0, 2, grad=g1), x0)  # still the identity untrained
+    with pytest.raises(ValueError, match="grad"):
+        gen(x0, y0, 2)
+    with torch.no_grad():
+        gen.unet.conv_out.weight.normal_(0, 0.05)
+        assert not torch.allclose(gen(x0, y0, 2, grad=g1), gen(x0, y0, 2, grad=g2))  # the gradient matters
+    ctx = digits_ctx(tmp_path)
+    matcher = KRRMatcher(KRROptions(**{k: v for k, v in SMALL_KRR.items() if k != "name"}))
+    info = {"data": {"name": "digits", "cache": False}, "model": MODEL, "matcher": SMALL_KRR}
+    folder = save_generator(gen, tmp_path / "generator", info)
+    loaded, config = load_generator(folder)
+    assert config["gradient_input"] and loaded.gradient_input
+    a = SyntheticSet.load(generate_file(folder, 3, tmp_path / "a.safetensors", seed=0))
+    b = SyntheticSet.load(generate_file(folder, 3, tmp_path / "b.safetensors", seed=0))
+    assert torch.equal(a.images, b.images)
+    assert torch.equal(a.images, generate_set(loaded, ctx, 3, seed=0, matcher=matcher).images)
+    assert not torch.equal(a.images, ctx.random_subset(3).images)
+    with pytest.raises(UserError, match="matcher"):
+        generate_set(loaded, ctx, 3, seed=0)
+
+
 def test_krr_label_solve_matches_direct_least_squares():
     g = torch.Generator().manual_seed(0)
     fs, ft = torch.randn(4, 6, generator=g), torch.randn(9, 6, generator=g)
@@ -138,11 +170,13 @@ def test_sub_tasks_are_class_subsets_with_their_own_ipc(tmp_path):
     assert torch.equal(sub.train_x[sub.class_indices[0]], ctx.data.train_x[ctx.data.class_indices[t.classes[0]]])
 
 
-def test_adaptation_lowers_the_target_loss(tmp_path):
+@pytest.mark.parametrize("gradient_input", [False, True])
+def test_adaptation_lowers_the_target_loss(tmp_path, gradient_input):
     ctx = digits_ctx(tmp_path)
     ctx.matcher = KRRMatcher(KRROptions(dsa=False, num_models=1, width=32, batch_real=16, resample_every=1000))
     ctx.matcher.prepare(ctx)
-    folder = save_generator(tiny_generator(perturb=False), tmp_path / "start", {"data": {"name": "digits"}})
+    start_gen = tiny_generator(perturb=False, gradient_input=gradient_input)
+    folder = save_generator(start_gen, tmp_path / "start", {"data": {"name": "digits"}})
     opts = MGDDOptions(mode="adapt", ipc=2, generator=str(folder), adapt_steps=25, adapt_lr=1e-2, adapt_ipcs=[2],
                        adapt_draws=1,
                        label_models=1, label_width=32, label_batch_real=16)
@@ -168,8 +202,6 @@ def test_adaptation_lowers_the_target_loss(tmp_path):
 
 
 def test_adapt_without_generator_is_a_user_error(tmp_path):
-    from condensery import UserError
-
     ctx = digits_ctx(tmp_path)
     ctx.matcher = KRRMatcher(KRROptions(dsa=False))
     with pytest.raises(UserError, match="needs synthesizer.generator"):

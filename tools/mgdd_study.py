@@ -140,6 +140,7 @@ def lossprobe(target: str, draws: int, ipcs: list[int]) -> None:
     from condensery.runtime import Runtime
     from condensery_matching.krr import centred_one_hot, krr_predict
     from condensery_mgdd.generator import load_generator
+    from condensery_mgdd.synthesizer import GENERATION_STEP, loss_gradient
 
     torch.set_num_threads(1)
     registry = get_registry()
@@ -164,7 +165,8 @@ def lossprobe(target: str, draws: int, ipcs: list[int]) -> None:
                 nets = matcher.networks(10_000 + d)  # feature draws no training step used
                 f_val = matcher.features(nets, data.val_x)
                 for name, g in gens.items():
-                    x = x0 if g is None else g(x0, y0, ipc)
+                    grad = loss_gradient(matcher, x0, y0, GENERATION_STEP + d) if g is not None and g.gradient_input else None
+                    x = x0 if g is None else g(x0, y0, ipc, grad=grad)
                     pred = krr_predict(matcher.features(nets, x), f_val, centred_one_hot(y0, k), matcher.options.reg)
                     loss = 0.5 * ((pred - centred_one_hot(data.val_y, k)) ** 2).sum(1).mean().item()
                     acc = (pred.argmax(1) == data.val_y).float().mean().item()

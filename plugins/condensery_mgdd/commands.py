@@ -25,7 +25,7 @@ def generate_file(generator_dir: str | Path, ipc: int, output: str | Path, seed:
     study can give another method exactly the images the generator started from.
     """
     import torch
-    from condensery import RunContext, SyntheticSet, __version__
+    from condensery import RunContext, SyntheticSet, UserError, __version__
     from condensery.plugins import get_registry
     from condensery.recipe import apply_overrides, resolve
     from condensery.runner import load_data, make_task
@@ -43,20 +43,27 @@ def generate_file(generator_dir: str | Path, ipc: int, output: str | Path, seed:
     # the stored recipe gives data and model; the synthesizer section is a placeholder that is
     # never run (as in `condensery eval`), so resolving needs no matcher either
     names = registry.names("synthesizer")
+    synthesizer: dict[str, Any] = {"name": "random" if "random" in names else names[0]}
+    if config.get("gradient_input"):  # the refiner reads the matcher's gradient: build that matcher
+        if not config.get("matcher"):
+            raise UserError(f"'{generator_dir}/config.json' names no matcher, but this generator refines with the "
+                            "matcher's gradient; regenerate the folder with an mgdd run")
+        synthesizer = {"name": "mgdd", "mode": "generate", "generator": str(generator_dir), "ipc": ipc,
+                       "matcher": config["matcher"]}
     doc = {"name": "mgdd-generate", "seed": seed, "data": config["data"],
            "model": config.get("model") or {"name": "convnet"},
-           "synthesizer": {"name": "random" if "random" in names else names[0]},
-           "runtime": {"mixed_precision": "no"}}
+           "synthesizer": synthesizer, "runtime": {"mixed_precision": "no"}}
     plan = resolve(apply_overrides(doc, overrides or []), registry)
     runtime = Runtime(plan.runtime, plan.seed, announce=False)
     data = load_data(plan, runtime)
     task = make_task(plan, data)
-    ctx = RunContext(task, data, runtime, registry, None, plan.resolved)
+    ctx = RunContext(task, data, runtime, registry, None, plan.resolved, plan.matcher)
     gen, _ = load_generator(generator_dir, ctx.device)
     gen.add_channels(task.image_shape[0])
     labeler = MGDDSynthesizer(options).labeler_for(ctx) if options.set_labels == "krr" else None
     t = time.perf_counter()
-    synset: SyntheticSet = generate_set(gen, ctx, ipc, seed, options.set_labels, labeler, refine=not initial)
+    synset: SyntheticSet = generate_set(gen, ctx, ipc, seed, options.set_labels, labeler, refine=not initial,
+                                        matcher=plan.matcher)
     seconds = time.perf_counter() - t  # generation alone: no start-up, no data loading (as a run's synthesize)
     synset.metadata.update(
         method="mgdd" if not initial else "random", matcher=None, recipe=plan.name, ipc=ipc, num_classes=task.num_classes,

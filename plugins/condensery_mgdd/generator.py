@@ -18,6 +18,8 @@ init, never downloaded) and works on any dataset shape:
   ipc, so sizes never seen in training still get a sensible embedding;
 - the residual has zero mean per image and channel (a constant channel shift is nearly invisible
   to the instance-normalised feature networks of the loss, so it drifted unchecked);
+- optionally (``gradient_input``) the UNet also reads the matcher-loss gradient at X0,
+  normalised per image: the draw-specific information a refiner of X0 alone lacks (README);
 - the UNet's last convolution starts at zero: an untrained generator is the identity, i.e.
   the random real subset, and every step of training departs from that baseline.
 
@@ -65,13 +67,16 @@ def unet_config(working_channels: int, resolution: int, channels: list[int] | tu
 class MetaGenerator(nn.Module):
     """``forward(x0, labels, ipc) -> x0 + residual``; see the module docstring."""
 
-    def __init__(self, unet: dict[str, Any], context_pool: int = 4, channel_counts: list[int] | None = None) -> None:
+    def __init__(self, unet: dict[str, Any], context_pool: int = 4, channel_counts: list[int] | None = None,
+                 gradient_input: bool = False) -> None:
         super().__init__()
         from diffusers import UNet2DModel
 
         self.unet_config = dict(unet)
         self.unet = UNet2DModel(**unet)
-        self.working_channels = int(unet["in_channels"])
+        self.gradient_input = gradient_input
+        # with gradient input the UNet reads [X0, normalised loss gradient at X0] stacked
+        self.working_channels = int(unet["in_channels"]) // (2 if gradient_input else 1)
         self.resolution = int(unet["sample_size"])
         self.context_pool = context_pool
         emb = int(unet["block_out_channels"][0]) * 4  # diffusers' time-embedding width
@@ -115,14 +120,24 @@ class MetaGenerator(nn.Module):
         counts = torch.bincount(labels, minlength=k).clamp_min(1).float().unsqueeze(1)
         return (sums / counts)[labels]
 
-    def forward(self, x0: torch.Tensor, labels: torch.Tensor, ipc: int) -> torch.Tensor:
+    def to_working(self, x: torch.Tensor) -> torch.Tensor:
+        """Images of any size and channel count -> the working resolution and channels."""
+        r = self.resolution
+        if x.shape[2:] != (r, r):
+            x = F.interpolate(x, size=(r, r), mode="bilinear", antialias=True, align_corners=False)
+        return self.adapters_in[str(x.shape[1])](x)
+
+    def forward(self, x0: torch.Tensor, labels: torch.Tensor, ipc: int, grad: torch.Tensor | None = None) -> torch.Tensor:
         c, h, w = x0.shape[1:]
         if str(c) not in self.adapters_in:
             raise UserError(f"the generator has no adapter for {c}-channel images; adapt it to this dataset first (mode: adapt)")
+        if self.gradient_input and grad is None:
+            raise ValueError("this generator refines with the loss gradient at X0; pass grad= (see synthesizer.refine)")
         r = self.resolution
-        z = x0 if (h, w) == (r, r) else F.interpolate(x0, size=(r, r), mode="bilinear", antialias=True, align_corners=False)
-        z = self.adapters_in[str(c)](z)
+        z = self.to_working(x0)
         cond = self.context(self.prototypes(z, labels))
+        if self.gradient_input:
+            z = torch.cat([z, self.to_working(grad.to(x0.dtype))], dim=1)
         t = torch.full((x0.shape[0],), 100.0 * math.log2(max(int(ipc), 1)), device=x0.device)
         res = self.adapters_out[str(c)](self.unet(z, t, class_labels=cond).sample)
         # zero-mean per image and channel: instance-normalised feature networks (the krr matcher's)
@@ -137,9 +152,11 @@ class MetaGenerator(nn.Module):
 
 def build_generator(options: Any, channels: int) -> MetaGenerator:
     """A fresh generator from the synthesizer options, with adapters for ``channels``."""
-    cfg = unet_config(options.working_channels, options.resolution, options.block_out_channels,
+    grad = bool(getattr(options, "gradient_input", False))
+    cfg = unet_config(options.working_channels * (2 if grad else 1), options.resolution, options.block_out_channels,
                       options.layers_per_block)
-    return MetaGenerator(cfg, options.context_pool, [channels])
+    cfg["out_channels"] = options.working_channels
+    return MetaGenerator(cfg, options.context_pool, [channels], gradient_input=grad)
 
 
 # -- the folder on disk ------------------------------------------------------------------
@@ -157,7 +174,7 @@ def save_generator(gen: MetaGenerator, folder: str | os.PathLike[str], info: dic
     save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT, "type": TYPE})
     config = {
         "type": TYPE, "format": FORMAT, "unet": gen.unet_config, "context_pool": gen.context_pool,
-        "channel_counts": gen.channel_counts, **info,
+        "channel_counts": gen.channel_counts, "gradient_input": gen.gradient_input, **info,
     }
     (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=str))
     old = folder.with_name(folder.name + ".old")
@@ -192,7 +209,8 @@ def load_generator(folder: str | os.PathLike[str], device: torch.device | str = 
     if not weights.is_file():
         raise UserError(f"'{folder}' lacks {WEIGHTS}; the generator folder is incomplete")
     state, _ = read_safetensors(weights)
-    gen = MetaGenerator(config["unet"], int(config.get("context_pool", 4)), list(config["channel_counts"]))
+    gen = MetaGenerator(config["unet"], int(config.get("context_pool", 4)), list(config["channel_counts"]),
+                        gradient_input=bool(config.get("gradient_input", False)))
     missing, unexpected = gen.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise UserError(f"'{weights}' does not match its config.json (missing {missing[:3]}, unexpected {unexpected[:3]})")

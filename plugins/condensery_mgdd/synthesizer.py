@@ -55,6 +55,9 @@ class MGDDOptions(SynthesizerOptions):
     block_out_channels: list[int] = Field(default_factory=lambda: [32, 64], description="UNet2DModel widths")
     layers_per_block: int = Field(1, ge=1)
     context_pool: int = Field(4, ge=1, description="class prototypes are pooled to this size")
+    gradient_input: bool = Field(
+        False, description="the refiner also reads the normalised matcher-loss gradient at X0 (draw-specific "
+                          "information; a fresh generator only, a saved one keeps its own)")
     # meta-training
     meta_steps: int = Field(100, ge=0, description="outer (Reptile) steps")
     meta_batch: int = Field(2, ge=1, description="sub-tasks per outer step (split over processes)")
@@ -99,7 +102,7 @@ class MGDDSynthesizer(Synthesizer):
         if o.mode != "generate" and ctx.run_dir is not None and ctx.runtime.is_main:
             save_generator(gen, ctx.run_dir / "generator", self.generator_info(ctx, info, seconds))
         ctx.runtime.wait()
-        synset = generate_set(gen, ctx, o.ipc, ctx.runtime.seed, o.set_labels, self.labeler_for(ctx))
+        synset = generate_set(gen, ctx, o.ipc, ctx.runtime.seed, o.set_labels, self.labeler_for(ctx), matcher=ctx.matcher)
         synset.metadata["generator_seconds"] = round(seconds, 3)
         return synset
 
@@ -134,6 +137,7 @@ class MGDDSynthesizer(Synthesizer):
             "class_names": t.class_names, "image_shape": list(t.image_shape), "mean": t.mean, "std": t.std,
             "labels": {"models": o.label_models, "width": o.label_width, "batch_real": o.label_batch_real,
                        "reg": o.label_reg},
+            "matcher": (ctx.recipe.get("synthesizer") or {}).get("matcher"),  # generation needs it for the gradient
             "history": history,
         }
 
@@ -150,8 +154,9 @@ class MGDDSynthesizer(Synthesizer):
         """Matcher loss of ``G(X0)`` for a fresh initial set of ``ipc`` images per class."""
         g = ctx.generator("mgdd-x0", *stream)
         x0, y0 = ctx.data.balanced_batch(ipc, g)
+        grad = loss_gradient(matcher, x0, y0, GRADIENT_STEP + step) if gen.gradient_input else None
         with ctx.runtime.autocast():
-            x = gen(x0, y0, ipc).float()
+            x = gen(x0, y0, ipc, grad=grad).float()
         if labeler is not None and isinstance(matcher, KRRMatcher):
             ys = labeler.labels(x0, 0, g)  # one fixed feature space: labels are a function of X0
             return matcher.loss(x, y0, step, targets=ys)
@@ -270,13 +275,33 @@ def initial_draw(data: RealData, ipc: int, seed: int) -> tuple[torch.Tensor, tor
     return data.balanced_batch(ipc, make_generator(seed, "random-subset", ipc))
 
 
+GRADIENT_STEP = 1_000_000  # matcher step of the input gradient: other feature networks than the loss's
+GENERATION_STEP = 2_000_000  # and at generation: one fixed draw, so a seed gives one set
+
+
+def loss_gradient(matcher: Any, x0: torch.Tensor, y0: torch.Tensor, step: int) -> torch.Tensor:
+    """The matcher-loss gradient at X0, scaled to RMS 1 per image: the refiner's second input.
+
+    Why: measured on CIFAR-10 classes 5-9 (docs/results.md, MGDD), a refiner that sees X0
+    alone did not lower the krr loss of a *new* draw at all, while one normalised gradient
+    step X0 - 0.1 g (g from feature networks the loss never uses) lowered it from 0.426 to
+    0.374: what improves a set depends on the draw, and the gradient carries that.
+    """
+    x = x0.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(matcher.loss(x, y0, step), x)
+    g = g.detach().float()
+    return g / (g.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt() + 1e-12)
+
+
 def generate_set(gen: MetaGenerator, ctx: RunContext, ipc: int, seed: int, labels: str = "hard",
-                 labeler: KRRLabeler | None = None, refine: bool = True) -> SyntheticSet:
+                 labeler: KRRLabeler | None = None, refine: bool = True, matcher: Any = None) -> SyntheticSet:
     """``ipc`` images per class from ``G(X0)``; X0 from ``initial_draw(seed, ipc)``: deterministic.
 
     ``refine=False`` returns X0 itself (what the generator starts from). Runs in full
     precision without autocast so a given seed gives the same set whatever the run's
-    mixed-precision setting.
+    mixed-precision setting. A gradient-input generator needs ``matcher`` (a fresh copy is
+    prepared here, so the set does not depend on what the matcher drew before).
     """
     data: RealData = ctx.data
     smallest = min(data.class_count(c) for c in range(data.num_classes))
@@ -285,10 +310,17 @@ def generate_set(gen: MetaGenerator, ctx: RunContext, ipc: int, seed: int, label
     x0, y0 = initial_draw(data, ipc, seed)
     x = x0
     if refine:
+        grad = None
+        if gen.gradient_input:
+            if matcher is None:
+                raise UserError("this generator refines with the matcher's gradient; its config.json names no matcher")
+            fresh = type(matcher)(matcher.options)
+            fresh.prepare(ctx)
+            grad = loss_gradient(fresh, x0, y0, GENERATION_STEP)
         was_training = gen.training
         gen.eval()
         with torch.no_grad():
-            x = gen(x0, y0, ipc).float()
+            x = gen(x0, y0, ipc, grad=grad).float()
         gen.train(was_training)
     y = y0
     if labels == "krr":
