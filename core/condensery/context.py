@@ -12,7 +12,7 @@ import torch.nn as nn
 from .checkpoints import CheckpointStore
 from .data.realdata import RealData
 from .progress import progress
-from .runtime import Runtime
+from .runtime import Runtime, make_generator
 from .synthetic import SyntheticSet
 
 
@@ -85,8 +85,15 @@ class RunContext:
 
     def random_subset(self, ipc: int, stream: str = "random-subset") -> SyntheticSet:
         """The class-balanced random real subset of ``ipc`` images per class."""
-        x, y = self.data.balanced_batch(ipc, self.generator(stream, ipc))
+        x, y = random_subset_draw(self.data, ipc, self.runtime.seed, stream)
         return SyntheticSet(x, y, metadata={"method": "random", "ipc": ipc, "num_classes": self.task.num_classes})
+
+
+def random_subset_draw(data: RealData, ipc: int, seed: int,
+                       stream: str = "random-subset") -> tuple[torch.Tensor, torch.Tensor]:
+    """The random baseline's images for ``seed``, defined once: a method that starts from real
+    images (MGDD's X0) can start from exactly this draw, making its comparison paired."""
+    return data.balanced_batch(ipc, make_generator(seed, stream, ipc))
 
 
 def build_model(registry: Any, spec: dict[str, Any], task: Task) -> nn.Module:

@@ -132,7 +132,7 @@ class MetaGenerator(nn.Module):
         if str(c) not in self.adapters_in:
             raise UserError(f"the generator has no adapter for {c}-channel images; adapt it to this dataset first (mode: adapt)")
         if self.gradient_input and grad is None:
-            raise ValueError("this generator refines with the loss gradient at X0; pass grad= (see synthesizer.refine)")
+            raise ValueError("this generator refines with the loss gradient at X0; pass grad= (synthesizer.loss_gradient)")
         r = self.resolution
         z = self.to_working(x0)
         cond = self.context(self.prototypes(z, labels))
@@ -152,7 +152,7 @@ class MetaGenerator(nn.Module):
 
 def build_generator(options: Any, channels: int) -> MetaGenerator:
     """A fresh generator from the synthesizer options, with adapters for ``channels``."""
-    grad = bool(getattr(options, "gradient_input", False))
+    grad = bool(options.gradient_input)
     cfg = unet_config(options.working_channels * (2 if grad else 1), options.resolution, options.block_out_channels,
                       options.layers_per_block)
     cfg["out_channels"] = options.working_channels

@@ -39,6 +39,7 @@ from condensery import (
     make_generator,
     optimizer_state,
 )
+from condensery.context import random_subset_draw
 from condensery_matching.krr import KRRMatcher
 from pydantic import Field
 
@@ -264,17 +265,6 @@ class MGDDSynthesizer(Synthesizer):
         return int(meta["step"])
 
 
-def initial_draw(data: RealData, ipc: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """X0 for generation: the class-balanced real draw of stream ``(seed, "random-subset", ipc)``.
-
-    It is the very subset the evaluators report as the random baseline for a run of this
-    seed (``RunContext.random_subset``), so "generator vs random subset" is a paired
-    comparison: the difference is what the refinement adds, not the luck of another draw
-    (at CIFAR-10 IPC 10 two draws differ by up to 4 points).
-    """
-    return data.balanced_batch(ipc, make_generator(seed, "random-subset", ipc))
-
-
 GRADIENT_STEP = 1_000_000  # matcher step of the input gradient: other feature networks than the loss's
 GENERATION_STEP = 2_000_000  # and at generation: one fixed draw, so a seed gives one set
 
@@ -296,7 +286,7 @@ def loss_gradient(matcher: Any, x0: torch.Tensor, y0: torch.Tensor, step: int) -
 
 def generate_set(gen: MetaGenerator, ctx: RunContext, ipc: int, seed: int, labels: str = "hard",
                  labeler: KRRLabeler | None = None, refine: bool = True, matcher: Any = None) -> SyntheticSet:
-    """``ipc`` images per class from ``G(X0)``; X0 from ``initial_draw(seed, ipc)``: deterministic.
+    """``ipc`` images per class from ``G(X0)``; X0 the random subset of ``seed``: deterministic.
 
     ``refine=False`` returns X0 itself (what the generator starts from). Runs in full
     precision without autocast so a given seed gives the same set whatever the run's
@@ -307,7 +297,10 @@ def generate_set(gen: MetaGenerator, ctx: RunContext, ipc: int, seed: int, label
     smallest = min(data.class_count(c) for c in range(data.num_classes))
     if ipc > smallest:
         raise UserError(f"--ipc {ipc} exceeds the smallest class ({smallest} real images to start from); lower it")
-    x0, y0 = initial_draw(data, ipc, seed)
+    # X0 is the evaluators' random subset of this seed: "generator vs random subset" is then
+    # paired, the difference being what the refinement adds, not the luck of another draw
+    # (two draws of 10 images per class differ by up to 4 points on CIFAR-10)
+    x0, y0 = random_subset_draw(data, ipc, seed)
     x = x0
     if refine:
         grad = None
