@@ -6,6 +6,7 @@ import json
 import types
 
 import pytest
+import torch
 import yaml
 from condensery import SyntheticSet, hookimpl
 from condensery.plugins import build_registry
@@ -116,3 +117,23 @@ def test_init_from_continues_a_finished_set_and_refuses_a_mismatched_one(cli, ti
     wrong = cli("run", str(tiny_recipe), "-o", str(tmp_path / "wrong"), "--quiet", "--set", init, "--set", "synthesizer.ipc=2")
     assert wrong.code == 2
     assert "images per class" in wrong.err and "Traceback" not in wrong.err and len(wrong.err.strip().splitlines()) == 1
+
+
+def test_pixel_init_random_subset_refines_exactly_the_random_baseline(cli, tiny_recipe, tmp_path):
+    # paired comparison: the synthetic set starts from the very images the evaluators report as "random"
+    from condensery import Runtime, random_subset_draw
+    from condensery.plugins import get_registry
+    from condensery.recipe import load_recipe
+    from condensery.runner import load_data
+
+    plan = load_recipe(str(tiny_recipe), None, get_registry())
+    draw, labels = random_subset_draw(load_data(plan, Runtime(plan.runtime, plan.seed, announce=False)), 1, plan.seed)
+    start = {}
+    for init in ("random-subset", "real"):
+        out = tmp_path / init
+        res = cli("run", str(tiny_recipe), "-o", str(out), "--quiet",
+                  "--set", f"synthesizer.init={init}", "--set", "synthesizer.iterations=0")
+        assert res.code == 0, res.err
+        start[init] = SyntheticSet.load(out / "synthetic.safetensors")
+    assert torch.equal(start["random-subset"].images, draw) and torch.equal(start["random-subset"].labels, labels)
+    assert not torch.equal(start["real"].images, draw)  # the default draws its own real images

@@ -15,7 +15,7 @@ from .components import (  # noqa: E402
     Synthesizer,
     SynthesizerOptions,
 )
-from .context import RunContext, Task, build_model  # noqa: E402
+from .context import RunContext, Task, build_model, random_subset_draw  # noqa: E402
 from .data import DSA, AugParams, DatasetOptions, DatasetSource, RawSplits, RealData, crop_flip  # noqa: E402
 from .errors import CondenseryError, DivergenceError, UserError  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
@@ -28,7 +28,7 @@ from .training import accuracy, predict, soft_cross_entropy, train_classifier  #
 
 __all__ = [
     "__version__", "hookimpl", "Options", "Component", "Synthesizer", "SynthesizerOptions",
-    "Matcher", "Evaluator", "Result", "SyntheticSet", "RunContext", "Task", "build_model",
+    "Matcher", "Evaluator", "Result", "SyntheticSet", "RunContext", "Task", "build_model", "random_subset_draw",
     "Runtime", "RuntimeOptions", "make_generator", "read_safetensors", "RealData", "DatasetSource", "DatasetOptions",
     "RawSplits", "DSA", "AugParams", "crop_flip", "CheckpointStore", "optimizer_state",
     "load_optimizer_state", "UserError", "DivergenceError", "CondenseryError",

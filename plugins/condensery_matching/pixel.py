@@ -25,6 +25,7 @@ from condensery import (
     UserError,
     load_optimizer_state,
     optimizer_state,
+    random_subset_draw,
 )
 from pydantic import Field
 
@@ -34,7 +35,9 @@ class PixelOptions(SynthesizerOptions):
     lr: float = Field(1.0, gt=0, description="image learning rate")
     optimizer: Literal["sgd", "adam"] = "sgd"
     momentum: float = Field(0.5, ge=0, lt=1, description="SGD momentum (DC/DM use 0.5)")
-    init: Literal["real", "noise"] = "real"
+    init: Literal["real", "random-subset", "noise"] = Field(
+        "real", description="real: a class-balanced real draw of its own; random-subset: exactly the random "
+        "baseline's draw (the evaluators' one-draw subset), so synthetic vs random is a paired comparison; noise")
     init_from: str | None = Field(
         None, description="a synthetic set (.safetensors) whose images start the optimisation instead of `init`, "
         "e.g. to continue a finished run for more iterations; same ipc, classes, image shape and whitening")
@@ -52,6 +55,9 @@ class PixelSynthesizer(Synthesizer):
         ipc, k = self.options.ipc, ctx.task.num_classes
         if self.options.init_from is not None:
             return self.images_from_set(ctx, self.options.init_from)
+        if self.options.init == "random-subset":
+            x, y = random_subset_draw(ctx.data, ipc, ctx.runtime.seed)
+            return x.clone(), y.clone()
         gen = ctx.generator("pixel-init")
         if self.options.init == "real":
             x, y = ctx.data.balanced_batch(ipc, gen)

@@ -38,8 +38,8 @@ from condensery import (
     load_optimizer_state,
     make_generator,
     optimizer_state,
+    random_subset_draw,
 )
-from condensery.context import random_subset_draw
 from condensery_matching.krr import KRRMatcher
 from pydantic import Field
 
