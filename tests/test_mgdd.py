@@ -206,3 +206,16 @@ def test_adapt_without_generator_is_a_user_error(tmp_path):
     ctx.matcher = KRRMatcher(KRROptions(dsa=False))
     with pytest.raises(UserError, match="needs synthesizer.generator"):
         MGDDSynthesizer(MGDDOptions(mode="adapt")).synthesize(ctx)
+
+
+def test_generator_runs_under_bf16_autocast_on_the_cpu():
+    # meta-training with runtime.mixed_precision=bf16 crashed: the CPU has no bf16 kernel for the
+    # antialiased resampling of the residual back to the image size (8x8 digits, 16x16 working)
+    gen = tiny_generator()
+    x0 = torch.randn(6, 1, 8, 8)
+    y0 = torch.arange(3).repeat_interleave(2)
+    full = gen(x0, y0, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = gen(x0, y0, 2)
+    assert mixed.dtype == torch.float32 and mixed.shape == x0.shape
+    assert torch.allclose(mixed, full, atol=0.05) and not torch.equal(mixed, x0)

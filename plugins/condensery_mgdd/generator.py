@@ -139,7 +139,9 @@ class MetaGenerator(nn.Module):
         if self.gradient_input:
             z = torch.cat([z, self.to_working(grad.to(x0.dtype))], dim=1)
         t = torch.full((x0.shape[0],), 100.0 * math.log2(max(int(ipc), 1)), device=x0.device)
-        res = self.adapters_out[str(c)](self.unet(z, t, class_labels=cond).sample)
+        # float32 from here: under bf16 autocast the UNet's output is bf16, and the CPU has no bf16
+        # kernel for antialiased resampling; the residual joins float32 images anyway
+        res = self.adapters_out[str(c)](self.unet(z, t, class_labels=cond).sample).float()
         # zero-mean per image and channel: instance-normalised feature networks (the krr matcher's)
         # barely see a constant channel shift, so without this the residual drifted there freely
         # (-0.43 on two channels of CIFAR-10 after meta-training + adaptation); centring it did
