@@ -196,7 +196,7 @@ class TrajectoryMatcher(Matcher):
         if "syn_lr" in state:
             with torch.no_grad():
                 self.syn_lr.fill_(float(state["syn_lr"]))
-            self._last_good_lr = float(self.syn_lr)
+            self._last_good_lr = float(self.syn_lr.detach())
 
 
 # -- `condensery experts RECIPE` --------------------------------------------------------
