@@ -11,7 +11,7 @@ Stages (run each under the shared CPU lock, one thread; each holds it a few minu
   python tools/mgdd_study.py table                                         # markdown rows for docs/results.md
 
 (b), the random subset, is evaluated next to every set by the evaluators themselves. It is
-paired: the generator refines exactly that draw (``initial_draw``), and (c) starts from it
+paired: the generator refines exactly that draw (``condensery.random_subset_draw``), and (c) starts from it
 too (``synthesizer.init_from`` = ``condensery generate --initial``).
 
 Wall time of (a) at IPC k: the adapt run's ``seconds.synthesize`` (loading the generator,

@@ -132,7 +132,7 @@ class MetaGenerator(nn.Module):
         if str(c) not in self.adapters_in:
             raise UserError(f"the generator has no adapter for {c}-channel images; adapt it to this dataset first (mode: adapt)")
         if self.gradient_input and grad is None:
-            raise ValueError("this generator refines with the loss gradient at X0; pass grad= (synthesizer.loss_gradient)")
+            raise ValueError("this generator refines with the loss gradient at X0; pass grad= (condensery_mgdd.synthesizer.loss_gradient)")
         r = self.resolution
         z = self.to_working(x0)
         cond = self.context(self.prototypes(z, labels))
