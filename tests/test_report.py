@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from condensery_eval.report import load_run, render, rows
+from condensery_eval.report import load_run, render, rows, seed_rows
 from PIL import Image
 
 
@@ -89,3 +89,45 @@ def test_report_errors_exit_2_with_one_line(cli, runs, tmp_path):
     (bad / "metrics.json").write_text("[1, 2]")
     r = cli("report", str(bad), "-o", str(tmp_path / "r.md"))
     assert r.code == 2 and "results" in r.err
+
+
+def seeded_run(root: Path, name: str, seed: int, syn: float, rnd: float, lr: float = 0.1, threads: int = 1,
+               val: tuple[float, float] | None = None) -> Path:
+    extra_s = {"val_mean": val[0]} if val else {}
+    extra_r = {"val_mean": val[1]} if val else {}
+    run = write_run(root, name, "pixel", 10, [result("hard-label", "convnet", "synthetic", syn, **extra_s),
+                                              result("hard-label", "convnet", "random", rnd, **extra_r)])
+    (run / "recipe.yaml").write_text(
+        f"name: dc\nseed: {seed}\nsynthesizer: {{name: pixel, lr: {lr}}}\nruntime: {{threads: {threads}, cpu: true}}\n")
+    return run
+
+
+def test_report_pools_runs_that_differ_only_in_seed(tmp_path):
+    a = seeded_run(tmp_path, "dc-s0", 0, 0.40, 0.30, val=(0.41, 0.29))
+    b = seeded_run(tmp_path, "dc-s1", 1, 0.38, 0.26, threads=4, val=(0.39, 0.28))  # threads: speed only
+    other_lr = seeded_run(tmp_path, "dc-lr", 2, 0.50, 0.30, lr=0.2)
+    pooled = seed_rows([load_run(p) for p in (a, b, other_lr)])
+    assert len(pooled) == 1
+    row = pooled[0]
+    assert row["seeds"] == [0, 1] and [Path(p).name for p in row["runs"]] == ["dc-s0", "dc-s1"]
+    assert row["synthetic"] == pytest.approx((0.39, 0.0141421356), abs=1e-8)  # sample std over the seeds' means
+    assert row["random"] == pytest.approx((0.28, 0.0282842712), abs=1e-8)
+    assert row["difference"] == pytest.approx((0.11, 0.0141421356), abs=1e-8)  # paired per seed: 0.10, 0.12
+    assert row["val_difference"] == pytest.approx((0.115, 0.0070710678), abs=1e-8)
+    md = render([load_run(p) for p in (a, b, other_lr)])
+    assert "## Over seeds" in md
+    assert "| `dc-s0`, `dc-s1` | 0, 1 | pixel | 10 | hard-label | convnet | 39.00 ± 1.41 | 28.00 ± 2.83 | +11.00 ± 1.41 | +11.50 ± 0.71 |" in md
+
+
+def test_report_does_not_pool_without_distinct_seeds_or_recipes(tmp_path, runs):
+    a = seeded_run(tmp_path, "x0", 0, 0.40, 0.30)
+    same_seed = seeded_run(tmp_path, "x0-again", 0, 0.41, 0.31)
+    assert seed_rows([load_run(a), load_run(same_seed)]) == []       # a repeat, not a second seed
+    lone = seeded_run(tmp_path, "y1", 1, 0.40, 0.30, lr=0.3)
+    assert seed_rows([load_run(a), load_run(lone)]) == []            # another recipe
+    assert seed_rows([load_run(p) for p in runs]) == []              # no recipe.yaml: nothing to compare
+    assert "Over seeds" not in render([load_run(p) for p in runs])
+    c = seeded_run(tmp_path, "x1", 1, 0.42, 0.32)
+    mc = load_run(c)
+    mc["source"] = "elsewhere.safetensors"                            # an eval of another set
+    assert seed_rows([load_run(a), mc]) == []

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import yaml
 from condensery import UserError
+
+#: runtime settings that change speed or bookkeeping, never the numbers
+_SPEED_ONLY = ("threads", "checkpoint_every")
 
 
 def load_run(path: str | Path) -> dict[str, Any]:
@@ -54,6 +59,78 @@ def rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _recipe_without_seed(run: dict[str, Any]) -> tuple[str, int] | None:
+    """(the run's resolved recipe minus its seed, as a comparable key; the seed), if it has one.
+
+    Evaluations of an existing set (``condensery eval``) keep their source in the key, so
+    only evaluations of the same set are pooled.
+    """
+    base = Path(run["_path"])
+    file = (base if base.is_dir() else base.parent) / "recipe.yaml"
+    try:
+        doc = yaml.safe_load(file.read_text()) if file.is_file() else None
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("seed"), int):
+        return None
+    rest = {k: v for k, v in doc.items() if k != "seed"}
+    if isinstance(rest.get("runtime"), dict):
+        rest["runtime"] = {k: v for k, v in rest["runtime"].items() if k not in _SPEED_ONLY}
+    return json.dumps([rest, run.get("source")], sort_keys=True, default=str), doc["seed"]
+
+
+def seed_groups(runs: list[dict[str, Any]]) -> list[list[tuple[int, dict[str, Any]]]]:
+    """Runs whose recipes differ only in ``seed`` (two or more, all seeds distinct), by seed."""
+    by_key: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    for m in runs:
+        keyed = _recipe_without_seed(m)
+        if keyed is not None:
+            by_key[keyed[0]].append((keyed[1], m))
+    groups = []
+    for members in by_key.values():
+        seeds = [s for s, _ in members]
+        if len(members) > 1 and len(set(seeds)) == len(seeds):
+            groups.append(sorted(members, key=lambda t: t[0]))
+    return groups
+
+
+def _mean_std(xs: list[float]) -> tuple[float, float]:
+    return statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
+def seed_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per group of seeds and (evaluator, model): mean ± std over seeds of each seed's mean.
+
+    Each seed distils its own set and draws its own random subset, so the spread over seeds
+    holds the luck of both; the margin is taken per seed (a paired difference), then pooled.
+    """
+    out = []
+    for members in seed_groups(runs):
+        per_seed = [{(r["evaluator"], r["model"]): r for r in rows([m]) if r["primary"] and r["synthetic"] and r["random"]}
+                    for _, m in members]
+        for key in [k for k in per_seed[0] if all(k in p for p in per_seed)]:
+            syn = [p[key]["synthetic"]["mean"] for p in per_seed]
+            rnd = [p[key]["random"]["mean"] for p in per_seed]
+            val = [(p[key]["synthetic"].get("val_mean"), p[key]["random"].get("val_mean")) for p in per_seed]
+            val_ok = all(isinstance(a, (int, float)) and isinstance(b, (int, float)) for a, b in val)
+            first = per_seed[0][key]
+            out.append({
+                "runs": [m["_path"].rstrip("/") for _, m in members], "seeds": [s for s, _ in members],
+                "method": first["method"], "dataset": first["dataset"], "ipc": first["ipc"],
+                "evaluator": key[0], "model": key[1],
+                "synthetic": _mean_std(syn), "random": _mean_std(rnd),
+                "difference": _mean_std([s - r for s, r in zip(syn, rnd)]),
+                "val_difference": _mean_std([a - b for a, b in val]) if val_ok else None,
+            })
+    return out
+
+
+def _points(ms: tuple[float, float] | None, signed: bool = False) -> str:
+    if ms is None:
+        return "–"
+    return f"{100 * ms[0]:{'+' if signed else ''}.2f} ± {100 * ms[1]:.2f}"
+
+
 def render(runs: list[dict[str, Any]], plot_name: str | None = None) -> str:
     table = rows(runs)
     has_ars = any(r["ars"] is not None for r in table)
@@ -76,6 +153,20 @@ def render(runs: list[dict[str, Any]], plot_name: str | None = None) -> str:
             lines.append(f"Full training data ({m.get('dataset')}, {r.get('model')}, hard labels): {_pct(r)} %.")
     if has_ars or any(r["lrs"] is not None for r in table):
         lines += ["", "LRS / ARS: DD-Ranking's label- and augmentation-robust scores (×100); see docs/evaluation.md."]
+    pooled = seed_rows(runs)
+    if pooled:
+        lines += ["", "## Over seeds", "",
+                  "Runs whose recipes differ only in `seed`. Each seed distils its own set and draws its own "
+                  "random subset; mean ± std over seeds of each seed's mean, and of each seed's difference "
+                  "(synthetic − random, points; on the validation split where the runs recorded it).", "",
+                  "| runs | seeds | method | IPC | evaluator | model | synthetic (%) | random (%) | difference | difference (validation) |",
+                  "|" + "---|" * 10]
+        for r in pooled:
+            cells = [", ".join(f"`{Path(p).name}`" for p in r["runs"]), ", ".join(map(str, r["seeds"])),
+                     r["method"], str(r["ipc"]), r["evaluator"], r["model"], _points(r["synthetic"]),
+                     _points(r["random"]), _points(r["difference"], signed=True),
+                     _points(r["val_difference"], signed=True)]
+            lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Runs: " + ", ".join(f"`{m['_path']}`" for m in runs)]
     if plot_name:
         lines += ["", f"![accuracy against IPC]({plot_name})"]
