@@ -131,3 +131,20 @@ def test_report_does_not_pool_without_distinct_seeds_or_recipes(tmp_path, runs):
     mc = load_run(c)
     mc["source"] = "elsewhere.safetensors"                            # an eval of another set
     assert seed_rows([load_run(a), mc]) == []
+
+
+def test_report_pools_a_run_written_before_an_option_existed(tmp_path):
+    """Old recipe.yaml files lack options added since; resolving them again fills the defaults."""
+    body = ("name: dm\nseed: {seed}\ndata: {{name: digits}}\n"
+            "synthesizer: {{name: pixel, ipc: 1, iterations: 5, matcher: {{name: distribution}}}}\n"
+            "evaluators:\n- {{name: hard-label, epochs: 3{extra}}}\n")
+    old = write_run(tmp_path, "dm-s0", "pixel", 1, [result("hard-label", "convnet", "synthetic", 0.8),
+                                                    result("hard-label", "convnet", "random", 0.6)])
+    (old / "recipe.yaml").write_text(body.format(seed=0, extra=""))
+    new = write_run(tmp_path, "dm-s1", "pixel", 1, [result("hard-label", "convnet", "synthetic", 0.7),
+                                                    result("hard-label", "convnet", "random", 0.5)])
+    (new / "recipe.yaml").write_text(body.format(seed=1, extra=", random_draws: one"))
+    pooled = seed_rows([load_run(old), load_run(new)])
+    assert len(pooled) == 1 and pooled[0]["seeds"] == [0, 1]
+    (new / "recipe.yaml").write_text(body.format(seed=1, extra=", random_draws: per-run"))
+    assert seed_rows([load_run(old), load_run(new)]) == []

@@ -59,6 +59,21 @@ def rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _with_current_defaults(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` resolved again, so a run written before an option existed states its default too.
+
+    A recipe that no longer resolves (its plugin gone, an option since removed) is compared
+    as written.
+    """
+    from condensery.plugins import get_registry
+    from condensery.recipe import resolve
+
+    try:
+        return resolve(dict(doc), get_registry()).resolved
+    except UserError:
+        return doc
+
+
 def _recipe_without_seed(run: dict[str, Any]) -> tuple[str, int] | None:
     """(the run's resolved recipe minus its seed, as a comparable key; the seed), if it has one.
 
@@ -73,6 +88,7 @@ def _recipe_without_seed(run: dict[str, Any]) -> tuple[str, int] | None:
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("seed"), int):
         return None
+    doc = _with_current_defaults(doc)
     rest = {k: v for k, v in doc.items() if k != "seed"}
     if isinstance(rest.get("runtime"), dict):
         rest["runtime"] = {k: v for k, v in rest["runtime"].items() if k not in _SPEED_ONLY}
