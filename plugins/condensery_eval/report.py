@@ -8,7 +8,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import yaml
 from condensery import UserError
 
 #: runtime settings that change speed or bookkeeping, never the numbers
@@ -32,9 +31,7 @@ def load_run(path: str | Path) -> dict[str, Any]:
 
 
 def _pct(r: dict[str, Any] | None) -> str:
-    if r is None:
-        return "–"
-    return f"{100 * r['mean']:.2f} ± {100 * r.get('std', 0.0):.2f}"
+    return "–" if r is None else _points((r["mean"], r.get("std", 0.0)))
 
 
 def rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -80,13 +77,14 @@ def _recipe_without_seed(run: dict[str, Any]) -> tuple[str, int] | None:
     Evaluations of an existing set (``condensery eval``) keep their source in the key, so
     only evaluations of the same set are pooled.
     """
+    from condensery.recipe import load_yaml
+
     base = Path(run["_path"])
-    file = (base if base.is_dir() else base.parent) / "recipe.yaml"
     try:
-        doc = yaml.safe_load(file.read_text()) if file.is_file() else None
-    except (yaml.YAMLError, UnicodeDecodeError):
-        return None
-    if not isinstance(doc, dict) or not isinstance(doc.get("seed"), int):
+        doc = load_yaml((base if base.is_dir() else base.parent) / "recipe.yaml")
+    except (UserError, UnicodeDecodeError):
+        return None  # no readable recipe beside it: the run is reported, just not pooled
+    if not isinstance(doc.get("seed"), int):
         return None
     doc = _with_current_defaults(doc)
     rest = {k: v for k, v in doc.items() if k != "seed"}
