@@ -219,7 +219,8 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{ds} · {ev} · {model}".strip(" ·"))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.png")
