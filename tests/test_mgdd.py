@@ -32,11 +32,12 @@ def digits_ctx(tmp_path, ipc: int = 2) -> RunContext:
     return RunContext(task, data, runtime, get_registry(), tmp_path, recipe)
 
 
-def tiny_generator(channels: int = 1, perturb: bool = True, gradient_input: bool = False) -> MetaGenerator:
+def tiny_generator(channels: int = 1, perturb: bool = True, gradient_input: bool = False,
+                   refine_steps: int = 0) -> MetaGenerator:
     torch.manual_seed(0)
-    cfg = unet_config(6 if gradient_input else 3, 16, [8, 16])
+    cfg = unet_config(6 if gradient_input or refine_steps else 3, 16, [8, 16])
     cfg["out_channels"] = 3
-    gen = MetaGenerator(cfg, 2, [channels], gradient_input=gradient_input)
+    gen = MetaGenerator(cfg, 2, [channels], gradient_input=gradient_input, refine_steps=refine_steps, refine_lr=0.05)
     if perturb:  # a trained generator is not the identity: give the zero-initialised output weights
         with torch.no_grad():
             gen.unet.conv_out.weight.normal_(0, 0.05)
@@ -145,6 +146,51 @@ def test_gradient_input_generator_refines_per_draw_and_generates_reproducibly(tm
         generate_set(loaded, ctx, 3, seed=0)
 
 
+def test_untrained_unrolled_refiner_is_adam_at_its_step_size():
+    # the unrolled refiner starts as refine_steps Adam steps of size refine_lr on the same gradients
+    gen = tiny_generator(refine_steps=4, perturb=False)
+    x0 = torch.randn(6, 1, 8, 8)
+    y0 = torch.arange(3).repeat_interleave(2)
+    target = torch.randn_like(x0)
+
+    def grad_fn(x, t):  # a deterministic gradient sequence that changes with the step
+        return (x - target) * (1 + t)
+
+    with pytest.raises(ValueError, match="grad_fn"):
+        gen(x0, y0, 2)
+    x = gen(x0, y0, 2, grad_fn=grad_fn)
+    pixels = x0.clone().requires_grad_(True)
+    adam = torch.optim.Adam([pixels], lr=0.05)
+    for t in range(4):
+        pixels.grad = grad_fn(pixels.detach(), t)
+        adam.step()
+    assert torch.allclose(x, pixels.detach(), atol=1e-5) and not torch.allclose(x, x0)
+    # the learned parts shape the result: larger step sizes, and a non-zero correction
+    with torch.no_grad():
+        gen.log_step_scale.fill_(1.0)
+        longer = gen(x0, y0, 2, grad_fn=grad_fn)
+        assert (longer - target).abs().mean() < (x - target).abs().mean()
+        gen.unet.conv_out.weight.normal_(0, 0.05)
+        assert not torch.allclose(gen(x0, y0, 2, grad_fn=grad_fn), longer)
+
+
+def test_unrolled_generator_round_trips_and_generates_reproducibly(tmp_path):
+    gen = tiny_generator(refine_steps=3)
+    with torch.no_grad():
+        gen.log_step_scale.copy_(torch.tensor([0.5, 0.0, -0.5]))
+    info = {"data": {"name": "digits", "cache": False}, "model": MODEL, "matcher": SMALL_KRR}
+    folder = save_generator(gen, tmp_path / "generator", info)
+    loaded, config = load_generator(folder)
+    assert config["refine_steps"] == 3 and config["refine_lr"] == 0.05
+    assert torch.equal(loaded.step_sizes(), gen.step_sizes())
+    a = SyntheticSet.load(generate_file(folder, 3, tmp_path / "a.safetensors", seed=0))
+    b = SyntheticSet.load(generate_file(folder, 3, tmp_path / "b.safetensors", seed=0))
+    c = SyntheticSet.load(generate_file(folder, 5, tmp_path / "c.safetensors", seed=0))
+    assert torch.equal(a.images, b.images) and c.images.shape[0] == 50
+    x0 = SyntheticSet.load(generate_file(folder, 3, tmp_path / "x0.safetensors", seed=0, initial=True))
+    assert not torch.equal(a.images, x0.images)
+
+
 def test_krr_label_solve_matches_direct_least_squares():
     g = torch.Generator().manual_seed(0)
     fs, ft = torch.randn(4, 6, generator=g), torch.randn(9, 6, generator=g)
@@ -170,12 +216,13 @@ def test_sub_tasks_are_class_subsets_with_their_own_ipc(tmp_path):
     assert torch.equal(sub.train_x[sub.class_indices[0]], ctx.data.train_x[ctx.data.class_indices[t.classes[0]]])
 
 
-@pytest.mark.parametrize("gradient_input", [False, True])
-def test_adaptation_lowers_the_target_loss(tmp_path, gradient_input):
+@pytest.mark.parametrize("kind", ["x0", "gradient-input", "unrolled"])
+def test_adaptation_lowers_the_target_loss(tmp_path, kind):
     ctx = digits_ctx(tmp_path)
     ctx.matcher = KRRMatcher(KRROptions(dsa=False, num_models=1, width=32, batch_real=16, resample_every=1000))
     ctx.matcher.prepare(ctx)
-    start_gen = tiny_generator(perturb=False, gradient_input=gradient_input)
+    start_gen = tiny_generator(perturb=False, gradient_input=kind == "gradient-input",
+                               refine_steps=3 if kind == "unrolled" else 0)
     folder = save_generator(start_gen, tmp_path / "start", {"data": {"name": "digits"}})
     opts = MGDDOptions(mode="adapt", ipc=2, generator=str(folder), adapt_steps=25, adapt_lr=1e-2, adapt_ipcs=[2],
                        adapt_draws=1,
@@ -199,6 +246,31 @@ def test_adaptation_lowers_the_target_loss(tmp_path, gradient_input):
     after = target_loss(adapted)
     assert config["history"][-1]["mode"] == "adapt"
     assert after < 0.97 * before, (before, after)
+
+
+def test_loss_dsa_judges_the_generator_under_augmentation(tmp_path):
+    # loss_dsa: the generator's training loss is the matcher's loss under siamese DSA (one augmented
+    # copy per matcher, its real-batch stream kept across steps); the steps still use the plain matcher
+    ctx = digits_ctx(tmp_path)
+    matcher = KRRMatcher(KRROptions(dsa=False, num_models=1, width=16, batch_real=8))
+    matcher.prepare(ctx)
+    gen = tiny_generator(perturb=False, refine_steps=2)
+    synth = MGDDSynthesizer(MGDDOptions(ipc=2, krr_labels=False, loss_dsa=True))
+    judge = synth.augmented(ctx, matcher)
+    assert judge is synth.augmented(ctx, matcher) and judge.dsa is not None and matcher.dsa is None
+    calls = {"judge": 0, "plain": 0}
+    for name, m in (("judge", judge), ("plain", matcher)):
+        def counted(*args, _loss=m.loss, _name=name, **kwargs):
+            calls[_name] += 1
+            return _loss(*args, **kwargs)
+        m.loss = counted
+    with torch.no_grad():
+        loss = synth.task_loss(ctx, matcher, None, gen, 2, ("adapt", 0, 0), 0)
+    assert torch.isfinite(loss) and calls == {"judge": 1, "plain": 2}  # 2 refine steps, 1 judged loss
+    no_dsa = MGDDSynthesizer(MGDDOptions(ipc=2, krr_labels=False))
+    with torch.no_grad():
+        no_dsa.task_loss(ctx, matcher, None, gen, 2, ("adapt", 0, 0), 0)
+    assert calls == {"judge": 1, "plain": 5}
 
 
 def test_adapt_without_generator_is_a_user_error(tmp_path):

@@ -9,6 +9,12 @@ Stages (run each under the shared CPU lock, one thread; each holds it a few minu
   python tools/mgdd_study.py zeroshot --target cifar10 --ipcs 10           # diagnostic: meta generator, no adaptation
   python tools/mgdd_study.py lossprobe --target cifar10 --ipcs 1 10  # diagnostic: held-out krr loss of X0 / G(X0)
   python tools/mgdd_study.py table                                         # markdown rows for docs/results.md
+  python tools/mgdd_study.py ablate --generator DIR --zero correction -o OUT # copy of a generator, one part switched off
+
+``--variant unrolled`` runs the same stages for the unrolled refiner (``refine_steps``):
+its meta generator ``runs/cifar10-mgdd-unrolled-meta``, the ``mgdd-unrolled-adapt.yaml``
+recipes, runs in ``runs/mgdd-study-unrolled/``. ``--pixel-lr`` sets (c)'s Adam lr (chosen on
+the validation split; docs/results.md).
 
 (b), the random subset, is evaluated next to every set by the evaluators themselves. It is
 paired: the generator refines exactly that draw (``condensery.random_subset_draw``), and (c) starts from it
@@ -37,6 +43,13 @@ from pathlib import Path
 
 RUNS = Path("runs/mgdd-study")
 META = Path("runs/cifar10-mgdd-meta/generator")
+ADAPT = "mgdd-adapt.yaml"
+PIXEL_LR: list[str] = []  # (c)'s lr override, empty: the recipe's
+VARIANTS = {  # runs folder, meta generator, adapt recipe
+    "one-shot": (RUNS, META, ADAPT),
+    "unrolled": (Path("runs/mgdd-study-unrolled"), Path("runs/cifar10-mgdd-unrolled-meta/generator"),
+                 "mgdd-unrolled-adapt.yaml"),
+}
 RECIPES = {"cifar10": "recipes/cifar10", "digits": "recipes/digits"}
 ONE_THREAD = ["--set", "runtime.threads=1"]
 # the target's data section, for zero-shot generation from the meta generator (stored data: classes 0-4)
@@ -54,7 +67,7 @@ def metrics(name: str) -> dict | None:
 
 
 def adapt(target: str) -> None:
-    sh("condensery", "run", f"{RECIPES[target]}/mgdd-adapt.yaml", "-o", str(RUNS / f"{target}-adapt"), "--quiet",
+    sh("condensery", "run", f"{RECIPES[target]}/{ADAPT}", "-o", str(RUNS / f"{target}-adapt"), "--quiet",
        *ONE_THREAD)
 
 
@@ -62,7 +75,7 @@ def generate(target: str, ipcs: list[int], generator: Path, prefix: str, extra: 
     for ipc in ipcs:
         out = RUNS / f"{target}-{prefix}-ipc{ipc}.safetensors"
         sh("condensery", "generate", str(generator), "--ipc", str(ipc), "--seed", "0", "-o", str(out), *extra)
-        sh("condensery", "eval", str(out), "--recipe", f"{RECIPES[target]}/mgdd-adapt.yaml",
+        sh("condensery", "eval", str(out), "--recipe", f"{RECIPES[target]}/{ADAPT}",
            "-o", str(RUNS / f"{target}-{prefix}-ipc{ipc}-eval"), "--quiet", *ONE_THREAD)
 
 
@@ -106,7 +119,7 @@ def pixel_probe(target: str, ipc: int) -> tuple[float, float]:
         probe = RUNS / f"{target}-pixel-probe-ipc{ipc}-n{n}"
         sh("condensery", "run", recipe, "-o", str(probe), "--quiet", "--force", *ONE_THREAD,
            "--set", f"synthesizer.ipc={ipc}", "--set", f"synthesizer.iterations={n}",
-           "--set", "evaluators.0.runs=1", "--set", "evaluators.0.epochs=1",
+           "--set", "evaluators.0.runs=1", "--set", "evaluators.0.epochs=1", *PIXEL_LR,
            "--set", f"synthesizer.init_from={initial_set(target, ipc)}")
         seconds[n] = json.loads((probe / "metrics.json").read_text())["seconds"]["synthesize"]
     per_it = max((seconds[8] - seconds[2]) / 6, 1e-3)
@@ -124,11 +137,37 @@ def pixel(target: str, ipc: int, factor: float) -> None:
           f"{iterations} iterations", flush=True)
     sh("condensery", "run", f"{RECIPES[target]}/mgdd-scratch-pixel.yaml", "-o",
        str(RUNS / f"{target}-pixel-ipc{ipc}-x{factor:g}"), "--quiet", "--force", *ONE_THREAD,
-       "--set", f"synthesizer.ipc={ipc}", "--set", f"synthesizer.iterations={iterations}",
+       "--set", f"synthesizer.ipc={ipc}", "--set", f"synthesizer.iterations={iterations}", *PIXEL_LR,
        "--set", f"synthesizer.init_from={initial_set(target, ipc)}")
 
 
-def lossprobe(target: str, draws: int, ipcs: list[int]) -> None:
+def ablate(generator: Path, part: str, out: Path) -> None:
+    """A copy of ``generator`` with one learned part switched off, to see what that part does.
+
+    ``correction``: the UNet's output convolution zeroed (an unrolled refiner keeps its learned
+    step sizes only; a one-shot refiner becomes the identity). ``steps``: the unrolled step
+    sizes back to ``refine_lr`` (the correction alone). Generate / evaluate it like any other.
+    """
+    import torch
+    from condensery_mgdd.generator import load_generator, save_generator
+
+    gen, config = load_generator(generator)
+    with torch.no_grad():
+        if part == "correction":
+            gen.unet.conv_out.weight.zero_()
+            gen.unet.conv_out.bias.zero_()
+        elif gen.refine_steps:
+            gen.log_step_scale.zero_()
+        else:
+            sys.exit(f"{generator} is not an unrolled generator: it has no step sizes")
+    own = {"type", "format", "unet", "context_pool", "channel_counts", "gradient_input", "refine_steps", "refine_lr"}
+    info = {k: v for k, v in config.items() if k not in own}
+    info["history"] = [*config.get("history", []), {"mode": f"ablate-{part}", "from": str(generator)}]
+    save_generator(gen, out, info)
+    print(f"wrote {out}")
+
+
+def lossprobe(target: str, draws: int, ipcs: list[int], extra: list[Path]) -> None:
     """Diagnostic: the krr loss of the target's validation split predicted from X0 (identity =
     random subset), from G_meta(X0) and from G_adapted(X0), over fresh initial draws and random
     feature networks never used in training; writes RUNS/<target>-lossprobe.json."""
@@ -140,18 +179,19 @@ def lossprobe(target: str, draws: int, ipcs: list[int]) -> None:
     from condensery.runtime import Runtime
     from condensery_matching.krr import centred_one_hot, krr_predict
     from condensery_mgdd.generator import load_generator
-    from condensery_mgdd.synthesizer import GENERATION_STEP, loss_gradient
+    from condensery_mgdd.synthesizer import GENERATION_STEP, gradient_fn, loss_gradient
 
     torch.set_num_threads(1)
     registry = get_registry()
-    plan = load_recipe(f"{RECIPES[target]}/mgdd-adapt.yaml", None, registry)
+    plan = load_recipe(f"{RECIPES[target]}/{ADAPT}", None, registry)
     runtime = Runtime(plan.runtime, plan.seed, announce=False)
     data = load_data(plan, runtime)
     ctx = RunContext(make_task(plan, data), data, runtime, registry, None, plan.resolved, plan.matcher)
     matcher = plan.matcher
     matcher.prepare(ctx)
     gens = {"identity (random subset)": None}
-    for name, folder in (("meta", META), ("adapted", RUNS / f"{target}-adapt" / "generator")):
+    for name, folder in (("meta", META), ("adapted", RUNS / f"{target}-adapt" / "generator"),
+                         *((str(f), f) for f in extra)):
         if folder.is_dir():
             gens[name], _ = load_generator(folder)
             gens[name].add_channels(data.image_shape[0])
@@ -166,7 +206,9 @@ def lossprobe(target: str, draws: int, ipcs: list[int]) -> None:
                 f_val = matcher.features(nets, data.val_x)
                 for name, g in gens.items():
                     grad = loss_gradient(matcher, x0, y0, GENERATION_STEP + d) if g is not None and g.gradient_input else None
-                    x = x0 if g is None else g(x0, y0, ipc, grad=grad)
+                    steps = g.refine_steps if g is not None else 0
+                    grad_fn = gradient_fn(matcher, y0, GENERATION_STEP + 1000 * d) if steps else None
+                    x = x0 if g is None else g(x0, y0, ipc, grad=grad, grad_fn=grad_fn)
                     pred = krr_predict(matcher.features(nets, x), f_val, centred_one_hot(y0, k), matcher.options.reg)
                     loss = 0.5 * ((pred - centred_one_hot(data.val_y, k)) ** 2).sum(1).mean().item()
                     acc = (pred.argmax(1) == data.val_y).float().mean().item()
@@ -217,13 +259,22 @@ def table() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["adapt", "generate", "pixel", "zeroshot", "lossprobe", "table"])
+    p.add_argument("stage", choices=["adapt", "generate", "pixel", "zeroshot", "lossprobe", "ablate", "table"])
     p.add_argument("--target", choices=list(RECIPES), default="cifar10")
     p.add_argument("--ipcs", type=int, nargs="+", default=[1, 7, 23, 50])
     p.add_argument("--ipc", type=int, default=10)
     p.add_argument("--factor", type=float, default=1.0)
     p.add_argument("--draws", type=int, default=6, help="lossprobe: initial draws per ipc")
+    p.add_argument("--variant", choices=list(VARIANTS), default="one-shot")
+    p.add_argument("--generator", type=Path, nargs="*", default=[],
+                   help="ablate: the generator folder; lossprobe: extra generator folders to probe")
+    p.add_argument("--zero", choices=["correction", "steps"], default="correction", help="ablate: the part to switch off")
+    p.add_argument("-o", "--output", type=Path, help="ablate: the new generator folder")
+    p.add_argument("--pixel-lr", type=float, default=None, help="(c): Adam lr on the pixels (default: the recipe's)")
     a = p.parse_args(argv)
+    global RUNS, META, ADAPT, PIXEL_LR
+    RUNS, META, ADAPT = VARIANTS[a.variant]
+    PIXEL_LR = [] if a.pixel_lr is None else ["--set", f"synthesizer.lr={a.pixel_lr}"]
     RUNS.mkdir(parents=True, exist_ok=True)
     if a.stage == "adapt":
         adapt(a.target)
@@ -232,7 +283,11 @@ def main(argv: list[str] | None = None) -> None:
     elif a.stage == "zeroshot":  # the meta generator on the target as is: what adaptation adds
         generate(a.target, a.ipcs, META, "zeroshot", TARGET_DATA[a.target])
     elif a.stage == "lossprobe":
-        lossprobe(a.target, a.draws, a.ipcs)
+        lossprobe(a.target, a.draws, a.ipcs, a.generator)
+    elif a.stage == "ablate":
+        if len(a.generator) != 1 or a.output is None:
+            sys.exit("ablate needs one --generator DIR and -o OUT")
+        ablate(a.generator[0], a.zero, a.output)
     elif a.stage == "pixel":
         pixel(a.target, a.ipc, a.factor)
     else:

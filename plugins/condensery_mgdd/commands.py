@@ -44,7 +44,7 @@ def generate_file(generator_dir: str | Path, ipc: int, output: str | Path, seed:
     # never run (as in `condensery eval`), so resolving needs no matcher either
     names = registry.names("synthesizer")
     synthesizer: dict[str, Any] = {"name": "random" if "random" in names else names[0]}
-    if config.get("gradient_input"):  # the refiner reads the matcher's gradient: build that matcher
+    if config.get("gradient_input") or config.get("refine_steps"):  # it reads the matcher's gradient: build it
         if not config.get("matcher"):
             raise UserError(f"'{generator_dir}/config.json' names no matcher, but this generator refines with the "
                             "matcher's gradient; regenerate the folder with an mgdd run")

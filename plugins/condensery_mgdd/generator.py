@@ -21,7 +21,12 @@ init, never downloaded) and works on any dataset shape:
 - optionally (``gradient_input``) the UNet also reads the matcher-loss gradient at X0,
   normalised per image: the draw-specific information a refiner of X0 alone lacks (README);
 - the UNet's last convolution starts at zero: an untrained generator is the identity, i.e.
-  the random real subset, and every step of training departs from that baseline.
+  the random real subset, and every step of training departs from that baseline;
+- optionally (``refine_steps`` T > 0) the refinement is *unrolled*: T steps
+  ``x <- x - s_t * d_t + U(x, d_t)``, where ``d_t`` is Adam's direction for the matcher-loss
+  gradients seen so far, ``s_t`` a learned step size per step and ``U`` the UNet's centred
+  correction. Untrained it is T steps of Adam at ``refine_lr`` from X0; meta-training learns
+  the schedule and the correction (README: why).
 
 GroupNorm normalises per image, so the output for one image does not depend on how many
 images are generated with it (apart from the shared prototype and size code).
@@ -36,6 +41,7 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +55,8 @@ FORMAT = "condensery.generator/1"
 TYPE = "mgdd"
 WEIGHTS = "generator.safetensors"
 CONFIG = "config.json"
+# ``grad_fn(x, t)``: the raw matcher-loss gradient at ``x`` for unrolled step ``t``
+GradientFn = Callable[[torch.Tensor, int], torch.Tensor]
 
 
 def unet_config(working_channels: int, resolution: int, channels: list[int] | tuple[int, ...],
@@ -68,15 +76,21 @@ class MetaGenerator(nn.Module):
     """``forward(x0, labels, ipc) -> x0 + residual``; see the module docstring."""
 
     def __init__(self, unet: dict[str, Any], context_pool: int = 4, channel_counts: list[int] | None = None,
-                 gradient_input: bool = False) -> None:
+                 gradient_input: bool = False, refine_steps: int = 0, refine_lr: float = 0.1) -> None:
         super().__init__()
         from diffusers import UNet2DModel
 
+        if gradient_input and refine_steps:
+            raise ValueError("gradient_input and refine_steps exclude each other (the unrolled refiner reads its own directions)")
         self.unet_config = dict(unet)
         self.unet = UNet2DModel(**unet)
         self.gradient_input = gradient_input
-        # with gradient input the UNet reads [X0, normalised loss gradient at X0] stacked
-        self.working_channels = int(unet["in_channels"]) // (2 if gradient_input else 1)
+        self.refine_steps = int(refine_steps)
+        self.refine_lr = float(refine_lr)
+        # with gradient input (or unrolled) the UNet reads [image, loss gradient / direction] stacked
+        self.working_channels = int(unet["in_channels"]) // (2 if self.reads_gradient else 1)
+        if self.refine_steps:  # learned step sizes refine_lr * exp(log_step_scale), 1x at the start
+            self.log_step_scale = nn.Parameter(torch.zeros(self.refine_steps))
         self.resolution = int(unet["sample_size"])
         self.context_pool = context_pool
         emb = int(unet["block_out_channels"][0]) * 4  # diffusers' time-embedding width
@@ -88,6 +102,14 @@ class MetaGenerator(nn.Module):
             self.unet.conv_out.bias.zero_()
         for c in channel_counts or [self.working_channels]:
             self.add_channels(c)
+
+    @property
+    def reads_gradient(self) -> bool:
+        return self.gradient_input or self.refine_steps > 0
+
+    def step_sizes(self) -> torch.Tensor:
+        """The unrolled refiner's step sizes (log scale: one optimiser step changes them by a ratio)."""
+        return self.refine_lr * self.log_step_scale.exp()
 
     @property
     def channel_counts(self) -> list[int]:
@@ -127,21 +149,39 @@ class MetaGenerator(nn.Module):
             x = F.interpolate(x, size=(r, r), mode="bilinear", antialias=True, align_corners=False)
         return self.adapters_in[str(x.shape[1])](x)
 
-    def forward(self, x0: torch.Tensor, labels: torch.Tensor, ipc: int, grad: torch.Tensor | None = None) -> torch.Tensor:
-        c, h, w = x0.shape[1:]
+    def forward(self, x0: torch.Tensor, labels: torch.Tensor, ipc: int, grad: torch.Tensor | None = None,
+                grad_fn: GradientFn | None = None) -> torch.Tensor:
+        """``x0 + residual`` (one shot), or the unrolled refinement when ``refine_steps`` > 0.
+
+        ``grad``: the normalised loss gradient at X0 (``gradient_input``); ``grad_fn(x, t)``:
+        the raw loss gradient at ``x`` for step ``t`` (unrolled; a fresh feature draw per step).
+        """
+        c = x0.shape[1]
         if str(c) not in self.adapters_in:
             raise UserError(f"the generator has no adapter for {c}-channel images; adapt it to this dataset first (mode: adapt)")
+        cond = self.context(self.prototypes(self.to_working(x0), labels))
+        if self.refine_steps:
+            if grad_fn is None:
+                raise ValueError("this generator refines in steps along the loss gradient; pass grad_fn= "
+                                 "(condensery_mgdd.synthesizer.gradient_fn)")
+            return self.unroll(x0, cond, ipc, grad_fn)
         if self.gradient_input and grad is None:
             raise ValueError("this generator refines with the loss gradient at X0; pass grad= (condensery_mgdd.synthesizer.loss_gradient)")
+        return x0 + self.residual(x0, cond, self.size_code(x0, ipc), grad).to(x0.dtype)
+
+    def size_code(self, x: torch.Tensor, ipc: int, offset: float = 0.0) -> torch.Tensor:
+        return torch.full((x.shape[0],), 100.0 * math.log2(max(int(ipc), 1)) + offset, device=x.device)
+
+    def residual(self, x: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
+        """The UNet's centred residual for ``x`` (and its second input ``extra``), at ``x``'s size."""
+        h, w = x.shape[2:]
         r = self.resolution
-        z = self.to_working(x0)
-        cond = self.context(self.prototypes(z, labels))
-        if self.gradient_input:
-            z = torch.cat([z, self.to_working(grad.to(x0.dtype))], dim=1)
-        t = torch.full((x0.shape[0],), 100.0 * math.log2(max(int(ipc), 1)), device=x0.device)
+        z = self.to_working(x)
+        if extra is not None:
+            z = torch.cat([z, self.to_working(extra.to(x.dtype))], dim=1)
         # float32 from here: under bf16 autocast the UNet's output is bf16, and the CPU has no bf16
         # kernel for antialiased resampling; the residual joins float32 images anyway
-        res = self.adapters_out[str(c)](self.unet(z, t, class_labels=cond).sample).float()
+        res = self.adapters_out[str(x.shape[1])](self.unet(z, t, class_labels=cond).sample).float()
         # zero-mean per image and channel: instance-normalised feature networks (the krr matcher's)
         # barely see a constant channel shift, so without this the residual drifted there freely
         # (-0.43 on two channels of CIFAR-10 after meta-training + adaptation); centring it did
@@ -149,16 +189,38 @@ class MetaGenerator(nn.Module):
         res = res - res.mean(dim=(2, 3), keepdim=True)
         if (h, w) != (r, r):
             res = F.interpolate(res, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-        return x0 + res.to(x0.dtype)
+        return res
+
+    def unroll(self, x0: torch.Tensor, cond: torch.Tensor, ipc: int, grad_fn: GradientFn) -> torch.Tensor:
+        """T learned steps from X0: Adam's direction (betas 0.9 / 0.999) times a learned size, plus U.
+
+        The gradients are inputs, not differentiated through (first order, as learned optimizers
+        are usually trained): what training shapes is the step schedule and the correction.
+        """
+        x = x0.float()
+        m = torch.zeros_like(x)
+        v = torch.zeros_like(x)
+        sizes = self.step_sizes()
+        b1, b2, eps = 0.9, 0.999, 1e-8
+        for t in range(self.refine_steps):
+            g = grad_fn(x.detach(), t).float()
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g * g
+            direction = (m / (1 - b1 ** (t + 1))) / ((v / (1 - b2 ** (t + 1))).sqrt() + eps)
+            code = self.size_code(x, ipc, 1000.0 * t / self.refine_steps)
+            x = x - sizes[t] * direction + self.residual(x, cond, code, direction)
+        return x.to(x0.dtype)
 
 
 def build_generator(options: Any, channels: int) -> MetaGenerator:
     """A fresh generator from the synthesizer options, with adapters for ``channels``."""
     grad = bool(options.gradient_input)
-    cfg = unet_config(options.working_channels * (2 if grad else 1), options.resolution, options.block_out_channels,
-                      options.layers_per_block)
+    steps = int(options.refine_steps)
+    cfg = unet_config(options.working_channels * (2 if grad or steps else 1), options.resolution,
+                      options.block_out_channels, options.layers_per_block)
     cfg["out_channels"] = options.working_channels
-    return MetaGenerator(cfg, options.context_pool, [channels], gradient_input=grad)
+    return MetaGenerator(cfg, options.context_pool, [channels], gradient_input=grad, refine_steps=steps,
+                         refine_lr=options.refine_lr)
 
 
 # -- the folder on disk ------------------------------------------------------------------
@@ -176,7 +238,8 @@ def save_generator(gen: MetaGenerator, folder: str | os.PathLike[str], info: dic
     save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT, "type": TYPE})
     config = {
         "type": TYPE, "format": FORMAT, "unet": gen.unet_config, "context_pool": gen.context_pool,
-        "channel_counts": gen.channel_counts, "gradient_input": gen.gradient_input, **info,
+        "channel_counts": gen.channel_counts, "gradient_input": gen.gradient_input,
+        "refine_steps": gen.refine_steps, "refine_lr": gen.refine_lr, **info,
     }
     (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=str))
     old = folder.with_name(folder.name + ".old")
@@ -212,7 +275,8 @@ def load_generator(folder: str | os.PathLike[str], device: torch.device | str = 
         raise UserError(f"'{folder}' lacks {WEIGHTS}; the generator folder is incomplete")
     state, _ = read_safetensors(weights)
     gen = MetaGenerator(config["unet"], int(config.get("context_pool", 4)), list(config["channel_counts"]),
-                        gradient_input=bool(config.get("gradient_input", False)))
+                        gradient_input=bool(config.get("gradient_input", False)),
+                        refine_steps=int(config.get("refine_steps", 0)), refine_lr=float(config.get("refine_lr", 0.1)))
     missing, unexpected = gen.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise UserError(f"'{weights}' does not match its config.json (missing {missing[:3]}, unexpected {unexpected[:3]})")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import time
+import weakref
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -59,6 +60,16 @@ class MGDDOptions(SynthesizerOptions):
     gradient_input: bool = Field(
         False, description="the refiner also reads the normalised matcher-loss gradient at X0 (draw-specific "
                           "information; a fresh generator only, a saved one keeps its own)")
+    refine_steps: int = Field(
+        0, ge=0, description="0: one-shot residual; T: unrolled refiner, T learned Adam-direction steps along the "
+                             "matcher gradient plus a UNet correction (a fresh generator only)")
+    refine_lr: float = Field(0.1, gt=0, description="the unrolled refiner's initial step size (Adam lr equivalent)")
+    step_lr_scale: float = Field(
+        10.0, gt=0, description="the unrolled refiner's step sizes train at this multiple of every lr (few parameters, "
+                                "each worth a whole schedule)")
+    loss_dsa: bool = Field(
+        False, description="train the generator on the matcher's loss under siamese DSA (the gradients an unrolled "
+                           "refiner steps along stay the matcher's own): a refinement must survive augmentation")
     # meta-training
     meta_steps: int = Field(100, ge=0, description="outer (Reptile) steps")
     meta_batch: int = Field(2, ge=1, description="sub-tasks per outer step (split over processes)")
@@ -156,18 +167,31 @@ class MGDDSynthesizer(Synthesizer):
         g = ctx.generator("mgdd-x0", *stream)
         x0, y0 = ctx.data.balanced_batch(ipc, g)
         grad = loss_gradient(matcher, x0, y0, GRADIENT_STEP + step) if gen.gradient_input else None
+        grad_fn = gradient_fn(matcher, y0, GRADIENT_STEP + step * gen.refine_steps) if gen.refine_steps else None
         with ctx.runtime.autocast():
-            x = gen(x0, y0, ipc, grad=grad).float()
+            x = gen(x0, y0, ipc, grad=grad, grad_fn=grad_fn).float()
+        judge = self.augmented(ctx, matcher) if self.options.loss_dsa else matcher
         if labeler is not None and isinstance(matcher, KRRMatcher):
             ys = labeler.labels(x0, 0, g)  # one fixed feature space: labels are a function of X0
-            return matcher.loss(x, y0, step, targets=ys)
-        return matcher.loss(x, y0, step)
+            return judge.loss(x, y0, step, targets=ys)
+        return judge.loss(x, y0, step)
+
+    def augmented(self, ctx: RunContext, matcher: Any) -> Any:
+        """A copy of ``matcher`` with siamese DSA on, prepared once per matcher (its own real-batch stream)."""
+        cache = self.__dict__.setdefault("_augmented", weakref.WeakKeyDictionary())
+        if matcher not in cache:
+            if "dsa" not in type(matcher.options).model_fields:
+                raise UserError(f"loss_dsa needs a matcher with a dsa option; {type(matcher).__name__} has none")
+            judge = type(matcher)(matcher.options.model_copy(update={"dsa": True}))
+            judge.prepare(ctx)
+            cache[matcher] = judge
+        return cache[matcher]
 
     # -- meta-training ------------------------------------------------------------------
     def meta_train(self, ctx: RunContext, gen: MetaGenerator) -> None:
         o, rt = self.options, ctx.runtime
         params = [p for p in gen.parameters()]
-        outer = torch.optim.Adam(params, lr=o.meta_lr)
+        outer = torch.optim.Adam(param_groups(gen, o.meta_lr, o.step_lr_scale))
         start = self.resume(ctx, gen, outer, "mgdd-meta-train")
         smallest = min(ctx.data.class_count(c) for c in range(ctx.task.num_classes))
         mine = [j for j in range(o.meta_batch) if j % rt.num_processes == rt.process_index]
@@ -185,7 +209,7 @@ class MGDDSynthesizer(Synthesizer):
                 matcher.prepare(sub)
                 labeler = self.labeler_for(sub)
                 fast = copy.deepcopy(gen)
-                inner = torch.optim.Adam(fast.parameters(), lr=o.inner_lr)
+                inner = torch.optim.Adam(param_groups(fast, o.inner_lr, o.step_lr_scale))
                 for i in range(o.inner_steps):
                     loss = self.task_loss(sub, matcher, labeler, fast, task.ipc, ("inner", i), step * o.inner_steps + i)
                     check_finite(ctx, loss, "meta-train", step)
@@ -216,7 +240,7 @@ class MGDDSynthesizer(Synthesizer):
     def adapt(self, ctx: RunContext, gen: MetaGenerator) -> None:
         o, rt = self.options, ctx.runtime
         params = [p for p in gen.parameters()]
-        opt = torch.optim.Adam(params, lr=o.adapt_lr)
+        opt = torch.optim.Adam(param_groups(gen, o.adapt_lr, o.step_lr_scale))
         start = self.resume(ctx, gen, opt, "mgdd-adapt")
         labeler = self.labeler_for(ctx)
         ipcs = o.adapt_ipcs or [o.ipc]
@@ -265,6 +289,17 @@ class MGDDSynthesizer(Synthesizer):
         return int(meta["step"])
 
 
+def param_groups(gen: MetaGenerator, lr: float, step_scale: float) -> list[dict[str, Any]]:
+    """Adam groups: the unrolled refiner's step sizes at ``step_scale`` x ``lr``, the rest at ``lr``.
+
+    Why: a handful of log step scales, each shaping a whole schedule, would move by about
+    ``lr`` per step, i.e. a few percent over a CPU meta-training: too slow to learn anything.
+    """
+    steps = [p for n, p in gen.named_parameters() if n == "log_step_scale"]
+    rest = [p for n, p in gen.named_parameters() if n != "log_step_scale"]
+    return [{"params": rest, "lr": lr}] + ([{"params": steps, "lr": lr * step_scale}] if steps else [])
+
+
 GRADIENT_STEP = 1_000_000  # matcher step of the input gradient: other feature networks than the loss's
 GENERATION_STEP = 2_000_000  # and at generation: one fixed draw, so a seed gives one set
 
@@ -282,6 +317,21 @@ def loss_gradient(matcher: Any, x0: torch.Tensor, y0: torch.Tensor, step: int) -
         (g,) = torch.autograd.grad(matcher.loss(x, y0, step), x)
     g = g.detach().float()
     return g / (g.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt() + 1e-12)
+
+
+def gradient_fn(matcher: Any, y0: torch.Tensor, first_step: int) -> Any:
+    """``grad_fn(x, t)`` for the unrolled refiner: the raw matcher-loss gradient at ``x``.
+
+    Step ``t`` uses the matcher's feature networks of ``first_step + t``: a fresh draw per
+    step, as pixel optimisation with ``resample_every: 1`` sees.
+    """
+    def grad_fn(x: torch.Tensor, t: int) -> torch.Tensor:
+        x = x.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            (g,) = torch.autograd.grad(matcher.loss(x, y0, first_step + t), x)
+        return g.detach()
+
+    return grad_fn
 
 
 def generate_set(gen: MetaGenerator, ctx: RunContext, ipc: int, seed: int, labels: str = "hard",
@@ -303,17 +353,20 @@ def generate_set(gen: MetaGenerator, ctx: RunContext, ipc: int, seed: int, label
     x0, y0 = random_subset_draw(data, ipc, seed)
     x = x0
     if refine:
-        grad = None
-        if gen.gradient_input:
+        grad = grad_fn = None
+        if gen.reads_gradient:
             if matcher is None:
                 raise UserError("this generator refines with the matcher's gradient; its config.json names no matcher")
             fresh = type(matcher)(matcher.options)
             fresh.prepare(ctx)
-            grad = loss_gradient(fresh, x0, y0, GENERATION_STEP)
+            if gen.refine_steps:
+                grad_fn = gradient_fn(fresh, y0, GENERATION_STEP)
+            else:
+                grad = loss_gradient(fresh, x0, y0, GENERATION_STEP)
         was_training = gen.training
         gen.eval()
         with torch.no_grad():
-            x = gen(x0, y0, ipc, grad=grad).float()
+            x = gen(x0, y0, ipc, grad=grad, grad_fn=grad_fn).float()
         gen.train(was_training)
     y = y0
     if labels == "krr":
