@@ -45,6 +45,7 @@ RUNS = Path("runs/mgdd-study")
 META = Path("runs/cifar10-mgdd-meta/generator")
 ADAPT = "mgdd-adapt.yaml"
 PIXEL_LR: list[str] = []  # (c)'s lr override, empty: the recipe's
+LR_SUFFIX = ""  # "-lr0.1" on (c)'s run names when the lr is overridden
 VARIANTS = {  # runs folder, meta generator, adapt recipe
     "one-shot": (RUNS, META, ADAPT),
     "unrolled": (Path("runs/mgdd-study-unrolled"), Path("runs/cifar10-mgdd-unrolled-meta/generator"),
@@ -136,7 +137,7 @@ def pixel(target: str, ipc: int, factor: float) -> None:
     print(f"budget {budget:.1f} s = {factor:g} x {base:.1f} s; {per_it:.3f} s/iteration + {overhead:.1f} s overhead: "
           f"{iterations} iterations", flush=True)
     sh("condensery", "run", f"{RECIPES[target]}/mgdd-scratch-pixel.yaml", "-o",
-       str(RUNS / f"{target}-pixel-ipc{ipc}-x{factor:g}"), "--quiet", "--force", *ONE_THREAD,
+       str(RUNS / f"{target}-pixel-ipc{ipc}-x{factor:g}{LR_SUFFIX}"), "--quiet", "--force", *ONE_THREAD,
        "--set", f"synthesizer.ipc={ipc}", "--set", f"synthesizer.iterations={iterations}", *PIXEL_LR,
        "--set", f"synthesizer.init_from={initial_set(target, ipc)}")
 
@@ -231,8 +232,28 @@ def cell(m: dict | None, role: str, seconds: float | None = None) -> str:
     for r in m["results"]:
         if r["set"] == role:
             shown = f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}"
-            return shown + (f" ({seconds:.0f} s)" if seconds is not None else "")
+            lr = m.get("lr") if role == "synthetic" else None
+            note = ", ".join(x for x in (f"{seconds:.0f} s" if seconds is not None else "", f"lr {lr:g}" if lr else "") if x)
+            return shown + (f" ({note})" if note else "")
     return "—"
+
+
+def synthetic_val(m: dict) -> float:
+    return next(r.get("val_mean", float("-inf")) for r in m["results"] if r["set"] == "synthetic")
+
+
+def chosen_pixel(target: str, ipc: int, factor: int) -> dict | None:
+    """(c) at ``factor`` x (a)'s time: of the runs at every lr tried, the best on the validation split."""
+    from condensery.recipe import load_yaml
+
+    runs = []
+    for path in [RUNS / f"{target}-pixel-ipc{ipc}-x{factor}" / "metrics.json",
+                 *sorted(RUNS.glob(f"{target}-pixel-ipc{ipc}-x{factor}-lr*/metrics.json"))]:
+        if path.is_file():
+            m = json.loads(path.read_text())
+            m["lr"] = load_yaml(path.parent / "recipe.yaml")["synthesizer"]["lr"]
+            runs.append(m)
+    return max(runs, key=synthetic_val) if runs else None
 
 
 def table() -> None:
@@ -244,7 +265,7 @@ def table() -> None:
         adapt_m = metrics(f"{target}-adapt")
         for ipc in (1, 10, 50, 7, 23):
             a = adapt_m if adapt_m is not None and adapt_m["ipc"] == ipc else metrics(f"{target}-gen-ipc{ipc}-eval")
-            c1, c10 = metrics(f"{target}-pixel-ipc{ipc}-x1"), metrics(f"{target}-pixel-ipc{ipc}-x10")
+            c1, c10 = chosen_pixel(target, ipc, 1), chosen_pixel(target, ipc, 10)
             gap = "—"
             if a is not None and c10 is not None:
                 acc = {k: next(r["mean"] for r in m["results"] if r["set"] == "synthetic") for k, m in (("a", a), ("c", c10))}
@@ -272,9 +293,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("-o", "--output", type=Path, help="ablate: the new generator folder")
     p.add_argument("--pixel-lr", type=float, default=None, help="(c): Adam lr on the pixels (default: the recipe's)")
     a = p.parse_args(argv)
-    global RUNS, META, ADAPT, PIXEL_LR
+    global RUNS, META, ADAPT, PIXEL_LR, LR_SUFFIX
     RUNS, META, ADAPT = VARIANTS[a.variant]
     PIXEL_LR = [] if a.pixel_lr is None else ["--set", f"synthesizer.lr={a.pixel_lr}"]
+    LR_SUFFIX = "" if a.pixel_lr is None else f"-lr{a.pixel_lr:g}"
     RUNS.mkdir(parents=True, exist_ok=True)
     if a.stage == "adapt":
         adapt(a.target)
