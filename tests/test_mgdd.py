@@ -273,6 +273,12 @@ def test_loss_dsa_judges_the_generator_under_augmentation(tmp_path):
     assert calls == {"judge": 1, "plain": 5}
 
 
+def test_gradient_input_and_unrolled_refinement_exclude_each_other():
+    with pytest.raises(ValueError, match="exclude each other"):
+        MGDDOptions(mode="meta-train", gradient_input=True, refine_steps=2)
+    assert MGDDOptions(mode="meta-train", refine_steps=2).refine_steps == 2
+
+
 def test_adapt_without_generator_is_a_user_error(tmp_path):
     ctx = digits_ctx(tmp_path)
     ctx.matcher = KRRMatcher(KRROptions(dsa=False))

@@ -42,7 +42,7 @@ from condensery import (
     random_subset_draw,
 )
 from condensery_matching.krr import KRRMatcher
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .generator import MetaGenerator, build_generator, load_generator, save_generator
 from .tasks import KRRLabeler, sample_task, task_context
@@ -93,6 +93,13 @@ class MGDDOptions(SynthesizerOptions):
     label_reg: float = Field(1e-6, gt=0)
     set_labels: Literal["hard", "krr"] = Field("hard", description="labels stored in the set: classes or the KRR solve")
     log_every: int = Field(10, ge=1)
+
+    @model_validator(mode="after")
+    def _one_refiner(self) -> MGDDOptions:
+        if self.gradient_input and self.refine_steps:
+            raise ValueError("gradient_input and refine_steps exclude each other (the unrolled refiner reads its own "
+                             "gradients); set one of them")
+        return self
 
 
 class MGDDSynthesizer(Synthesizer):
