@@ -161,10 +161,8 @@ def ablate(generator: Path, part: str, out: Path) -> None:
             gen.log_step_scale.zero_()
         else:
             sys.exit(f"{generator} is not an unrolled generator: it has no step sizes")
-    own = {"type", "format", "unet", "context_pool", "channel_counts", "gradient_input", "refine_steps", "refine_lr"}
-    info = {k: v for k, v in config.items() if k not in own}
-    info["history"] = [*config.get("history", []), {"mode": f"ablate-{part}", "from": str(generator)}]
-    save_generator(gen, out, info)
+    history = [*config.get("history", []), {"mode": f"ablate-{part}", "from": str(generator)}]
+    save_generator(gen, out, {**config, "history": history})
     print(f"wrote {out}")
 
 
@@ -180,7 +178,7 @@ def lossprobe(target: str, draws: int, ipcs: list[int], extra: list[Path]) -> No
     from condensery.runtime import Runtime
     from condensery_matching.krr import centred_one_hot, krr_predict
     from condensery_mgdd.generator import load_generator
-    from condensery_mgdd.synthesizer import GENERATION_STEP, gradient_fn, loss_gradient
+    from condensery_mgdd.synthesizer import GENERATION_STEP, run_generator
 
     torch.set_num_threads(1)
     registry = get_registry()
@@ -206,10 +204,7 @@ def lossprobe(target: str, draws: int, ipcs: list[int], extra: list[Path]) -> No
                 nets = matcher.networks(10_000 + d)  # feature draws no training step used
                 f_val = matcher.features(nets, data.val_x)
                 for name, g in gens.items():
-                    grad = loss_gradient(matcher, x0, y0, GENERATION_STEP + d) if g is not None and g.gradient_input else None
-                    steps = g.refine_steps if g is not None else 0
-                    grad_fn = gradient_fn(matcher, y0, GENERATION_STEP + 1000 * d) if steps else None
-                    x = x0 if g is None else g(x0, y0, ipc, grad=grad, grad_fn=grad_fn)
+                    x = x0 if g is None else run_generator(g, matcher, x0, y0, ipc, GENERATION_STEP + 1000 * d)
                     pred = krr_predict(matcher.features(nets, x), f_val, centred_one_hot(y0, k), matcher.options.reg)
                     loss = 0.5 * ((pred - centred_one_hot(data.val_y, k)) ** 2).sum(1).mean().item()
                     acc = (pred.argmax(1) == data.val_y).float().mean().item()

@@ -236,10 +236,10 @@ def save_generator(gen: MetaGenerator, folder: str | os.PathLike[str], info: dic
     tmp.mkdir(parents=True)
     state = {k: v.detach().cpu().float().contiguous() for k, v in gen.state_dict().items()}
     save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT, "type": TYPE})
-    config = {
-        "type": TYPE, "format": FORMAT, "unet": gen.unet_config, "context_pool": gen.context_pool,
+    config = {  # the generator's own keys last: a stale copy in ``info`` (a loaded config) never wins
+        **info, "type": TYPE, "format": FORMAT, "unet": gen.unet_config, "context_pool": gen.context_pool,
         "channel_counts": gen.channel_counts, "gradient_input": gen.gradient_input,
-        "refine_steps": gen.refine_steps, "refine_lr": gen.refine_lr, **info,
+        "refine_steps": gen.refine_steps, "refine_lr": gen.refine_lr,
     }
     (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=str))
     old = folder.with_name(folder.name + ".old")

@@ -44,7 +44,7 @@ from condensery import (
 from condensery_matching.krr import KRRMatcher
 from pydantic import Field, model_validator
 
-from .generator import MetaGenerator, build_generator, load_generator, save_generator
+from .generator import GradientFn, MetaGenerator, build_generator, load_generator, save_generator
 from .tasks import KRRLabeler, sample_task, task_context
 
 
@@ -173,10 +173,8 @@ class MGDDSynthesizer(Synthesizer):
         """Matcher loss of ``G(X0)`` for a fresh initial set of ``ipc`` images per class."""
         g = ctx.generator("mgdd-x0", *stream)
         x0, y0 = ctx.data.balanced_batch(ipc, g)
-        grad = loss_gradient(matcher, x0, y0, GRADIENT_STEP + step) if gen.gradient_input else None
-        grad_fn = gradient_fn(matcher, y0, GRADIENT_STEP + step * gen.refine_steps) if gen.refine_steps else None
-        with ctx.runtime.autocast():
-            x = gen(x0, y0, ipc, grad=grad, grad_fn=grad_fn).float()
+        with ctx.runtime.autocast():  # an unrolled step t of training step s uses feature draw s * T + t
+            x = run_generator(gen, matcher, x0, y0, ipc, GRADIENT_STEP + step * max(gen.refine_steps, 1)).float()
         judge = self.augmented(ctx, matcher) if self.options.loss_dsa else matcher
         if labeler is not None and isinstance(matcher, KRRMatcher):
             ys = labeler.labels(x0, 0, g)  # one fixed feature space: labels are a function of X0
@@ -319,14 +317,11 @@ def loss_gradient(matcher: Any, x0: torch.Tensor, y0: torch.Tensor, step: int) -
     step X0 - 0.1 g (g from feature networks the loss never uses) lowered it from 0.426 to
     0.374: what improves a set depends on the draw, and the gradient carries that.
     """
-    x = x0.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        (g,) = torch.autograd.grad(matcher.loss(x, y0, step), x)
-    g = g.detach().float()
+    g = gradient_fn(matcher, y0, step)(x0, 0).float()
     return g / (g.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt() + 1e-12)
 
 
-def gradient_fn(matcher: Any, y0: torch.Tensor, first_step: int) -> Any:
+def gradient_fn(matcher: Any, y0: torch.Tensor, first_step: int) -> GradientFn:
     """``grad_fn(x, t)`` for the unrolled refiner: the raw matcher-loss gradient at ``x``.
 
     Step ``t`` uses the matcher's feature networks of ``first_step + t``: a fresh draw per
@@ -339,6 +334,14 @@ def gradient_fn(matcher: Any, y0: torch.Tensor, first_step: int) -> Any:
         return g.detach()
 
     return grad_fn
+
+
+def run_generator(gen: MetaGenerator, matcher: Any, x0: torch.Tensor, y0: torch.Tensor, ipc: int,
+                  first_step: int) -> torch.Tensor:
+    """``G(X0)``; a generator that reads the matcher's gradient gets it from feature draw ``first_step`` on."""
+    grad = loss_gradient(matcher, x0, y0, first_step) if gen.gradient_input else None
+    grad_fn = gradient_fn(matcher, y0, first_step) if gen.refine_steps else None
+    return gen(x0, y0, ipc, grad=grad, grad_fn=grad_fn)
 
 
 def generate_set(gen: MetaGenerator, ctx: RunContext, ipc: int, seed: int, labels: str = "hard",
@@ -360,20 +363,16 @@ def generate_set(gen: MetaGenerator, ctx: RunContext, ipc: int, seed: int, label
     x0, y0 = random_subset_draw(data, ipc, seed)
     x = x0
     if refine:
-        grad = grad_fn = None
+        fresh = None
         if gen.reads_gradient:
             if matcher is None:
                 raise UserError("this generator refines with the matcher's gradient; its config.json names no matcher")
             fresh = type(matcher)(matcher.options)
             fresh.prepare(ctx)
-            if gen.refine_steps:
-                grad_fn = gradient_fn(fresh, y0, GENERATION_STEP)
-            else:
-                grad = loss_gradient(fresh, x0, y0, GENERATION_STEP)
         was_training = gen.training
         gen.eval()
         with torch.no_grad():
-            x = gen(x0, y0, ipc, grad=grad, grad_fn=grad_fn).float()
+            x = run_generator(gen, fresh, x0, y0, ipc, GENERATION_STEP).float()
         gen.train(was_training)
     y = y0
     if labels == "krr":
