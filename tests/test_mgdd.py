@@ -13,6 +13,7 @@ from condensery.data.realdata import RealData, load_raw
 from condensery.data.sources import Digits, DigitsOptions
 from condensery.plugins import get_registry
 from condensery.runtime import Runtime, RuntimeOptions
+from condensery_matching.distribution import DistributionMatcher, DistributionOptions
 from condensery_matching.krr import KRRMatcher, KRROptions, solve_krr_labels
 from condensery_mgdd.commands import generate_file
 from condensery_mgdd.generator import MetaGenerator, load_generator, save_generator, unet_config
@@ -216,10 +217,13 @@ def test_sub_tasks_are_class_subsets_with_their_own_ipc(tmp_path):
     assert torch.equal(sub.train_x[sub.class_indices[0]], ctx.data.train_x[ctx.data.class_indices[t.classes[0]]])
 
 
-@pytest.mark.parametrize("kind", ["x0", "gradient-input", "unrolled"])
+@pytest.mark.parametrize("kind", ["x0", "gradient-input", "unrolled", "x0-distribution"])
 def test_adaptation_lowers_the_target_loss(tmp_path, kind):
     ctx = digits_ctx(tmp_path)
-    ctx.matcher = KRRMatcher(KRROptions(dsa=False, num_models=1, width=32, batch_real=16, resample_every=1000))
+    if kind.endswith("distribution"):  # "or another matcher, by option": DM as the adaptation objective
+        ctx.matcher = DistributionMatcher(DistributionOptions(dsa=False, batch_real=16))
+    else:
+        ctx.matcher = KRRMatcher(KRROptions(dsa=False, num_models=1, width=32, batch_real=16, resample_every=1000))
     ctx.matcher.prepare(ctx)
     start_gen = tiny_generator(perturb=False, gradient_input=kind == "gradient-input",
                                refine_steps=3 if kind == "unrolled" else 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import types
 
 import pytest
@@ -41,6 +42,11 @@ def test_run_directory_contract(cli, tiny_recipe, tmp_path):
 
     grid = Image.open(out / "grid.png")
     assert grid.height > grid.width  # 10 class rows, 1 image per row
+
+    # the step log: every logged step of synthesis (pixel logs its first and last), one JSON line each
+    steps = [json.loads(line) for line in (out / "logs" / "steps.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["step"]) for r in steps] == [("synthesize", 0), ("synthesize", 19)]
+    assert all(math.isfinite(r["loss"]) for r in steps)
 
 
 def test_finished_run_is_reused_unless_forced(cli, tiny_recipe, tmp_path):

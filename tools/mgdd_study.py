@@ -10,11 +10,15 @@ Stages (run each under the shared CPU lock, one thread; each holds it a few minu
   python tools/mgdd_study.py lossprobe --target cifar10 --ipcs 1 10  # diagnostic: held-out krr loss of X0 / G(X0)
   python tools/mgdd_study.py table                                         # markdown rows for docs/results.md
   python tools/mgdd_study.py ablate --generator DIR --zero correction -o OUT # copy of a generator, one part switched off
+  python tools/mgdd_study.py pairs && python tools/mgdd_study.py imitate  # is pixel optimisation's move learnable from X0?
+  python tools/mgdd_study.py scale --chunks 16                             # meta-training scaling: 16 x 50 outer steps,
+                                                                           # a generator after every chunk (runs/mgdd-s10)
 
 ``--variant unrolled`` runs the same stages for the unrolled refiner (``refine_steps``):
 its meta generator ``runs/cifar10-mgdd-unrolled-meta``, the ``mgdd-unrolled-adapt.yaml``
-recipes, runs in ``runs/mgdd-study-unrolled/``. ``--pixel-lr`` sets (c)'s Adam lr (chosen on
-the validation split; docs/results.md).
+recipes, runs in ``runs/mgdd-study-unrolled/``. ``--variant dm`` runs them with the distribution
+matcher for the generator *and* for (c) (``runs/cifar10-mgdd-dm-meta``, ``mgdd-dm-*.yaml``, runs in
+``runs/mgdd-study-dm/``). ``--pixel-lr`` sets (c)'s lr (chosen on the validation split; docs/results.md).
 
 (b), the random subset, is evaluated next to every set by the evaluators themselves. It is
 paired: the generator refines exactly that draw (``condensery.random_subset_draw``), and (c) starts from it
@@ -46,10 +50,14 @@ META = Path("runs/cifar10-mgdd-meta/generator")
 ADAPT = "mgdd-adapt.yaml"
 PIXEL_LR: list[str] = []  # (c)'s lr override, empty: the recipe's
 LR_SUFFIX = ""  # "-lr0.1" on (c)'s run names when the lr is overridden
-VARIANTS = {  # runs folder, meta generator, adapt recipe
-    "one-shot": (RUNS, META, ADAPT),
+PIXEL = "mgdd-scratch-pixel.yaml"  # (c)'s recipe
+VARIANTS = {  # runs folder, meta generator, adapt recipe, (c)'s recipe
+    "one-shot": (RUNS, META, ADAPT, PIXEL),
     "unrolled": (Path("runs/mgdd-study-unrolled"), Path("runs/cifar10-mgdd-unrolled-meta/generator"),
-                 "mgdd-unrolled-adapt.yaml"),
+                 "mgdd-unrolled-adapt.yaml", PIXEL),
+    # the one-shot generator meta-trained and adapted with the distribution matcher (DM), (c) with DM too
+    "dm": (Path("runs/mgdd-study-dm"), Path("runs/cifar10-mgdd-dm-meta/generator"), "mgdd-dm-adapt.yaml",
+           "mgdd-dm-scratch-pixel.yaml"),
 }
 RECIPES = {"cifar10": "recipes/cifar10", "digits": "recipes/digits"}
 ONE_THREAD = ["--set", "runtime.threads=1"]
@@ -114,7 +122,7 @@ def initial_set(target: str, ipc: int) -> Path:
 
 def pixel_probe(target: str, ipc: int) -> tuple[float, float]:
     """Seconds per pixel iteration and the fixed overhead of ``synthesize``, from 2 and 8 iterations."""
-    recipe = f"{RECIPES[target]}/mgdd-scratch-pixel.yaml"
+    recipe = f"{RECIPES[target]}/{PIXEL}"
     seconds = {}
     for n in (2, 8):
         probe = RUNS / f"{target}-pixel-probe-ipc{ipc}-n{n}"
@@ -136,7 +144,7 @@ def pixel(target: str, ipc: int, factor: float) -> None:
     iterations = max(1, round((budget - overhead) / per_it))
     print(f"budget {budget:.1f} s = {factor:g} x {base:.1f} s; {per_it:.3f} s/iteration + {overhead:.1f} s overhead: "
           f"{iterations} iterations", flush=True)
-    sh("condensery", "run", f"{RECIPES[target]}/mgdd-scratch-pixel.yaml", "-o",
+    sh("condensery", "run", f"{RECIPES[target]}/{PIXEL}", "-o",
        str(RUNS / f"{target}-pixel-ipc{ipc}-x{factor:g}{LR_SUFFIX}"), "--quiet", "--force", *ONE_THREAD,
        "--set", f"synthesizer.ipc={ipc}", "--set", f"synthesizer.iterations={iterations}", *PIXEL_LR,
        "--set", f"synthesizer.init_from={initial_set(target, ipc)}")
@@ -166,10 +174,96 @@ def ablate(generator: Path, part: str, out: Path) -> None:
     print(f"wrote {out}")
 
 
-def lossprobe(target: str, draws: int, ipcs: list[int], extra: list[Path]) -> None:
+def scale(chunks: int, chunk_steps: int, out: Path) -> None:
+    """Meta-train the one-shot generator (``mgdd-meta.yaml``) for ``chunks`` x ``chunk_steps`` outer
+    steps, saving a generator after every chunk (``out/scale-k/generator``) to probe how transfer
+    grows with meta-training. Chunk k runs with seed k (new sub-tasks and feature networks) and
+    continues chunk k-1's generator; the outer Adam state restarts at every chunk."""
+    prev: Path | None = None
+    for k in range(1, chunks + 1):
+        run = out / f"scale-{k}"
+        if not (run / "generator" / "config.json").is_file():
+            more = ["--set", f"synthesizer.generator={prev / 'generator'}"] if prev else []
+            sh("condensery", "run", "recipes/cifar10/mgdd-meta.yaml", "-o", str(run), "--quiet", *ONE_THREAD,
+               "--set", f"seed={k}", "--set", f"synthesizer.meta_steps={chunk_steps}",
+               "--set", "evaluators.0.epochs=1", *more)
+        prev = run
+
+
+def pairs(seeds: list[int], out: Path) -> None:
+    """(X0, X*) pairs on the meta-training classes 0-4: pixel optimisation (lr 0.1, 60 iterations,
+    the same krr matcher) from the random-subset draw of each seed, for ``imitate``."""
+    for k in seeds:
+        run = out / f"pairs-seed{k}"
+        if not (run / "synthetic.safetensors").is_file():
+            sh("condensery", "run", "recipes/cifar10/mgdd-scratch-pixel.yaml", "-o", str(run), "--quiet", *ONE_THREAD,
+               "--set", f"seed={k}", "--set", "data.classes=[0, 1, 2, 3, 4]", "--set", "synthesizer.init=random-subset",
+               "--set", "synthesizer.iterations=60", "--set", "synthesizer.lr=0.1",
+               "--set", "evaluators.0.epochs=1", "--set", "evaluators.0.runs=1")
+
+
+def imitate(seeds: list[int], steps: int, out: Path) -> None:
+    """Diagnostic: is the move X0 -> X* of pixel optimisation a function of X0 a refiner can learn?
+
+    A fresh one-shot refiner (resolution 32, widths 32/64) regresses X* from X0 on the pairs of
+    all seeds but the last (random flips), and reports R^2 = 1 - MSE(G(X0), X*) / MSE(X0, X*) on
+    the training pairs and on the held-out last seed. R^2 > 0 on held-out pairs would mean a
+    transferable part of the move exists; writes ``out/imitate.json``."""
+    import torch
+    import torch.nn.functional as F
+    from condensery import SyntheticSet, random_subset_draw
+    from condensery.plugins import get_registry
+    from condensery.recipe import load_recipe
+    from condensery.runner import load_data
+    from condensery.runtime import Runtime
+    from condensery_mgdd.generator import MetaGenerator, unet_config
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    plan = load_recipe(f"{RECIPES['cifar10']}/{ADAPT}", ["data.classes=[0, 1, 2, 3, 4]"], get_registry())
+    data = load_data(plan, Runtime(plan.runtime, plan.seed, announce=False))
+    sets = []
+    for k in seeds:
+        x0, y0 = random_subset_draw(data, 10, k)
+        target = SyntheticSet.load(out / f"pairs-seed{k}" / "synthetic.safetensors")
+        if not torch.equal(target.hard_labels.cpu(), y0.cpu()):
+            sys.exit(f"pairs-seed{k} was not optimised from the random-subset draw of seed {k}; rerun the pairs stage")
+        sets.append((x0.float(), y0, target.images.float()))
+    train, held = sets[:-1], sets[-1]
+    gen = MetaGenerator(unet_config(3, 32, [32, 64]), context_pool=4)
+    opt = torch.optim.Adam(gen.parameters(), 1e-3)
+
+    def r2(pair: tuple) -> float:
+        x0, y0, xs = pair
+        with torch.no_grad():
+            return 1 - F.mse_loss(gen(x0, y0, 10), xs).item() / F.mse_loss(x0, xs).item()
+
+    curve = []
+    for it in range(steps + 1):
+        if it % 50 == 0:
+            curve.append({"step": it, "train_r2": sum(map(r2, train)) / len(train), "heldout_r2": r2(held)})
+            print(curve[-1], flush=True)
+        if it == steps:
+            break
+        x0, y0, xs = train[it % len(train)]
+        if it // len(train) % 2:  # every other pass flipped
+            x0, xs = x0.flip(3), xs.flip(3)
+        loss = F.mse_loss(gen(x0, y0, 10), xs)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    (out / "imitate.json").write_text(json.dumps({"seeds": seeds, "heldout_seed": seeds[-1], "curve": curve}, indent=1))
+
+
+def lossprobe(target: str, draws: int, ipcs: list[int], extra: list[Path], classes: list[int] | None = None,
+              out_path: Path | None = None) -> None:
     """Diagnostic: the krr loss of the target's validation split predicted from X0 (identity =
     random subset), from G_meta(X0) and from G_adapted(X0), over fresh initial draws and random
-    feature networks never used in training; writes RUNS/<target>-lossprobe.json."""
+    feature networks never used in training; writes RUNS/<target>-lossprobe.json (or ``out_path``).
+
+    ``classes`` probes other CIFAR-10 classes than the recipe's, e.g. the meta-training
+    classes 0-4 (fresh draws, unseen feature networks): can the generator improve a new draw
+    of classes it was trained on, before asking whether it transfers to new ones?"""
     import torch
     from condensery import RunContext, make_generator
     from condensery.plugins import get_registry
@@ -182,7 +276,8 @@ def lossprobe(target: str, draws: int, ipcs: list[int], extra: list[Path]) -> No
 
     torch.set_num_threads(1)
     registry = get_registry()
-    plan = load_recipe(f"{RECIPES[target]}/{ADAPT}", None, registry)
+    overrides = [f"data.classes={list(classes)}"] if classes else None
+    plan = load_recipe(f"{RECIPES[target]}/{ADAPT}", overrides, registry)
     runtime = Runtime(plan.runtime, plan.seed, announce=False)
     data = load_data(plan, runtime)
     ctx = RunContext(make_task(plan, data), data, runtime, registry, None, plan.resolved, plan.matcher)
@@ -208,13 +303,14 @@ def lossprobe(target: str, draws: int, ipcs: list[int], extra: list[Path]) -> No
                     pred = krr_predict(matcher.features(nets, x), f_val, centred_one_hot(y0, k), matcher.options.reg)
                     loss = 0.5 * ((pred - centred_one_hot(data.val_y, k)) ** 2).sum(1).mean().item()
                     acc = (pred.argmax(1) == data.val_y).float().mean().item()
-                    out.setdefault(f"ipc{ipc}", {}).setdefault(name, []).append([loss, acc])
-    summary = {ipc: {n: [sum(v[i] for v in vals) / len(vals) for i in (0, 1)] for n, vals in rows.items()}
+                    move = (x - x0).pow(2).mean().sqrt().item()  # RMS of the refinement, normalised pixels
+                    out.setdefault(f"ipc{ipc}", {}).setdefault(name, []).append([loss, acc, move])
+    summary = {ipc: {n: [sum(v[i] for v in vals) / len(vals) for i in (0, 1, 2)] for n, vals in rows.items()}
                for ipc, rows in out.items()}
-    (RUNS / f"{target}-lossprobe.json").write_text(json.dumps({"mean_loss_acc": summary, "raw": out}, indent=1))
+    (out_path or RUNS / f"{target}-lossprobe.json").write_text(json.dumps({"mean_loss_acc": summary, "raw": out}, indent=1))
     for ipc, rows in summary.items():
-        for n, (loss, acc) in rows.items():
-            print(f"{target} {ipc} {n:<26} val krr loss {loss:.4f}  krr val acc {100 * acc:.2f} %")
+        for n, (loss, acc, move) in rows.items():
+            print(f"{target} {ipc} {n:<26} val krr loss {loss:.4f}  krr val acc {100 * acc:.2f} %  move rms {move:.3f}")
 
 
 def sec(m: dict | None) -> float | None:
@@ -275,7 +371,7 @@ def table() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=["adapt", "generate", "pixel", "zeroshot", "lossprobe", "ablate", "table"])
+    p.add_argument("stage", choices=["adapt", "generate", "pixel", "zeroshot", "lossprobe", "ablate", "scale", "pairs", "imitate", "table"])
     p.add_argument("--target", choices=list(RECIPES), default="cifar10")
     p.add_argument("--ipcs", type=int, nargs="+", default=[1, 7, 23, 50])
     p.add_argument("--ipc", type=int, default=10)
@@ -284,12 +380,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--variant", choices=list(VARIANTS), default="one-shot")
     p.add_argument("--generator", type=Path, nargs="*", default=[],
                    help="ablate: the generator folder; lossprobe: extra generator folders to probe")
+    p.add_argument("--classes", type=int, nargs="+", default=None,
+                   help="lossprobe: probe these CIFAR-10 classes instead of the recipe's (e.g. the source, 0-4)")
     p.add_argument("--zero", choices=["correction", "steps"], default="correction", help="ablate: the part to switch off")
-    p.add_argument("-o", "--output", type=Path, help="ablate: the new generator folder")
+    p.add_argument("-o", "--output", type=Path, help="ablate: the new generator folder; lossprobe: the json")
+    p.add_argument("--steps", type=int, default=400, help="imitate: regression steps")
+    p.add_argument("--chunks", type=int, default=16, help="scale: chunks of meta-training")
+    p.add_argument("--chunk-steps", type=int, default=50, help="scale: outer steps per chunk")
     p.add_argument("--pixel-lr", type=float, default=None, help="(c): Adam lr on the pixels (default: the recipe's)")
     a = p.parse_args(argv)
-    global RUNS, META, ADAPT, PIXEL_LR, LR_SUFFIX
-    RUNS, META, ADAPT = VARIANTS[a.variant]
+    global RUNS, META, ADAPT, PIXEL, PIXEL_LR, LR_SUFFIX
+    RUNS, META, ADAPT, PIXEL = VARIANTS[a.variant]
     PIXEL_LR = [] if a.pixel_lr is None else ["--set", f"synthesizer.lr={a.pixel_lr}"]
     LR_SUFFIX = "" if a.pixel_lr is None else f"-lr{a.pixel_lr:g}"
     RUNS.mkdir(parents=True, exist_ok=True)
@@ -300,11 +401,17 @@ def main(argv: list[str] | None = None) -> None:
     elif a.stage == "zeroshot":  # the meta generator on the target as is: what adaptation adds
         generate(a.target, a.ipcs, META, "zeroshot", TARGET_DATA[a.target])
     elif a.stage == "lossprobe":
-        lossprobe(a.target, a.draws, a.ipcs, a.generator)
+        lossprobe(a.target, a.draws, a.ipcs, a.generator, a.classes, a.output)
     elif a.stage == "ablate":
         if len(a.generator) != 1 or a.output is None:
             sys.exit("ablate needs one --generator DIR and -o OUT")
         ablate(a.generator[0], a.zero, a.output)
+    elif a.stage == "pairs":
+        pairs([1, 2, 3, 4], Path("runs/mgdd-s10"))
+    elif a.stage == "imitate":
+        imitate([1, 2, 3, 4], a.steps, Path("runs/mgdd-s10"))
+    elif a.stage == "scale":
+        scale(a.chunks, a.chunk_steps, Path("runs/mgdd-s10"))
     elif a.stage == "pixel":
         pixel(a.target, a.ipc, a.factor)
     else:

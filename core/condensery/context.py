@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,18 @@ class RunContext:
         return progress(iterable, desc=desc, total=total)
 
     def log(self, stage: str, step: int, **metrics: float) -> None:
-        """Record metrics of a step and pass them to the ``on_step`` hook."""
+        """Record metrics of a step, append them to ``logs/steps.jsonl`` and pass them to ``on_step``.
+
+        Appended line by line (main process only) so the curve of a run that is killed, or
+        stops on a NaN, is still on disk; a resumed run appends after what its first attempt wrote.
+        """
         row = {"stage": stage, "step": step, **{k: float(v) for k, v in metrics.items()}}
         self.history.append(row)
+        if self.run_dir is not None and self.runtime.is_main:
+            path = self.run_dir / "logs" / "steps.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
         self.registry.pm.hook.on_step(context=self, stage=stage, step=step, metrics=metrics)
 
     def create_model(self, name: str | None = None, **options: Any) -> nn.Module:
