@@ -61,6 +61,7 @@ VARIANTS = {  # runs folder, meta generator, adapt recipe, (c)'s recipe
 }
 RECIPES = {"cifar10": "recipes/cifar10", "digits": "recipes/digits"}
 ONE_THREAD = ["--set", "runtime.threads=1"]
+SESSION10 = Path("runs/mgdd-s10")  # the scaling and imitation runs
 # the target's data section, for zero-shot generation from the meta generator (stored data: classes 0-4)
 TARGET_DATA = {"cifar10": ["--set", "data.classes=[5, 6, 7, 8, 9]"], "digits": ["--set", "data={name: digits}"]}
 
@@ -174,6 +175,19 @@ def ablate(generator: Path, part: str, out: Path) -> None:
     print(f"wrote {out}")
 
 
+def study_data(target: str, classes: list[int] | None = None) -> tuple:
+    """(plan, runtime, data) of the target's adapt recipe, optionally on other CIFAR-10 ``classes``."""
+    from condensery.plugins import get_registry
+    from condensery.recipe import load_recipe
+    from condensery.runner import load_data
+    from condensery.runtime import Runtime
+
+    overrides = [f"data.classes={list(classes)}"] if classes else None
+    plan = load_recipe(f"{RECIPES[target]}/{ADAPT}", overrides, get_registry())
+    runtime = Runtime(plan.runtime, plan.seed, announce=False)
+    return plan, runtime, load_data(plan, runtime)
+
+
 def scale(chunks: int, chunk_steps: int, out: Path) -> None:
     """Meta-train the one-shot generator (``mgdd-meta.yaml``) for ``chunks`` x ``chunk_steps`` outer
     steps, saving a generator after every chunk (``out/scale-k/generator``) to probe how transfer
@@ -206,22 +220,17 @@ def imitate(seeds: list[int], steps: int, out: Path) -> None:
     """Diagnostic: is the move X0 -> X* of pixel optimisation a function of X0 a refiner can learn?
 
     A fresh one-shot refiner (resolution 32, widths 32/64) regresses X* from X0 on the pairs of
-    all seeds but the last (random flips), and reports R^2 = 1 - MSE(G(X0), X*) / MSE(X0, X*) on
+    all seeds but the last (every other pass mirrored), and reports R^2 = 1 - MSE(G(X0), X*) / MSE(X0, X*) on
     the training pairs and on the held-out last seed. R^2 > 0 on held-out pairs would mean a
     transferable part of the move exists; writes ``out/imitate.json``."""
     import torch
     import torch.nn.functional as F
     from condensery import SyntheticSet, random_subset_draw
-    from condensery.plugins import get_registry
-    from condensery.recipe import load_recipe
-    from condensery.runner import load_data
-    from condensery.runtime import Runtime
     from condensery_mgdd.generator import MetaGenerator, unet_config
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    plan = load_recipe(f"{RECIPES['cifar10']}/{ADAPT}", ["data.classes=[0, 1, 2, 3, 4]"], get_registry())
-    data = load_data(plan, Runtime(plan.runtime, plan.seed, announce=False))
+    _, _, data = study_data("cifar10", [0, 1, 2, 3, 4])
     sets = []
     for k in seeds:
         x0, y0 = random_subset_draw(data, 10, k)
@@ -267,20 +276,14 @@ def lossprobe(target: str, draws: int, ipcs: list[int], extra: list[Path], class
     import torch
     from condensery import RunContext, make_generator
     from condensery.plugins import get_registry
-    from condensery.recipe import load_recipe
-    from condensery.runner import load_data, make_task
-    from condensery.runtime import Runtime
+    from condensery.runner import make_task
     from condensery_matching.krr import centred_one_hot, krr_predict
     from condensery_mgdd.generator import load_generator
     from condensery_mgdd.synthesizer import GENERATION_STEP, run_generator
 
     torch.set_num_threads(1)
-    registry = get_registry()
-    overrides = [f"data.classes={list(classes)}"] if classes else None
-    plan = load_recipe(f"{RECIPES[target]}/{ADAPT}", overrides, registry)
-    runtime = Runtime(plan.runtime, plan.seed, announce=False)
-    data = load_data(plan, runtime)
-    ctx = RunContext(make_task(plan, data), data, runtime, registry, None, plan.resolved, plan.matcher)
+    plan, runtime, data = study_data(target, classes)
+    ctx = RunContext(make_task(plan, data), data, runtime, get_registry(), None, plan.resolved, plan.matcher)
     matcher = plan.matcher
     matcher.prepare(ctx)
     gens = {"identity (random subset)": None}
@@ -387,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=400, help="imitate: regression steps")
     p.add_argument("--chunks", type=int, default=16, help="scale: chunks of meta-training")
     p.add_argument("--chunk-steps", type=int, default=50, help="scale: outer steps per chunk")
-    p.add_argument("--pixel-lr", type=float, default=None, help="(c): Adam lr on the pixels (default: the recipe's)")
+    p.add_argument("--pixel-lr", type=float, default=None, help="(c): the lr on the pixels (default: the recipe's)")
     a = p.parse_args(argv)
     global RUNS, META, ADAPT, PIXEL, PIXEL_LR, LR_SUFFIX
     RUNS, META, ADAPT, PIXEL = VARIANTS[a.variant]
@@ -407,11 +410,11 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit("ablate needs one --generator DIR and -o OUT")
         ablate(a.generator[0], a.zero, a.output)
     elif a.stage == "pairs":
-        pairs([1, 2, 3, 4], Path("runs/mgdd-s10"))
+        pairs([1, 2, 3, 4], SESSION10)
     elif a.stage == "imitate":
-        imitate([1, 2, 3, 4], a.steps, Path("runs/mgdd-s10"))
+        imitate([1, 2, 3, 4], a.steps, SESSION10)
     elif a.stage == "scale":
-        scale(a.chunks, a.chunk_steps, Path("runs/mgdd-s10"))
+        scale(a.chunks, a.chunk_steps, SESSION10)
     elif a.stage == "pixel":
         pixel(a.target, a.ipc, a.factor)
     else:
