@@ -11,12 +11,14 @@ from condensery import RunContext, SyntheticSet, UserError, make_generator
 from condensery.context import Task
 from condensery.data.realdata import RealData, load_raw
 from condensery.data.sources import Digits, DigitsOptions
+from condensery.generate import generate_file
 from condensery.plugins import get_registry
 from condensery.runtime import Runtime, RuntimeOptions
 from condensery_matching.distribution import DistributionMatcher, DistributionOptions
 from condensery_matching.krr import KRRMatcher, KRROptions, solve_krr_labels
-from condensery_mgdd.commands import generate_file
-from condensery_mgdd.generator import MetaGenerator, load_generator, save_generator, unet_config
+from condensery_mgdd.artifact import load_meta_generator as load_generator
+from condensery_mgdd.artifact import save_meta_generator
+from condensery_mgdd.generator import MetaGenerator, unet_config
 from condensery_mgdd.synthesizer import MGDDOptions, MGDDSynthesizer, generate_set
 from condensery_mgdd.tasks import class_subset, sample_task
 
@@ -83,8 +85,8 @@ def test_generation_is_deterministic_per_seed_for_any_size(tmp_path):
 def test_saved_generator_round_trips_and_generate_writes_an_evaluable_set(tmp_path):
     ctx = digits_ctx(tmp_path)
     gen = tiny_generator()
-    folder = save_generator(gen, tmp_path / "generator", {"data": {"name": "digits", "cache": False}, "model": MODEL})
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "generator.safetensors"]
+    folder = save_meta_generator(gen, tmp_path / "generator", {"recipe": {"data": {"name": "digits", "cache": False}, "model": MODEL}})
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors"]
     assert json.loads((folder / "config.json").read_text())["type"] == "mgdd"
     loaded, config = load_generator(folder)
     assert config["channel_counts"] == [1]
@@ -112,8 +114,8 @@ def test_generator_starts_from_the_evaluators_random_subset(tmp_path):
     assert torch.equal(initial.images, rnd.images) and torch.equal(initial.labels, rnd.labels)
     refined = generate_set(gen, ctx, 3, seed=ctx.runtime.seed)
     assert not torch.equal(refined.images, rnd.images)
-    folder = save_generator(gen, tmp_path / "generator", {"data": {"name": "digits", "cache": False}, "model": MODEL})
-    written = SyntheticSet.load(generate_file(folder, 3, tmp_path / "x0.safetensors", seed=0, initial=True))
+    folder = save_meta_generator(gen, tmp_path / "generator", {"recipe": {"data": {"name": "digits", "cache": False}, "model": MODEL}})
+    written = SyntheticSet.load(generate_file(folder, 3, tmp_path / "x0.safetensors", seed=0, options={"initial": True}))
     assert torch.equal(written.images, rnd.images) and written.metadata["method"] == "random"
 
 
@@ -134,8 +136,8 @@ def test_gradient_input_generator_refines_per_draw_and_generates_reproducibly(tm
         assert not torch.allclose(gen(x0, y0, 2, grad=g1), gen(x0, y0, 2, grad=g2))  # the gradient matters
     ctx = digits_ctx(tmp_path)
     matcher = KRRMatcher(KRROptions(**{k: v for k, v in SMALL_KRR.items() if k != "name"}))
-    info = {"data": {"name": "digits", "cache": False}, "model": MODEL, "matcher": SMALL_KRR}
-    folder = save_generator(gen, tmp_path / "generator", info)
+    info = {"recipe": {"data": {"name": "digits", "cache": False}, "model": MODEL, "matcher": SMALL_KRR}}
+    folder = save_meta_generator(gen, tmp_path / "generator", info)
     loaded, config = load_generator(folder)
     assert config["gradient_input"] and loaded.gradient_input
     a = SyntheticSet.load(generate_file(folder, 3, tmp_path / "a.safetensors", seed=0))
@@ -179,8 +181,8 @@ def test_unrolled_generator_round_trips_and_generates_reproducibly(tmp_path):
     gen = tiny_generator(refine_steps=3)
     with torch.no_grad():
         gen.log_step_scale.copy_(torch.tensor([0.5, 0.0, -0.5]))
-    info = {"data": {"name": "digits", "cache": False}, "model": MODEL, "matcher": SMALL_KRR}
-    folder = save_generator(gen, tmp_path / "generator", info)
+    info = {"recipe": {"data": {"name": "digits", "cache": False}, "model": MODEL, "matcher": SMALL_KRR}}
+    folder = save_meta_generator(gen, tmp_path / "generator", info)
     loaded, config = load_generator(folder)
     assert config["refine_steps"] == 3 and config["refine_lr"] == 0.05
     assert torch.equal(loaded.step_sizes(), gen.step_sizes())
@@ -188,7 +190,7 @@ def test_unrolled_generator_round_trips_and_generates_reproducibly(tmp_path):
     b = SyntheticSet.load(generate_file(folder, 3, tmp_path / "b.safetensors", seed=0))
     c = SyntheticSet.load(generate_file(folder, 5, tmp_path / "c.safetensors", seed=0))
     assert torch.equal(a.images, b.images) and c.images.shape[0] == 50
-    x0 = SyntheticSet.load(generate_file(folder, 3, tmp_path / "x0.safetensors", seed=0, initial=True))
+    x0 = SyntheticSet.load(generate_file(folder, 3, tmp_path / "x0.safetensors", seed=0, options={"initial": True}))
     assert not torch.equal(a.images, x0.images)
 
 
@@ -227,7 +229,7 @@ def test_adaptation_lowers_the_target_loss(tmp_path, kind):
     ctx.matcher.prepare(ctx)
     start_gen = tiny_generator(perturb=False, gradient_input=kind == "gradient-input",
                                refine_steps=3 if kind == "unrolled" else 0)
-    folder = save_generator(start_gen, tmp_path / "start", {"data": {"name": "digits"}})
+    folder = save_meta_generator(start_gen, tmp_path / "start", {"recipe": {"data": {"name": "digits"}}})
     opts = MGDDOptions(mode="adapt", ipc=2, generator=str(folder), adapt_steps=25, adapt_lr=1e-2, adapt_ipcs=[2],
                        adapt_draws=1,
                        label_models=1, label_width=32, label_batch_real=16)

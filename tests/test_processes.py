@@ -160,7 +160,7 @@ evaluators:
 def test_mgdd_meta_training_on_two_processes_matches_one(cli, tmp_path):
     # the meta batch's sub-tasks are split over processes and the weight deltas all-reduced:
     # the generator must come out the same as in one process
-    from condensery_mgdd.generator import load_generator
+    from condensery_mgdd.artifact import load_meta_generator as load_generator
 
     recipe = tmp_path / "meta.yaml"
     recipe.write_text(MGDD_META)

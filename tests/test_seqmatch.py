@@ -232,9 +232,9 @@ def test_soft_label_evaluation_is_sequential_too(tmp_path, monkeypatch):
     calls = []
     real = soft_label.train_student
 
-    def record(ctx_, p, images, lr, gen, teacher=None, stored=None, model=None):
+    def record(ctx_, p, images, lr, gen, teacher=None, stored=None, model=None, **kw):
         calls.append((images.shape[0], p.epochs, model is None))
-        return real(ctx_, p, images, lr, gen, teacher, stored, model)
+        return real(ctx_, p, images, lr, gen, teacher, stored, model, **kw)
 
     monkeypatch.setattr(soft_label, "train_student", record)
     opts = SoftLabelOptions(runs=1, epochs=4, targets="stored", augment="none", mix="none")

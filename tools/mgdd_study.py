@@ -159,9 +159,9 @@ def ablate(generator: Path, part: str, out: Path) -> None:
     sizes back to ``refine_lr`` (the correction alone). Generate / evaluate it like any other.
     """
     import torch
-    from condensery_mgdd.generator import load_generator, save_generator
+    from condensery_mgdd.artifact import load_meta_generator, save_meta_generator
 
-    gen, config = load_generator(generator)
+    gen, config = load_meta_generator(generator)
     with torch.no_grad():
         if part == "correction":
             gen.unet.conv_out.weight.zero_()
@@ -171,7 +171,7 @@ def ablate(generator: Path, part: str, out: Path) -> None:
         else:
             sys.exit(f"{generator} is not an unrolled generator: it has no step sizes")
     history = [*config.get("history", []), {"mode": f"ablate-{part}", "from": str(generator)}]
-    save_generator(gen, out, {**config, "history": history})
+    save_meta_generator(gen, out, {**config, "history": history})
     print(f"wrote {out}")
 
 
@@ -278,7 +278,7 @@ def lossprobe(target: str, draws: int, ipcs: list[int], extra: list[Path], class
     from condensery.plugins import get_registry
     from condensery.runner import make_task
     from condensery_matching.krr import centred_one_hot, krr_predict
-    from condensery_mgdd.generator import load_generator
+    from condensery_mgdd.artifact import load_meta_generator
     from condensery_mgdd.synthesizer import GENERATION_STEP, run_generator
 
     torch.set_num_threads(1)
@@ -290,7 +290,7 @@ def lossprobe(target: str, draws: int, ipcs: list[int], extra: list[Path], class
     for name, folder in (("meta", META), ("adapted", RUNS / f"{target}-adapt" / "generator"),
                          *((str(f), f) for f in extra)):
         if folder.is_dir():
-            gens[name], _ = load_generator(folder)
+            gens[name], _ = load_meta_generator(folder)
             gens[name].add_channels(data.image_shape[0])
             gens[name].eval()
     k = data.num_classes

@@ -78,6 +78,47 @@ def plugins(as_json: bool) -> None:
             click.echo(f"{kind:<12} {r['name']:<{width}}  {r['distribution']} {r['version']}{tail}")
 
 
+def _option_pairs(items: tuple[str, ...]) -> dict[str, object]:
+    """``KEY=VALUE`` strings -> a dict, values parsed as YAML scalars (``3``, ``true``, ``krr``)."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--option '{item}' must look like KEY=VALUE, e.g. --option refine_steps=20")
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return out
+
+
+@cli.command()
+@click.argument("generator_dir", type=click.Path())
+@click.option("--ipc", type=click.IntRange(min=1), required=True, help="images per class, any size")
+@click.option("-o", "--output", "output", required=True, help="the .safetensors SyntheticSet to write")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="same seed, same set (draw of initial images, extension and refinement streams)")
+@click.option("--refine-steps", type=click.IntRange(min=0), default=None,
+              help="then T pixel steps of the generator's stored matcher from the generated set")
+@click.option("--labels", type=str, default=None, help="label kind, for types that offer one (mgdd: hard | krr)")
+@click.option("--initial", is_flag=True, default=None,
+              help="mgdd: write the initial real draw X0 the generator would refine (the paired random subset)")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="any option of the generator type (`condensery plugins` lists the types)")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="override the stored recipe, e.g. data.root=/elsewhere/cifar10")
+def generate(generator_dir: str, ipc: int, output: str, seed: int, refine_steps: int | None, labels: str | None,
+             initial: bool | None, options: tuple[str, ...], overrides: tuple[str, ...]) -> None:
+    """Write a SyntheticSet of IPC images per class from the generator in GENERATOR_DIR (any registered type)."""
+    from .generate import generate_file
+
+    opts = _option_pairs(options)
+    for key, value in (("refine_steps", refine_steps), ("labels", labels), ("initial", initial)):
+        if value is not None:
+            opts[key] = value
+    path = generate_file(generator_dir, ipc, output, seed, opts, list(overrides))
+    click.echo(f"wrote {path}")
+
+
 def build_cli() -> click.Group:
     """The command group with every plugin's ``register_commands`` applied."""
     registry = get_registry()

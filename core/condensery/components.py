@@ -74,6 +74,30 @@ class Matcher(Component):
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         return None
 
+    def subset_losses(self, images: torch.Tensor, labels: torch.Tensor, step: int,
+                      subsets: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``loss`` of each row subset (index tensors) of one set, at one step.
+
+        Nested (multisize) synthesis takes the loss of several prefixes of one pool per step.
+        The default calls ``loss`` once per subset; a matcher whose loss is built from
+        per-image features (distribution matching) overrides it to draw its network and
+        real batch once and share them, which is also what makes the terms comparable.
+        """
+        return [self.loss(images[idx], labels[idx], step) for idx in subsets]
+
+    #: True if ``solve_labels`` gives closed-form support labels (kernel ridge regression)
+    solves_labels: ClassVar[bool] = False
+
+    def solve_labels(self, images: torch.Tensor, classes: torch.Tensor,
+                     generator: torch.Generator) -> torch.Tensor:
+        """Regression targets ``[N, K]`` for ``images`` solved in this matcher's feature space.
+
+        MGDD-style sets carry least-squares labels; the random arm they are compared with
+        must get *its own* labels from the same solver, so the solver is a declared matcher
+        capability rather than private code of one plugin. ``generator`` draws the real batch.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not solve labels (solves_labels is False)")
+
 
 class Evaluator(Component):
     """Judges a SyntheticSet for the task. The runner also runs it on the random real subset."""

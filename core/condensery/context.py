@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from .checkpoints import CheckpointStore
 from .data.realdata import RealData
+from .errors import UserError
 from .progress import progress
 from .runtime import Runtime, make_generator
 from .synthetic import SyntheticSet
@@ -106,10 +107,42 @@ def random_subset_draw(data: RealData, ipc: int, seed: int,
     return data.balanced_batch(ipc, make_generator(seed, stream, ipc))
 
 
+def label_like(ctx: RunContext, template: SyntheticSet, subject: SyntheticSet, *stream: Any) -> SyntheticSet:
+    """``subject`` labelled the way ``template`` was: its own least-squares labels, or as it is.
+
+    A set whose ``metadata["label_solver"]`` is ``{"matcher": NAME, "options": {...}}`` carries
+    labels solved in that matcher's feature space (KRR, MGDD's ``set_labels: krr``); the set
+    it is compared with (the random real subset) must get *its own* labels from the same
+    solver, or the comparison mixes a label method with an image method. Returns a copy of
+    ``subject`` with ``labels = solve_labels(images, classes)``, ``classes`` = its class
+    labels and the same ``label_solver``; a template without a solver returns ``subject``.
+    ``stream`` (e.g. a run index) further salts the real batch the solve draws.
+    """
+    spec = template.metadata.get("label_solver")
+    if not isinstance(spec, dict):
+        return subject
+    name, options = spec.get("matcher"), spec.get("options") or {}
+    if not isinstance(name, str) or not isinstance(options, dict):
+        raise UserError(f"label_solver {spec!r} must be {{matcher: NAME, options: {{...}}}}")
+    cls = ctx.registry.get("matcher", name).obj
+    if not cls.solves_labels:
+        raise UserError(f"label_solver names matcher '{name}', which does not solve labels; name one that does (e.g. krr)")
+    try:
+        matcher = cls(cls.Options(**options))
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        first = str(exc).splitlines()
+        raise UserError(f"label_solver options {options} do not fit matcher '{name}': {' '.join(first[:3])}") from None
+    matcher.prepare(ctx)
+    classes = subject.hard_labels
+    gen = ctx.generator("label-solve", len(subject), *stream)
+    labels = matcher.solve_labels(subject.images, classes, gen).detach()
+    metadata = {**subject.metadata, "label_kind": "regression", "label_solver": spec}
+    return SyntheticSet(subject.images, labels, subject.lr, subject.stages, subject.stage_lrs, metadata,
+                        classes.long())
+
+
 def build_model(registry: Any, spec: dict[str, Any], task: Task) -> nn.Module:
     """Build ``spec`` (``{"name": ..., **options}``) for the task's shape and classes."""
-    from .errors import UserError
-
     opts = {k: v for k, v in spec.items() if k != "name"}
     name = spec.get("name", "convnet")
     c, h, w = task.image_shape

@@ -36,6 +36,12 @@ def register_evaluators(register: Register) -> None:
 
 
 @hookspec
+def register_generators(register: Register) -> None:
+    """Register ``Generator`` subclasses under the type name their folder's ``config.json`` states:
+    ``register("pool", PoolGenerator)``; ``condensery generate`` loads any registered type."""
+
+
+@hookspec
 def register_datasets(register: Register) -> None:
     """Register ``DatasetSource`` subclasses that load a labelled image dataset."""
 

@@ -19,7 +19,7 @@ from . import hookspecs
 from .errors import UserError
 from .options import suggest
 
-KINDS = ("synthesizer", "matcher", "evaluator", "dataset", "model")
+KINDS = ("synthesizer", "matcher", "evaluator", "generator", "dataset", "model")
 _HOOK_OF_KIND = {kind: f"register_{kind}s" for kind in KINDS}
 
 

@@ -91,8 +91,8 @@ class Plan:
     data_name: str
     source: DatasetSource
     model: dict[str, Any]
-    synthesizer_name: str
-    synthesizer: Synthesizer
+    synthesizer_name: str | None
+    synthesizer: Synthesizer | None
     matcher_name: str | None
     matcher: Matcher | None
     evaluators: list[tuple[str, Evaluator]]
@@ -119,14 +119,25 @@ def _build(registry: Registry, kind: str, spec: dict[str, Any], where: str, base
     return name, cls(options), {"name": name, **options.model_dump(mode="json")}
 
 
-def resolve(doc: dict[str, Any], registry: Registry) -> Plan:
-    """Validate ``doc`` and build every component it names."""
+def build_matcher(registry: Registry, spec: Any, where: str = "matcher") -> tuple[str, Matcher, dict]:
+    """``(name, matcher, resolved spec)`` for a ``{name: ..., **options}`` mapping, validated."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise UserError(f"{where} must be a mapping with a 'name'")
+    return _build(registry, "matcher", dict(spec), where, Matcher)
+
+
+def resolve(doc: dict[str, Any], registry: Registry, needs_synthesizer: bool = True) -> Plan:
+    """Validate ``doc`` and build every component it names.
+
+    ``needs_synthesizer=False`` resolves a recipe that only states a task (data, model,
+    evaluators, runtime), as ``condensery eval`` and ``generate`` use: no placeholder method.
+    """
     unknown = [k for k in doc if k not in SECTIONS]
     if unknown:
         k = unknown[0]
         raise UserError(f"unknown recipe section '{k}'{suggest(k, list(SECTIONS))}; valid sections: {', '.join(SECTIONS)}")
     for key in REQUIRED:
-        if key not in doc:
+        if key not in doc and (needs_synthesizer or key != "synthesizer"):
             raise UserError(f"recipe lacks the required section '{key}'")
     name = doc["name"]
     if not isinstance(name, str) or not name.strip() or "/" in name:
@@ -142,19 +153,19 @@ def resolve(doc: dict[str, Any], registry: Registry) -> Plan:
         raise UserError("recipe section 'model' needs a 'name' (a registered model or a timm model name)")
     _check_model_name(registry, model["name"])
 
-    synth_spec = _section(doc, "synthesizer")
-    matcher_spec = synth_spec.pop("matcher", None)
-    synth_name, synthesizer, synth_resolved = _build(registry, "synthesizer", synth_spec, "synthesizer", Synthesizer)
-    matcher_name = matcher = None
-    if synthesizer.uses_matcher:
-        if matcher_spec is None:
-            raise UserError(f"synthesizer '{synth_name}' needs a 'matcher' section, e.g. matcher: {{name: distribution}}; valid matchers: {', '.join(registry.names('matcher'))}")
-        if not isinstance(matcher_spec, dict) or not isinstance(matcher_spec.get("name"), str):
-            raise UserError("synthesizer.matcher must be a mapping with a 'name'")
-        matcher_name, matcher, m_resolved = _build(registry, "matcher", dict(matcher_spec), "matcher", Matcher)
-        synth_resolved["matcher"] = m_resolved
-    elif matcher_spec is not None:
-        raise UserError(f"synthesizer '{synth_name}' takes no matcher; remove synthesizer.matcher")
+    synth_name = synthesizer = matcher_name = matcher = None
+    synth_resolved: dict[str, Any] | None = None
+    if "synthesizer" in doc:
+        synth_spec = _section(doc, "synthesizer")
+        matcher_spec = synth_spec.pop("matcher", None)
+        synth_name, synthesizer, synth_resolved = _build(registry, "synthesizer", synth_spec, "synthesizer", Synthesizer)
+        if synthesizer.uses_matcher:
+            if matcher_spec is None:
+                raise UserError(f"synthesizer '{synth_name}' needs a 'matcher' section, e.g. matcher: {{name: distribution}}; valid matchers: {', '.join(registry.names('matcher'))}")
+            matcher_name, matcher, m_resolved = build_matcher(registry, matcher_spec, "synthesizer.matcher")
+            synth_resolved["matcher"] = m_resolved
+        elif matcher_spec is not None:
+            raise UserError(f"synthesizer '{synth_name}' takes no matcher; remove synthesizer.matcher")
 
     ev_specs = doc.get("evaluators", [{"name": "hard-label"}])
     if not isinstance(ev_specs, list) or not ev_specs:
@@ -174,7 +185,7 @@ def resolve(doc: dict[str, Any], registry: Registry) -> Plan:
 
     resolved = {
         "name": name, "seed": seed, "data": data_resolved, "model": model,
-        "synthesizer": synth_resolved, "evaluators": ev_resolved,
+        **({"synthesizer": synth_resolved} if synth_resolved is not None else {}), "evaluators": ev_resolved,
         "runtime": runtime.model_dump(mode="json"),
     }
     return Plan(name, seed, data_name, source, model, synth_name, synthesizer, matcher_name, matcher,

@@ -16,7 +16,7 @@ import torch
 from . import __version__
 from . import progress as progress_module
 from .components import Result
-from .context import RunContext, Task
+from .context import RunContext, Task, label_like
 from .data.realdata import RealData, load_raw, restrict
 from .errors import UserError
 from .plugins import Registry
@@ -268,6 +268,8 @@ def evaluate_all(plan: Plan, ctx: RunContext, synset: SyntheticSet) -> list[Resu
                 random_set.metadata["role"] = "random"
                 # same protocol (e.g. the same teacher), also when the synthetic result is resumed
                 random_set.metadata.update(synset.protocol_metadata())
+                # least-squares labels of its own when the set's labels were solved (never re-solving the set's)
+                random_set = label_like(ctx, synset, random_set)
             judge(i, name, evaluator, "random", random_set)
     return results
 

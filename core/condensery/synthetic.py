@@ -1,6 +1,6 @@
 """SyntheticSet: the distilled data, saved as one ``.safetensors`` file.
 
-Tensors (images, labels, optional learned lr, optional per-image stage) go in the file body
+Tensors (images, labels, optional learned lr, optional per-image stage and class) go in the file body
 and everything else (method, recipe, ipc, class names, normalisation, seed, versions) as
 JSON in the header metadata, so a set can be inspected and loaded without unpickling.
 """
@@ -29,6 +29,9 @@ class SyntheticSet:
 
     ``lr`` is a learned training lr (trajectory matching) and ``stages``/``stage_lrs`` the
     per-image subset index and per-stage lr of sequential methods; both optional.
+    ``classes`` (``[N]`` long, optional) is the class each image was made for: labels that
+    are regression targets (a least-squares solve, ``label_kind == "regression"``) have no
+    meaningful argmax, so ``hard_labels`` returns ``classes`` when it is set.
     """
 
     images: torch.Tensor
@@ -37,6 +40,7 @@ class SyntheticSet:
     stages: torch.Tensor | None = None
     stage_lrs: list[float] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    classes: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.images.dim() != 4:
@@ -48,6 +52,8 @@ class SyntheticSet:
             )
         if self.stages is not None and tuple(self.stages.shape) != (n,):
             raise UserError(f"synthetic stages must be [N] with N={n}, got {tuple(self.stages.shape)}")
+        if self.classes is not None and tuple(self.classes.shape) != (n,):
+            raise UserError(f"synthetic classes must be [N] with N={n}, got {tuple(self.classes.shape)}")
 
     # -- views ------------------------------------------------------------------
     def __len__(self) -> int:
@@ -59,12 +65,22 @@ class SyntheticSet:
 
     @property
     def hard_labels(self) -> torch.Tensor:
-        """Class index per image (argmax of soft labels)."""
+        """Class index per image: ``classes`` when set, else the labels (argmax of soft ones)."""
+        if self.classes is not None:
+            return self.classes
         return self.labels.argmax(dim=1) if self.soft else self.labels
 
+    @property
+    def label_kind(self) -> str:
+        """``hard`` (class indices), ``soft`` (probabilities) or ``regression`` (least-squares targets)."""
+        if not self.soft:
+            return "hard"
+        return "regression" if self.metadata.get("label_kind") == "regression" else "soft"
+
     #: metadata that is part of the evaluation protocol a set declares (the teacher that
-    #: labelled it): its random real subset is judged under the same, so it carries these too
-    PROTOCOL_KEYS = ("teacher",)
+    #: labelled it, the solver of its least-squares labels): its random real subset is
+    #: judged under the same, so it carries these too
+    PROTOCOL_KEYS = ("teacher", "label_solver")
 
     def protocol_metadata(self) -> dict[str, Any]:
         """The protocol-defining entries of ``metadata``, for the same-size random subset."""
@@ -84,12 +100,15 @@ class SyntheticSet:
             None if self.stages is None else self.stages.to(device),
             self.stage_lrs,
             dict(self.metadata),
+            None if self.classes is None else self.classes.to(device),
         )
 
     def detach_cpu(self) -> SyntheticSet:
         s = self.to("cpu")
         s.images = s.images.detach().float().contiguous()
         s.labels = s.labels.detach().contiguous()
+        if s.classes is not None:
+            s.classes = s.classes.detach().contiguous()
         return s
 
     # -- I/O --------------------------------------------------------------------
@@ -101,6 +120,8 @@ class SyntheticSet:
         tensors = {"images": s.images, "labels": s.labels}
         if s.stages is not None:
             tensors["stages"] = s.stages.to(torch.int64).contiguous()
+        if s.classes is not None:
+            tensors["classes"] = s.classes.to(torch.int64).contiguous()
         header = {
             "format": FORMAT,
             "lr": s.lr,
@@ -138,4 +159,5 @@ class SyntheticSet:
             stages=tensors.get("stages"),
             stage_lrs=header.get("stage_lrs"),
             metadata=header.get("metadata") or {},
+            classes=tensors.get("classes"),
         )

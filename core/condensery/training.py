@@ -1,7 +1,8 @@
 """Train a classifier on a (small) labelled tensor set and measure accuracy.
 
 The one loop every evaluator and expert-training stage shares: SGD with momentum, weight
-decay, lr x0.1 at half of training, batched on-device augmentation, hard or soft targets,
+decay, lr x0.1 at half of training, batched on-device augmentation, hard or soft targets
+(cross-entropy) or regression targets (squared error, as KIP/RFAD train on KRR labels),
 mixed precision through the runtime's autocast. Accuracy is measured once, at the end.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
+from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -22,6 +24,11 @@ Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy against a probability vector per row (reduces to CE for one-hot)."""
     return -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def squared_error(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``½ ||logits − targets||²`` per row, averaged: the loss of regression (KRR) targets."""
+    return 0.5 * ((logits - targets) ** 2).sum(dim=1).mean()
 
 
 def train_classifier(
@@ -39,8 +46,17 @@ def train_classifier(
     autocast=None,
     lr_schedule: str = "step",
     on_epoch: Callable[[int, nn.Module], None] | None = None,
+    label_loss: Literal["auto", "ce", "mse"] = "auto",
 ) -> nn.Module:
-    """Train ``model`` in place; ``labels`` are class indices ``[N]`` or probabilities ``[N,K]``."""
+    """Train ``model`` in place; ``labels`` are class indices ``[N]`` or targets ``[N,K]``.
+
+    ``label_loss``: ``auto``/``ce`` is cross-entropy (against probabilities for ``[N,K]``);
+    ``mse`` is ``½ ||logits − targets||²`` on ``[N,K]`` regression targets (e.g. KRR labels).
+    """
+    if label_loss not in ("auto", "ce", "mse"):
+        raise ValueError(f"label_loss must be auto, ce or mse, not {label_loss!r}")
+    if label_loss == "mse" and labels.dim() != 2:
+        raise ValueError("label_loss mse needs [N, K] regression targets, not class indices")
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     if lr_schedule == "step":
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[max(1, epochs // 2)], gamma=0.1)
@@ -61,7 +77,10 @@ def train_classifier(
             with autocast() if autocast else nullcontext():
                 out = model(x)
             out = out.float()
-            loss = soft_cross_entropy(out, y) if soft else F.cross_entropy(out, y)
+            if label_loss == "mse":
+                loss = squared_error(out, y)
+            else:
+                loss = soft_cross_entropy(out, y) if soft else F.cross_entropy(out, y)
             if not torch.isfinite(loss):
                 raise DivergenceError(f"training loss became {loss.item()} at epoch {epoch}; lower the lr")
             opt.zero_grad(set_to_none=True)

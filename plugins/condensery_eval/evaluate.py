@@ -18,25 +18,17 @@ from .sets import load_set
 
 
 def plan_for_eval(recipe: str | Path, overrides: list[str], registry: Any):
-    """The recipe resolved as for a run; a recipe without a synthesizer gets a placeholder."""
+    """The recipe resolved as for a run; it needs no synthesizer (it only states the task)."""
     from condensery.recipe import apply_overrides, load_yaml, resolve
 
-    doc = apply_overrides(load_yaml(recipe), overrides)
-    if "synthesizer" not in doc:
-        names = registry.names("synthesizer")
-        if names:  # never run; resolve() only insists the section exists
-            doc["synthesizer"] = {"name": "random" if "random" in names else names[0]}
-    return resolve(doc, registry)
+    return resolve(apply_overrides(load_yaml(recipe), overrides), registry, needs_synthesizer=False)
 
 
 def context_for(plan: Any, registry: Any, run_dir: Path | None) -> RunContext:
     """Runtime, data and task of ``plan``, as ``condensery run`` builds them, without synthesis."""
-    from condensery.runner import load_data, make_task
-    from condensery.runtime import Runtime
+    from condensery.tasks import context_of
 
-    runtime = Runtime(plan.runtime, plan.seed)
-    data = load_data(plan, runtime)
-    return RunContext(make_task(plan, data), data, runtime, registry, run_dir, plan.resolved)
+    return context_of(plan, registry, run_dir)
 
 
 def evaluate_set(plan: Any, ctx: RunContext, synset: SyntheticSet) -> list[Result]:

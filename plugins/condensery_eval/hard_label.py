@@ -6,6 +6,10 @@ Accuracy is measured once, at the end of training (never the best test checkpoin
 runner applies the very same evaluator to the random real subset of the same size. A set
 that carries stages (SeqMatch) is trained sequentially (``protocol.stage_plan``), and its
 result says ``protocol: sequential`` with the stage lrs.
+
+``targets: stored`` trains on the set's own labels instead, with the same protocol:
+least-squares (regression) labels with squared error, soft labels with soft cross-entropy;
+the random arm of a set with solved labels carries its own (``label_like``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from .protocol import (
     stage_info,
     subject_for_run,
     train_once,
+    training_targets,
 )
 
 
@@ -32,19 +37,26 @@ class HardLabelEvaluator(Evaluator):
     def evaluate(self, synset: SyntheticSet, ctx: RunContext) -> list[Result]:
         p = self.options
         role = synset.metadata.get("role", "synthetic")
-        labels = synset.hard_labels
-        lr, lr_info = choose_lr(ctx, p, synset, labels, role)
+        stored = p.targets == "stored"
+        labels, label_loss = training_targets(synset, stored)
+
+        def train(lr: float, stream: tuple):
+            return train_once(ctx, p, synset, lr, stream, labels, label_loss)
+
+        lr, lr_info = choose_lr(ctx, p, synset, labels, role, train)
         has_val = len(ctx.data.val_y) > 0
 
         def one(run: int) -> tuple[float, float | None]:
             subject = subject_for_run(ctx, p, synset, run)
-            model = train_once(ctx, p, subject, lr, (self.name, role, "run", run), subject.hard_labels)
+            y, loss = training_targets(subject, stored)
+            model = train_once(ctx, p, subject, lr, (self.name, role, "run", run), y, loss)
             test = accuracy(model, ctx.data.test_x, ctx.data.test_y, ctx.runtime.autocast)
             val = accuracy(model, ctx.data.val_x, ctx.data.val_y, ctx.runtime.autocast) if has_val else None
             return test, val
 
         out = spread_runs(ctx, p.runs, one, desc=f"evaluate {role}")
-        extra = {"epochs": p.epochs, "augment": p.augment, "lr": lr, **lr_info, **stage_info(p, synset, lr)}
+        extra = {"epochs": p.epochs, "augment": p.augment, "lr": lr, "targets": p.targets, "label_loss": label_loss,
+                 **lr_info, **stage_info(p, synset, lr)}
         if role == "random":
             extra["random_draws"] = p.random_draws
         if has_val:

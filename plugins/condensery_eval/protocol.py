@@ -20,6 +20,7 @@ from condensery import (
     UserError,
     accuracy,
     crop_flip,
+    label_like,
     make_generator,
     train_classifier,
 )
@@ -44,6 +45,9 @@ class TrainProtocol(Options):
     random_draws: Literal["one", "per-run"] = Field(
         "one", description="random baseline: one draw trained `runs` times, or a fresh draw per run "
                            "(its ± then includes which real images were drawn, large at IPC 1)")
+    targets: Literal["hard", "stored"] = Field(
+        "hard", description="hard: train on the class labels; stored: on the set's own labels (regression "
+                            "labels with squared error, soft ones with soft cross-entropy)")
 
 
 def augmenter(kind: str):
@@ -68,12 +72,26 @@ def seed_torch(stream: tuple, seed: int) -> torch.Generator:
     return gen
 
 
+def training_targets(synset: SyntheticSet, stored: bool) -> tuple[torch.Tensor, str]:
+    """What to train on and with which loss: ``(labels, label_loss)`` for ``train_classifier``.
+
+    Class labels with cross-entropy unless ``stored``; stored labels of a hard-labelled set
+    are its class labels, regression (least-squares) labels train with squared error (as
+    KIP/RFAD train on KRR targets), soft labels with soft cross-entropy.
+    """
+    if not stored or synset.label_kind == "hard":
+        return synset.hard_labels, "ce"
+    return synset.labels.float(), "mse" if synset.label_kind == "regression" else "ce"
+
+
 def train_once(
-    ctx: RunContext, protocol: TrainProtocol, synset: SyntheticSet, lr: float, stream: tuple, labels: torch.Tensor
+    ctx: RunContext, protocol: TrainProtocol, synset: SyntheticSet, lr: float, stream: tuple, labels: torch.Tensor,
+    label_loss: Literal["auto", "ce", "mse"] = "auto",
 ) -> torch.nn.Module:
     """Train one fresh network on ``synset`` with a seed derived from ``stream``.
 
-    A staged set (SeqMatch) is trained sequentially: see ``stage_plan``.
+    A staged set (SeqMatch) is trained sequentially: see ``stage_plan``. ``label_loss`` is
+    passed to ``train_classifier`` (``mse`` for regression targets).
     """
     gen = seed_torch(stream, ctx.runtime.seed)
     model = ctx.create_model(protocol.model)
@@ -84,7 +102,7 @@ def train_once(
         train_classifier(
             model, x, y, epochs=epochs, lr=stage_lr, generator=gen,
             batch_size=protocol.batch_size, momentum=protocol.momentum, weight_decay=protocol.weight_decay,
-            augment=augmenter(protocol.augment), autocast=ctx.runtime.autocast,
+            augment=augmenter(protocol.augment), autocast=ctx.runtime.autocast, label_loss=label_loss,
         )
     return model
 
@@ -184,6 +202,8 @@ def random_like(ctx: RunContext, synset: SyntheticSet) -> SyntheticSet:
     """The random real subset with the same images per class as ``synset``.
 
     A class-balanced set gets exactly the subset the runner uses (``ctx.random_subset``).
+    A set with solved (least-squares) labels gets a subset with its own solved labels
+    (``label_like``), as the runner's random arm does.
     """
     counts = class_counts(synset, ctx.task.num_classes)
     if len(set(counts)) == 1:
@@ -196,7 +216,7 @@ def random_like(ctx: RunContext, synset: SyntheticSet) -> SyntheticSet:
         rnd = draw(ctx, counts, ctx.generator("random-subset", tuple(counts)),
                    {"method": "random", "num_classes": ctx.task.num_classes})
     rnd.metadata["role"] = "random"
-    return rnd
+    return label_like(ctx, synset, rnd)
 
 
 def draw(ctx: RunContext, counts: list[int], gen: torch.Generator, metadata: dict) -> SyntheticSet:
@@ -210,12 +230,14 @@ def subject_for_run(ctx: RunContext, protocol: TrainProtocol, synset: SyntheticS
     ``random_draws: per-run``, its own class-balanced draw with the same images per class.
 
     One draw trained with several seeds hides the luck of the draw; measured at digits IPC 1,
-    one draw scored 52 % while fresh draws scored 66 ± 7 % (docs/results.md).
+    one draw scored 52 % while fresh draws scored 66 ± 7 % (docs/results.md). A random arm
+    with solved labels (``label_solver``) solves each fresh draw's labels anew.
     """
     if protocol.random_draws == "one" or synset.metadata.get("role") != "random":
         return synset
     counts = class_counts(synset, ctx.task.num_classes)
-    return draw(ctx, counts, ctx.generator("random-draw", tuple(counts), run), dict(synset.metadata))
+    fresh = draw(ctx, counts, ctx.generator("random-draw", tuple(counts), run), dict(synset.metadata))
+    return label_like(ctx, synset, fresh, "run", run)  # its own solved labels, if the arm has them
 
 
 def cache_root() -> Path:

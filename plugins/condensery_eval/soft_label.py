@@ -7,6 +7,10 @@ default. Because soft labels carry the teacher's knowledge, even a random real s
 scores high under this protocol: always read it next to the random subset (which the runner
 evaluates with the same teacher) and the ranking evaluator's LRS.
 
+``targets: stored`` trains on the set's own labels instead: probabilities with the same KL
+loss, least-squares (regression, ``label_kind``) labels with squared error on the logits
+(mixing them by CutMix/Mixup is linear, so the mixed target is still a regression target).
+
 Teachers are cached as ``.safetensors`` under ``$CONDENSERY_CACHE/teachers`` (or
 ``teacher.cache_dir``), keyed by the data fingerprint, the teacher options and the seed.
 """
@@ -79,13 +83,19 @@ class SoftLabelOptions(TrainProtocol):
     temperature: float = Field(4.0, gt=0, description="softmax temperature of the KL loss")
     mix: Literal["none", "mixup", "cutmix"] = "cutmix"
     mix_alpha: float = Field(1.0, gt=0, description="Beta(alpha, alpha) of the mixing ratio")
-    targets: Literal["teacher", "stored"] = Field(
-        "teacher", description="teacher: soft targets online; stored: the set's own (soft) labels")
+    # replaces TrainProtocol.targets (hard | stored): this protocol never trains on bare class
+    # labels; its choice is where the soft targets come from
+    targets: Literal["teacher", "stored"] = Field(  # type: ignore[assignment]
+        "teacher", description="teacher: soft targets online; stored: the set's own labels (regression "
+                               "labels with squared error)")
     teacher: TeacherOptions = Field(default_factory=TeacherOptions)
 
 
 def stored_targets(synset: SyntheticSet, num_classes: int) -> torch.Tensor:
-    """The set's own labels as target distributions (one-hot for hard labels)."""
+    """The set's own labels as target distributions (one-hot for hard labels); regression
+    (least-squares) labels as they are, never normalised into probabilities."""
+    if synset.label_kind == "regression":
+        return synset.labels.float()
     stored = synset.labels.float() if synset.soft else F.one_hot(synset.labels.long(), num_classes).float()
     return stored / stored.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
@@ -176,8 +186,14 @@ def kd_loss(student: torch.Tensor, target_logp: torch.Tensor, temperature: float
 def train_student(
     ctx: RunContext, p: SoftLabelOptions, images: torch.Tensor, lr: float, gen: torch.Generator,
     teacher: nn.Module | None = None, stored: torch.Tensor | None = None, model: nn.Module | None = None,
+    label_loss: Literal["kd", "mse"] = "kd",
 ) -> nn.Module:
-    """Train a fresh student on ``images`` with soft targets from ``teacher`` (or ``stored`` probabilities)."""
+    """Train a fresh student on ``images`` with soft targets from ``teacher`` (or ``stored`` probabilities).
+
+    ``label_loss: mse`` takes ``stored`` as regression targets: ``½ ||logits − target||²``.
+    """
+    if label_loss == "mse" and stored is None:
+        raise ValueError("label_loss mse needs stored regression targets")
     model = model if model is not None else ctx.create_model(p.model)
     if p.optimizer == "adamw":
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=p.weight_decay)
@@ -206,12 +222,18 @@ def train_student(
             if teacher is not None:
                 with torch.no_grad(), autocast():
                     target = F.log_softmax(teacher(x).float() / temp, dim=1)
+            elif label_loss == "mse":
+                ys = stored[idx]
+                target = lam * ys + (1 - lam) * ys[partner]
             else:
                 probs = stored[idx]
                 target = (lam * probs + (1 - lam) * probs[partner]).clamp_min(1e-8).log()
             with autocast():
                 out = model(x)
-            loss = kd_loss(out.float(), target, temp)
+            if label_loss == "mse":
+                loss = 0.5 * ((out.float() - target) ** 2).sum(dim=1).mean()
+            else:
+                loss = kd_loss(out.float(), target, temp)
             if not torch.isfinite(loss):
                 from condensery import DivergenceError
 
@@ -273,17 +295,21 @@ class SoftLabelEvaluator(Evaluator):
             used, source = self.teacher_options(synset)
             teacher = self.teacher(ctx, options=used)
 
+        def loss_of(subject: SyntheticSet) -> Literal["kd", "mse"]:
+            return "mse" if teacher is None and subject.label_kind == "regression" else "kd"
+
         def train(lr: float, stream: tuple, subject: SyntheticSet = synset) -> nn.Module:
             gen = seed_torch(stream, ctx.runtime.seed)
             stored = None if teacher is not None else stored_targets(subject, ctx.task.num_classes)
             plan = stage_plan(p, subject, lr)
             if plan is None:
-                return train_student(ctx, p, subject.images, lr, gen, teacher, stored)
+                return train_student(ctx, p, subject.images, lr, gen, teacher, stored, label_loss=loss_of(subject))
             model = None  # sequential (SeqMatch): one student, S_1, then S_1 ∪ S_2, ...
             for s in plan:
                 ps = p.model_copy(update={"epochs": s.epochs})
                 part = None if stored is None else stored[s.index]
-                model = train_student(ctx, ps, subject.images[s.index], s.lr, gen, teacher, part, model)
+                model = train_student(ctx, ps, subject.images[s.index], s.lr, gen, teacher, part, model,
+                                      label_loss=loss_of(subject))
             return model
 
         lr, lr_info = choose_lr(ctx, p, synset, synset.hard_labels, f"{self.name}:{role}", train)
@@ -302,7 +328,8 @@ class SoftLabelEvaluator(Evaluator):
 
         out = spread_runs(ctx, p.runs, one, desc=f"evaluate {role} (soft)")
         extra = {"epochs": p.epochs, "augment": p.augment, "lr": lr, "optimizer": p.optimizer,
-                 "temperature": p.temperature, "mix": p.mix, "targets": p.targets, **lr_info,
+                 "temperature": p.temperature, "mix": p.mix, "targets": p.targets, "label_loss": loss_of(synset),
+                 **lr_info,
                  **stage_info(p, synset, lr)}
         if has_val:
             extra["val_mean"] = sum(o[1] for o in out) / len(out)

@@ -39,6 +39,28 @@ class DistributionMatcher(Matcher):
         self.class_separable = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in probe.modules())
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:
+        real_means, emb_syn = self._embeddings(images, labels, step)
+        diff = real_means - class_means(emb_syn, labels, self.ctx.task.num_classes)
+        return (diff[labels.unique()] ** 2).sum()  # only this process's share of classes
+
+    def subset_losses(self, images: torch.Tensor, labels: torch.Tensor, step: int,
+                      subsets: list[torch.Tensor]) -> list[torch.Tensor]:
+        """One network, one real batch and one DSA draw for every subset (nested pools).
+
+        A subset's synthetic embeddings are rows of the full set's (the per-class DSA draw
+        is the same for every image of a class), so k prefixes cost one forward pass.
+        """
+        real_means, emb_syn = self._embeddings(images, labels, step)
+        k = self.ctx.task.num_classes
+        out = []
+        for idx in subsets:
+            lab = labels[idx]
+            diff = real_means - class_means(emb_syn[idx], lab, k)
+            out.append((diff[lab.unique()] ** 2).sum())
+        return out
+
+    def _embeddings(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-class mean real embedding ``[K, D]`` and the synthetic embeddings of this step."""
         ctx = self.ctx
         k = ctx.task.num_classes
         torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=make_generator(ctx.runtime.seed, "dm-net", step))))
@@ -53,8 +75,7 @@ class DistributionMatcher(Matcher):
             with torch.no_grad():
                 emb_real = embed(net, real).float()
             emb_syn = embed(net, syn).float()
-        diff = class_means(emb_real, real_y, k) - class_means(emb_syn, labels, k)
-        return (diff[labels.unique()] ** 2).sum()  # only this process's share of classes
+        return class_means(emb_real, real_y, k), emb_syn
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"gen": self.gen.get_state()}

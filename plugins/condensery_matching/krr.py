@@ -13,7 +13,8 @@ networks are redrawn every ``resample_every`` steps. Labels can be learned (a te
 
 Unverified choices, made here: the feature networks keep the task model's normalisation;
 the default real batch is 64 per class; the ridge is relative to the kernel's trace.
-``solve_krr_labels`` is the closed-form label solve MGDD reuses.
+``solve_krr_labels`` is the closed-form label solve; ``KRRMatcher.solve_labels`` applies it
+in the feature space of draw 0 (``solves_labels``), for MGDD's sets and their random arm.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from condensery import Matcher, Options, RunContext, UserError, embed, make_generator
 from pydantic import Field
 
-from .common import DSAOptions, dsa_from, siamese_batches
+from .common import DSAOptions, dsa_from, real_class_batches, siamese_batches
 
 
 def centred_one_hot(labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -78,6 +79,7 @@ class KRROptions(DSAOptions):
 
 class KRRMatcher(Matcher):
     Options: ClassVar[type[Options]] = KRROptions
+    solves_labels: ClassVar[bool] = True
 
     def prepare(self, ctx: RunContext) -> None:
         super().prepare(ctx)
@@ -151,6 +153,23 @@ class KRRMatcher(Matcher):
         support = self.targets(labels) if targets is None else targets
         pred = krr_predict(f_syn, f_real, support, self.options.reg)
         return 0.5 * ((pred - centred_one_hot(real_y, k)) ** 2).sum(dim=1).mean()
+
+    @torch.no_grad()
+    def solve_labels(self, images: torch.Tensor, classes: torch.Tensor | None,
+                     generator: torch.Generator) -> torch.Tensor:
+        """Closed-form support labels ``[N, K]`` for ``images`` in the random features of draw 0.
+
+        ``Y_s = argmin_Y ||K_ts (K_ss + λI)⁻¹ Y − Y_t||²`` with ``Y_t`` the centred one-hot
+        labels of a fresh real batch (``batch_real`` per class, drawn with ``generator``);
+        solved in float64 through the pseudo-inverse. The solve does not need ``classes``.
+        One fixed feature space (draw 0, from the run seed), so labels are a function of
+        the images and the real batch alone.
+        """
+        nets = self.networks(0)
+        real, real_y = real_class_batches(self.ctx.data, self.options.batch_real, generator)
+        f_s, f_t = self.features(nets, images), self.features(nets, real)
+        k = self.ctx.task.num_classes
+        return solve_krr_labels(f_s.float(), f_t.float(), centred_one_hot(real_y, k), self.options.reg).float()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {"gen": self.gen.get_state()}

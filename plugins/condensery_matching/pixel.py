@@ -116,12 +116,7 @@ class PixelSynthesizer(Synthesizer):
         every = rt.options.checkpoint_every
         steps = range(start, self.options.iterations)
         for step in ctx.progress(steps, desc=f"distil ({type(matcher).__name__})", total=len(steps)):
-            if rows is None:
-                loss = matcher.loss(images, labels, step)
-            elif len(rows):
-                loss = matcher.loss(images[rows], labels[rows], step)
-            else:  # more processes than classes: this one only adds zeros
-                loss = images.sum() * 0.0
+            loss = self.step_loss(matcher, images, labels, step, rows)
             total = loss.detach().clone() if rows is None else rt.sum_(loss.detach().float().clone())
             if not torch.isfinite(total):  # the same verdict on every process
                 self._diverged(ctx, f"matcher loss became {total.item()}", step)
@@ -138,6 +133,15 @@ class PixelSynthesizer(Synthesizer):
             if (step + 1) % every == 0 and step + 1 < self.options.iterations and rt.is_main:
                 self._checkpoint(ctx, images, opt, matcher, step + 1)
         return self.result(ctx, images.detach(), labels, matcher)
+
+    def step_loss(self, matcher, images: torch.Tensor, labels: torch.Tensor, step: int,
+                  rows: torch.Tensor | None) -> torch.Tensor:
+        """The matcher loss of one step on this process's ``rows`` (None: every row)."""
+        if rows is None:
+            return matcher.loss(images, labels, step)
+        if len(rows):
+            return matcher.loss(images[rows], labels[rows], step)
+        return images.sum() * 0.0  # more processes than classes: this one only adds zeros
 
     def _class_share(self, ctx: RunContext, labels: torch.Tensor) -> torch.Tensor | None:
         """Rows of this process's classes, if the matcher's loss is a sum over classes.

@@ -1,4 +1,4 @@
-"""Registers the pixel synthesizer, the matchers and the ``condensery experts`` command."""
+"""Registers the pixel and multisize synthesizers, the pool generator, the matchers and the ``condensery experts`` command."""
 
 from condensery import hookimpl
 
@@ -7,12 +7,19 @@ from .distribution import DistributionMatcher
 from .gradient import GradientMatcher
 from .krr import KRRMatcher
 from .pixel import PixelSynthesizer
+from .pool import MultisizeSynthesizer, PoolGenerator
 from .trajectory import TrajectoryMatcher, experts_command
 
 
 @hookimpl
 def register_synthesizers(register) -> None:
     register("pixel", PixelSynthesizer)
+    register("multisize", MultisizeSynthesizer)
+
+
+@hookimpl
+def register_generators(register) -> None:
+    register("pool", PoolGenerator)
 
 
 @hookimpl

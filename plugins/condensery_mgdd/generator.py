@@ -31,16 +31,16 @@ init, never downloaded) and works on any dataset shape:
 GroupNorm normalises per image, so the output for one image does not depend on how many
 images are generated with it (apart from the shared prototype and size code).
 
-Saved as a folder: ``config.json`` (type ``mgdd``, the UNet config, adapters, data the
-generator was last adapted to) + ``generator.safetensors``; loading never unpickles.
+The network is a diffusers ``ModelMixin`` + ``ConfigMixin``: its constructor arguments are
+its config, ``save_pretrained`` writes them with the weights (safetensors), and the core's
+``save_generator`` adds the type ``mgdd``, the task and the recipe it was last adapted to,
+then renames the folder into place. ``MGDDGenerator`` (the registered ``mgdd`` type) is
+what ``condensery generate`` calls; loading never unpickles.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,12 +49,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from condensery import UserError, read_safetensors
-from safetensors.torch import save_file
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
 
-FORMAT = "condensery.generator/1"
 TYPE = "mgdd"
-WEIGHTS = "generator.safetensors"
-CONFIG = "config.json"
+WEIGHTS = "diffusion_pytorch_model.safetensors"  # what save_pretrained writes
+#: constructor arguments, i.e. the network's part of config.json
+INIT_KEYS = ("unet_options", "context_pool", "channel_counts", "gradient_input", "refine_steps", "refine_lr")
 # ``grad_fn(x, t)``: the raw matcher-loss gradient at ``x`` for unrolled step ``t``
 GradientFn = Callable[[torch.Tensor, int], torch.Tensor]
 
@@ -72,17 +73,18 @@ def unet_config(working_channels: int, resolution: int, channels: list[int] | tu
     }
 
 
-class MetaGenerator(nn.Module):
+class MetaGenerator(ModelMixin, ConfigMixin):
     """``forward(x0, labels, ipc) -> x0 + residual``; see the module docstring."""
 
-    def __init__(self, unet: dict[str, Any], context_pool: int = 4, channel_counts: list[int] | None = None,
+    @register_to_config
+    def __init__(self, unet_options: dict[str, Any], context_pool: int = 4, channel_counts: list[int] | None = None,
                  gradient_input: bool = False, refine_steps: int = 0, refine_lr: float = 0.1) -> None:
         super().__init__()
         from diffusers import UNet2DModel
 
         if gradient_input and refine_steps:
             raise ValueError("gradient_input and refine_steps exclude each other (the unrolled refiner reads its own directions)")
-        self.unet_config = dict(unet)
+        unet = dict(unet_options)  # not named "unet": a config key would shadow the submodule
         self.unet = UNet2DModel(**unet)
         self.gradient_input = gradient_input
         self.refine_steps = int(refine_steps)
@@ -132,6 +134,7 @@ class MetaGenerator(nn.Module):
         device = self.context.weight.device
         self.adapters_in[key] = a_in.to(device)
         self.adapters_out[key] = a_out.to(device)
+        self.register_to_config(channel_counts=self.channel_counts)  # config.json rebuilds these adapters
         return True
 
     def prototypes(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -224,60 +227,14 @@ def build_generator(options: Any, channels: int) -> MetaGenerator:
 
 
 # -- the folder on disk ------------------------------------------------------------------
-def save_generator(gen: MetaGenerator, folder: str | os.PathLike[str], info: dict[str, Any]) -> Path:
-    """Write ``folder/config.json`` + ``folder/generator.safetensors`` atomically (temp folder, rename).
-
-    ``info`` holds what generation needs besides the weights: the data section and model of
-    the dataset it was last adapted to, the task's class names and normalisation, history.
-    """
-    folder = Path(folder)
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    state = {k: v.detach().cpu().float().contiguous() for k, v in gen.state_dict().items()}
-    save_file(state, str(tmp / WEIGHTS), metadata={"format": FORMAT, "type": TYPE})
-    config = {  # the generator's own keys last: a stale copy in ``info`` (a loaded config) never wins
-        **info, "type": TYPE, "format": FORMAT, "unet": gen.unet_config, "context_pool": gen.context_pool,
-        "channel_counts": gen.channel_counts, "gradient_input": gen.gradient_input,
-        "refine_steps": gen.refine_steps, "refine_lr": gen.refine_lr,
-    }
-    (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=str))
-    old = folder.with_name(folder.name + ".old")
-    if folder.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
-    return folder
-
-
-def read_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    folder = Path(folder)
-    path = folder / CONFIG
-    if not path.is_file():
-        raise UserError(f"'{folder}' is not a generator folder (no {CONFIG}); pass the generator/ folder of an mgdd run")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"'{path}' is not valid JSON ({exc})") from None
-    if config.get("type") != TYPE or config.get("format") != FORMAT:
-        raise UserError(f"'{folder}' holds a generator of type {config.get('type')!r} "
-                        f"(format {config.get('format')!r}); this command reads type {TYPE!r}, format {FORMAT!r}")
-    return config
-
-
-def load_generator(folder: str | os.PathLike[str], device: torch.device | str = "cpu") -> tuple[MetaGenerator, dict[str, Any]]:
-    """The generator saved in ``folder`` and its config; weights only through safetensors."""
-    folder = Path(folder)
-    config = read_config(folder)
+def network_from_folder(folder: Path, config: dict[str, Any]) -> MetaGenerator:
+    """The network of a generator folder: built from its config, weights through safetensors only."""
     weights = folder / WEIGHTS
     if not weights.is_file():
         raise UserError(f"'{folder}' lacks {WEIGHTS}; the generator folder is incomplete")
+    net = MetaGenerator.from_config({k: config[k] for k in INIT_KEYS})
     state, _ = read_safetensors(weights)
-    gen = MetaGenerator(config["unet"], int(config.get("context_pool", 4)), list(config["channel_counts"]),
-                        gradient_input=bool(config.get("gradient_input", False)),
-                        refine_steps=int(config.get("refine_steps", 0)), refine_lr=float(config.get("refine_lr", 0.1)))
-    missing, unexpected = gen.load_state_dict(state, strict=False)
+    missing, unexpected = net.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise UserError(f"'{weights}' does not match its config.json (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return gen.to(device), config
+    return net

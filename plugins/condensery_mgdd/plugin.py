@@ -1,4 +1,4 @@
-"""Registers the ``mgdd`` synthesizer and the ``condensery generate`` command."""
+"""Registers the ``mgdd`` synthesizer and the ``mgdd`` generator type (``condensery generate``)."""
 
 from condensery import hookimpl
 
@@ -11,7 +11,7 @@ def register_synthesizers(register) -> None:
 
 
 @hookimpl
-def register_commands(cli) -> None:
-    from .commands import generate_command
+def register_generators(register) -> None:
+    from .artifact import MGDDGenerator
 
-    cli.add_command(generate_command, "generate")
+    register("mgdd", MGDDGenerator)

@@ -40,11 +40,13 @@ from condensery import (
     make_generator,
     optimizer_state,
     random_subset_draw,
+    task_config,
 )
 from condensery_matching.krr import KRRMatcher
 from pydantic import Field, model_validator
 
-from .generator import GradientFn, MetaGenerator, build_generator, load_generator, save_generator
+from .artifact import load_meta_generator, save_meta_generator
+from .generator import GradientFn, MetaGenerator, build_generator
 from .tasks import KRRLabeler, sample_task, task_context
 
 
@@ -119,7 +121,7 @@ class MGDDSynthesizer(Synthesizer):
             self.adapt(ctx, gen)
         seconds = time.perf_counter() - t
         if o.mode != "generate" and ctx.run_dir is not None and ctx.runtime.is_main:
-            save_generator(gen, ctx.run_dir / "generator", self.generator_info(ctx, info, seconds))
+            save_meta_generator(gen, ctx.run_dir / "generator", self.generator_info(ctx, info, seconds))
         ctx.runtime.wait()
         synset = generate_set(gen, ctx, o.ipc, ctx.runtime.seed, o.set_labels, self.labeler_for(ctx), matcher=ctx.matcher)
         synset.metadata["generator_seconds"] = round(seconds, 3)
@@ -135,14 +137,14 @@ class MGDDSynthesizer(Synthesizer):
             return build_generator(o, c).to(ctx.device), {}
         if not Path(o.generator).is_dir():
             raise UserError(f"synthesizer.generator '{o.generator}' is not a folder; pass the generator/ folder of an mgdd run")
-        gen, config = load_generator(o.generator, ctx.device)
+        gen, config = load_meta_generator(o.generator, ctx.device)
         seed_global(ctx.runtime.seed, "mgdd-adapters", c)
         if gen.add_channels(c):
             ctx.runtime.say(f"  new {c}-channel adapters (the generator knew {gen.channel_counts})")
         return gen, config
 
     def generator_info(self, ctx: RunContext, previous: dict[str, Any], seconds: float) -> dict[str, Any]:
-        """What ``condensery generate`` needs besides weights: the data, task and label options."""
+        """What ``condensery generate`` needs besides weights: the task, recipe and label options."""
         o = self.options
         t = ctx.task
         history = list(previous.get("history", []))
@@ -152,11 +154,9 @@ class MGDDSynthesizer(Synthesizer):
             "recipe": ctx.recipe.get("name"), "matcher": (ctx.recipe.get("synthesizer") or {}).get("matcher"),
         })
         return {
-            "data": ctx.recipe.get("data"), "model": ctx.recipe.get("model", t.model),
-            "class_names": t.class_names, "image_shape": list(t.image_shape), "mean": t.mean, "std": t.std,
+            **task_config(ctx),  # the recipe's matcher too: generation needs it for the gradient
             "labels": {"models": o.label_models, "width": o.label_width, "batch_real": o.label_batch_real,
                        "reg": o.label_reg},
-            "matcher": (ctx.recipe.get("synthesizer") or {}).get("matcher"),  # generation needs it for the gradient
             "history": history,
         }
 
@@ -375,11 +375,16 @@ def generate_set(gen: MetaGenerator, ctx: RunContext, ipc: int, seed: int, label
             x = run_generator(gen, fresh, x0, y0, ipc, GENERATION_STEP).float()
         gen.train(was_training)
     y = y0
+    metadata: dict[str, Any] = {"labels": labels, "generator_ipc": ipc, "refined": refine}
+    classes = None
     if labels == "krr":
         if labeler is None:
             raise UserError("set_labels krr needs the KRR label solve; it was not set up")
         y = labeler.labels(x0, 0, make_generator(seed, "mgdd-generate-labels", ipc))
-    return SyntheticSet(x.detach(), y.detach(), metadata={"labels": labels, "generator_ipc": ipc, "refined": refine})
+        # regression targets, not probabilities; the random arm is solved by the same solver
+        classes = y0
+        metadata.update(label_kind="regression", label_solver=labeler.solver_record())
+    return SyntheticSet(x.detach(), y.detach(), metadata=metadata, classes=classes)
 
 
 def check_finite(ctx: RunContext, loss: torch.Tensor, stage: str, step: int) -> None:

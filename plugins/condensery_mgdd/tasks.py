@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import torch
 from condensery import RealData, RunContext, Task, make_generator
-from condensery_matching.common import real_class_batches
-from condensery_matching.krr import KRRMatcher, KRROptions, centred_one_hot, solve_krr_labels
+from condensery_matching.krr import KRRMatcher, KRROptions
 
 
 @dataclass
@@ -67,23 +66,27 @@ def task_context(ctx: RunContext, task: SubTask) -> TaskContext:
 
 
 class KRRLabeler:
-    """Closed-form support labels in an RFAD random-feature space (the krr matcher's features).
+    """Closed-form support labels in an RFAD random-feature space: ``KRRMatcher.solve_labels``.
 
     ``Y_s = argmin_Y ||K_ts (K_ss + λI)⁻¹ Y − Y_t||²`` with ``Y_t`` the centred one-hot labels
-    of a fresh real batch; solved in float64 through the pseudo-inverse.
+    of a fresh real batch; solved in float64 through the pseudo-inverse. ``options`` is the
+    solver's ``KRROptions`` (what a set's ``label_solver`` metadata records).
     """
 
     def __init__(self, ctx: RunContext, num_models: int, width: int, batch_real: int, reg: float) -> None:
-        self.matcher = KRRMatcher(KRROptions(num_models=num_models, width=width, batch_real=batch_real,
-                                             reg=reg, dsa=False, resample_every=1))
+        self.options = KRROptions(num_models=num_models, width=width, batch_real=batch_real,
+                                  reg=reg, dsa=False, resample_every=1)
+        self.matcher = KRRMatcher(self.options)
         self.matcher.prepare(ctx)
         self.ctx = ctx
 
-    @torch.no_grad()
     def labels(self, x0: torch.Tensor, draw: int, gen: torch.Generator) -> torch.Tensor:
-        m = self.matcher
-        nets = m.networks(draw)
-        real, real_y = real_class_batches(self.ctx.data, m.options.batch_real, gen)
-        f_s, f_t = m.features(nets, x0), m.features(nets, real)
-        k = self.ctx.task.num_classes
-        return solve_krr_labels(f_s.float(), f_t.float(), centred_one_hot(real_y, k), m.options.reg).float()
+        """Labels of ``x0``; ``draw`` must be 0 (the one fixed feature space every caller uses)."""
+        if draw != 0:
+            raise ValueError(f"KRRLabeler solves in feature draw 0 only, not {draw}")
+        return self.matcher.solve_labels(x0, None, gen)
+
+    def solver_record(self) -> dict:
+        """``{"matcher": "krr", "options": ...}``: how a set's random arm gets the same labels."""
+        keys = ("num_models", "width", "batch_real", "reg", "dsa", "resample_every")
+        return {"matcher": "krr", "options": {k: getattr(self.options, k) for k in keys}}

@@ -1,0 +1,79 @@
+"""``condensery generate DIR --ipc N -o FILE``: a set of any size from any registered generator.
+
+The folder's ``config.json`` names the generator type; the type decides whether it needs
+the real data for this call (``Generator.requires_data``). If it does, the task is opened
+from the recipe stored in the folder (its data and model sections, ``--set`` overrides on
+top, e.g. ``data.root=/elsewhere``), through the same dataset sources a run uses, which
+never download. The set is written with the metadata a run writes, so ``condensery eval``
+judges it under any recipe of that dataset.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from .context import RunContext
+from .errors import UserError
+from .generators import Generator, load_generator
+from .synthetic import SyntheticSet
+
+
+def generation_context(generator: Generator, seed: int, overrides: list[str] | None, registry: Any) -> RunContext:
+    """The task the generator was made for, opened from its stored recipe; checked against it."""
+    from .recipe import build_matcher
+    from .tasks import open_task
+
+    recipe = generator.config.get("recipe") or {}
+    if not isinstance(recipe.get("data"), dict):
+        raise UserError("the generator's config.json stores no data section (recipe.data); regenerate it with its run")
+    doc = {"name": f"generate-{generator.config['type']}", "seed": seed, "data": recipe["data"],
+           "model": recipe.get("model") or {"name": "convnet"}, "runtime": {"mixed_precision": "no"}}
+    matcher = None
+    if recipe.get("matcher"):
+        matcher = build_matcher(registry, recipe["matcher"], "the generator's recipe.matcher")[1]
+    _, ctx = open_task(doc, registry, None, overrides, announce=False, matcher=matcher)
+    want = generator.class_names
+    if want and list(ctx.task.class_names) != want:
+        raise UserError(f"the data opened for generation has classes {ctx.task.class_names[:5]}..., the generator was "
+                        f"made for {want[:5]}...; point it at the right data with --set data.root=... or data.classes=...")
+    return ctx
+
+
+def generate_file(folder: str | Path, ipc: int, output: str | Path, seed: int = 0,
+                  options: dict[str, Any] | None = None, overrides: list[str] | None = None,
+                  registry: Any = None) -> Path:
+    """Generate ``ipc`` images per class with the generator in ``folder`` into ``output``."""
+    import torch
+
+    from . import __version__
+    from .plugins import get_registry
+
+    registry = registry or get_registry()
+    if ipc < 1:
+        raise UserError(f"--ipc must be at least 1, got {ipc}")
+    generator = load_generator(folder, registry)
+    opts = generator.options(options)
+    ctx = generation_context(generator, seed, overrides, registry) if generator.requires_data(ipc, opts) else None
+    t = time.perf_counter()
+    synset: SyntheticSet = generator.generate(ipc, seed, ctx, opts)
+    seconds = time.perf_counter() - t  # generation alone: no start-up, no data loading
+    task = dict(generator.config.get("task") or {})
+    if ctx is not None:  # the task actually opened (checked against the stored one) is the authority
+        zca = ctx.data.zca.info() if ctx.data.zca is not None else None
+        task.update(dataset=ctx.task.dataset, num_classes=ctx.task.num_classes, class_names=ctx.task.class_names,
+                    image_shape=list(ctx.task.image_shape), mean=ctx.task.mean, std=ctx.task.std, zca=zca)
+    recipe = generator.config.get("recipe") or {}
+    synset.metadata.update(
+        method=synset.metadata.get("method", generator.config["type"]), recipe=recipe.get("name"), ipc=ipc,
+        num_classes=task.get("num_classes"), class_names=task.get("class_names"), mean=task.get("mean"),
+        std=task.get("std"), seed=seed, generator=str(folder), generator_type=generator.config["type"],
+        generate_options=opts.model_dump(mode="json"), generate_seconds=round(seconds, 3),
+        task={"dataset": task.get("dataset"), "num_classes": task.get("num_classes"),
+              "image_shape": task.get("image_shape"), "model": recipe.get("model")},
+        versions={"condensery": __version__, "torch": torch.__version__},
+    )
+    if task.get("zca"):  # evaluation must whiten real data as the generator's run did
+        synset.metadata["zca"] = task["zca"]
+    return synset.save(output)

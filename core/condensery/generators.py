@@ -1,0 +1,165 @@
+"""The generator component kind: a trained artifact that returns a SyntheticSet of any size.
+
+A generator is built by a synthesizer run and saved as a folder in the diffusers
+convention: ``config.json`` names its registered ``type`` (plus the task and recipe it was
+made for) next to ``.safetensors`` weights. A network generator is a diffusers
+``ModelMixin`` + ``ConfigMixin`` written by ``save_pretrained``; a tensor generator (a pool
+of images) writes its own safetensors file. Either way the folder is written under a
+temporary name, fsynced and renamed, so a kill never leaves half a generator, and it is
+read back only through safetensors (never unpickled).
+
+``condensery generate DIR --ipc N`` reads ``config.json``, looks the type up among the
+registered generators (hook ``register_generators``) and calls ``generate``. A generator
+that needs the real data (to draw initial images, to extend or refine with its matcher)
+says so through ``requires_data``; the command then opens the stored recipe's task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .errors import UserError
+from .options import Options, validate_options
+
+if TYPE_CHECKING:
+    from .context import RunContext
+    from .synthetic import SyntheticSet
+
+CONFIG = "config.json"
+FORMAT = "condensery.generator/2"
+
+
+class GenerateOptions(Options):
+    """Options of one ``generate`` call (``condensery generate --option KEY=VALUE``); none by default."""
+
+
+class Generator:
+    """Produces ``ipc`` images per class on demand. Subclasses register under a type name.
+
+    ``config`` is the folder's ``config.json``: ``type``, ``format``, ``task`` (dataset,
+    class names, image shape, normalisation) and ``recipe`` (the data, model and matcher
+    sections a context for generation is opened from), plus the type's own keys.
+    """
+
+    #: options a ``generate`` call accepts, validated like a recipe section
+    GenerateOptions: ClassVar[type[GenerateOptions]] = GenerateOptions
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    # -- what a caller may ask ------------------------------------------------------------
+    def requires_data(self, ipc: int, options: GenerateOptions) -> bool:
+        """True if generating ``ipc`` per class needs the real data (a RunContext)."""
+        return True
+
+    def generate(self, ipc: int, seed: int = 0, ctx: RunContext | None = None,
+                 options: GenerateOptions | None = None) -> SyntheticSet:
+        """``ipc`` images per class, class-ordered; the same ``seed`` gives the same set."""
+        raise NotImplementedError(f"{type(self).__name__} must implement generate(ipc, seed, ctx, options)")
+
+    # -- the folder -----------------------------------------------------------------------
+    def save_weights(self, folder: Path) -> dict[str, Any]:
+        """Write the weights into ``folder`` (a fresh temporary folder); return config keys to add."""
+        raise NotImplementedError(f"{type(self).__name__} must implement save_weights(folder)")
+
+    @classmethod
+    def load(cls, folder: Path, config: dict[str, Any]) -> Generator:
+        """The generator saved in ``folder`` (whose parsed ``config.json`` is ``config``)."""
+        raise NotImplementedError(f"{cls.__name__} must implement load(folder, config)")
+
+    # -- helpers --------------------------------------------------------------------------
+    def options(self, values: dict[str, Any] | None = None) -> GenerateOptions:
+        """``values`` validated against this type's ``GenerateOptions`` (one-line error on a typo)."""
+        return validate_options(self.GenerateOptions, dict(values or {}), f"generator type '{self.config.get('type')}'")
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.config.get("task", {}).get("class_names", []))
+
+
+def save_generator(generator: Generator, folder: str | os.PathLike[str], type_name: str,
+                   config: dict[str, Any]) -> Path:
+    """Write ``generator`` to ``folder`` atomically: temp folder, weights, config, fsync, rename.
+
+    ``config`` holds ``task`` and ``recipe`` (and any keys of the type); the weights'
+    own config keys (a diffusers ``save_pretrained`` config) are merged under it, and
+    ``type``/``format`` always win.
+    """
+    folder = Path(folder)
+    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    extra = generator.save_weights(tmp) or {}
+    written = tmp / CONFIG
+    network = json.loads(written.read_text()) if written.is_file() else {}
+    merged = {**network, **config, **extra, "type": type_name, "format": FORMAT}
+    with written.open("w") as f:
+        f.write(json.dumps(merged, indent=2, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    for path in tmp.iterdir():  # the weights too: a rename must never expose an unsynced file
+        if path.is_file():
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+    old = folder.with_name(f"{folder.name}.old-{os.getpid()}")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    generator.config = merged
+    return folder
+
+
+def read_generator_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parsed ``config.json`` of a generator folder; any problem is a one-line ``UserError``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"generator folder '{folder}' does not exist; pass the generator/ folder of a run "
+                        "whose synthesizer builds a generator (mgdd, multisize)")
+    path = folder / CONFIG
+    if not path.is_file():
+        raise UserError(f"'{folder}' is not a generator folder (no {CONFIG}); pass the generator/ folder of a run")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"'{path}' is not valid JSON ({exc}); regenerate the folder with its run") from None
+    if not isinstance(config, dict) or not isinstance(config.get("type"), str):
+        raise UserError(f"'{path}' names no generator 'type'; it was not written by condensery")
+    if config.get("format") != FORMAT:
+        raise UserError(f"'{path}' has format {config.get('format')!r}, this condensery reads {FORMAT!r}; "
+                        "rerun the synthesizer that wrote it")
+    return config
+
+
+def load_generator(folder: str | os.PathLike[str], registry: Any = None) -> Generator:
+    """The generator in ``folder``, of whatever registered type its ``config.json`` names."""
+    from .plugins import get_registry
+
+    folder = Path(folder)
+    config = read_generator_config(folder)
+    registry = registry or get_registry()
+    info = registry.get("generator", config["type"])
+    cls = info.obj
+    if not (isinstance(cls, type) and issubclass(cls, Generator)):
+        raise UserError(f"generator '{config['type']}' from {info.source} is not a Generator subclass; its plugin is broken")
+    try:
+        return cls.load(folder, config)
+    except KeyError as exc:
+        raise UserError(f"'{folder / CONFIG}' lacks the key {exc}; regenerate the folder with its run") from None
+
+
+def task_config(ctx: RunContext) -> dict[str, Any]:
+    """The ``task`` and ``recipe`` entries of a generator's config, from the run that built it."""
+    t = ctx.task
+    synth = ctx.recipe.get("synthesizer") or {}
+    zca = ctx.data.zca.info() if ctx.data.zca is not None else None
+    return {
+        "task": {"dataset": t.dataset, "num_classes": t.num_classes, "class_names": t.class_names,
+                 "image_shape": list(t.image_shape), "mean": t.mean, "std": t.std, "zca": zca},
+        "recipe": {"name": ctx.recipe.get("name"), "data": ctx.recipe.get("data"),
+                   "model": ctx.recipe.get("model", t.model), "matcher": synth.get("matcher")},
+    }

@@ -1,0 +1,207 @@
+"""Nested pools: one distillation whose every per-class prefix is itself a good set.
+
+After "Multisize Dataset Condensation" (He et al., ICLR 2024), reimplemented from the
+paper's description. A plain set condensed for K images per class degrades badly when
+only its first k are kept ("subset degradation"). The ``multisize`` synthesizer optimises
+a class-ordered pool of K images per class with any pixel matcher, and at every step adds
+the matcher loss of a few *prefixes* (the first k images of every class) to the loss of
+the full pool, so the images are ordered: early ones must work alone, later ones add to them.
+
+Choices made here (the paper's adaptive "most learnable subset" is not implemented):
+- prefix sizes: ``prefix_samples`` distinct sizes per step, drawn from 1..K-1 (uniformly, or
+  log-uniformly to favour the small sizes whose sets are most fragile) from a stream of the
+  step, so a resumed run draws the same sizes;
+- weighting: every term weighs 1 (full pool + each prefix), so a step's loss is the sum;
+- the matcher computes the terms through ``Matcher.subset_losses``, i.e. one network and one
+  real batch per step for all of them (the default loops over ``loss``).
+
+The run saves a ``pool`` generator (``RUN_DIR/generator/``): ``generate --ipc k`` returns the
+prefix for k <= K, bit for bit; for k > K it extends the pool by optimising only the new
+images with the pool frozen (the stored matcher, as many steps as the pool run unless
+``extend_iterations``), and ``refine_steps`` takes pixel steps of the stored matcher from
+the generated set.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+from condensery import (
+    GenerateOptions,
+    Generator,
+    RunContext,
+    SyntheticSet,
+    UserError,
+    make_generator,
+    random_subset_draw,
+    read_safetensors,
+    save_generator,
+    task_config,
+)
+from pydantic import Field
+from safetensors.torch import save_file
+
+from .pixel import PixelOptions, PixelSynthesizer
+from .refine import refine_images
+
+TYPE = "pool"
+WEIGHTS = "pool.safetensors"
+
+
+def positions(labels: torch.Tensor) -> torch.Tensor:
+    """Each row's rank among the rows of its class (0 for the first image of a class)."""
+    classes = labels if labels.dim() == 1 else labels.argmax(dim=1)
+    pos = torch.empty_like(classes)
+    for c in classes.unique():
+        rows = (classes == c).nonzero().flatten()
+        pos[rows] = torch.arange(len(rows), device=classes.device, dtype=classes.dtype)
+    return pos
+
+
+def prefix_rows(labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Rows of the first ``k`` images of every class, in the set's (class) order."""
+    return (positions(labels) < k).nonzero().flatten()
+
+
+def draw_prefix_sizes(seed: int, step: int, pool_ipc: int, count: int, sampling: str) -> list[int]:
+    """``count`` distinct prefix sizes in 1..K-1 for ``step`` (sorted); none when K is 1."""
+    candidates = list(range(1, pool_ipc))
+    count = min(count, len(candidates))
+    if count == 0:
+        return []
+    gen = make_generator(seed, "multisize-prefixes", step)
+    if sampling == "log-uniform":  # P(k) proportional to 1/k: small sizes drawn more often
+        weights = torch.tensor([1.0 / k for k in candidates], dtype=torch.float64)
+    else:
+        weights = torch.ones(len(candidates), dtype=torch.float64)
+    picks = torch.multinomial(weights, count, replacement=False, generator=gen)
+    return sorted(candidates[i] for i in picks.tolist())
+
+
+class MultisizeOptions(PixelOptions):
+    prefix_samples: int = Field(2, ge=0, description="prefix sizes drawn per step besides the full pool")
+    prefix_sampling: Literal["uniform", "log-uniform"] = Field(
+        "uniform", description="how prefix sizes are drawn from 1..ipc-1 (log-uniform favours small sizes)")
+
+
+class MultisizeSynthesizer(PixelSynthesizer):
+    """A pool of ``ipc`` images per class whose every prefix is trained to be a set (``pool`` generator)."""
+
+    Options: ClassVar[type[MultisizeOptions]] = MultisizeOptions
+    CHECKPOINT = "multisize"
+
+    def step_loss(self, matcher, images: torch.Tensor, labels: torch.Tensor, step: int,
+                  rows: torch.Tensor | None) -> torch.Tensor:
+        o = self.options
+        sizes = draw_prefix_sizes(self.seed, step, o.ipc, o.prefix_samples, o.prefix_sampling)
+        subsets = [torch.arange(len(images), device=images.device)] + [prefix_rows(labels, k) for k in sizes]
+        if rows is not None:
+            subsets = [s[torch.isin(s, rows)] for s in subsets]
+            subsets = [s for s in subsets if len(s)]
+            if not subsets:
+                return images.sum() * 0.0
+        return torch.stack(matcher.subset_losses(images, labels, step, subsets)).sum()
+
+    def synthesize(self, ctx: RunContext) -> SyntheticSet:
+        self.seed = ctx.runtime.seed
+        synset = super().synthesize(ctx)
+        synset.metadata.update(pool_ipc=self.options.ipc, nested=True)
+        if ctx.run_dir is not None and ctx.runtime.is_main:
+            pool = PoolGenerator({}, synset.images.detach().cpu(), synset.labels.detach().cpu(), synset.lr)
+            o = self.options
+            pixel = {"iterations": o.iterations, "lr": o.lr, "optimizer": o.optimizer, "momentum": o.momentum}
+            save_generator(pool, ctx.run_dir / "generator", TYPE,
+                           {**task_config(ctx), "pool_ipc": o.ipc, "lr": synset.lr, "pixel": pixel,
+                            "prefix_samples": o.prefix_samples, "prefix_sampling": o.prefix_sampling})
+        ctx.runtime.wait()
+        return synset
+
+
+class PoolGenerateOptions(GenerateOptions):
+    refine_steps: int = Field(0, ge=0, description="pixel steps of the stored matcher from the generated set")
+    refine_lr: float | None = Field(None, gt=0, description="lr of refinement and extension (default: the pool run's)")
+    extend_iterations: int | None = Field(
+        None, ge=1, description="steps that optimise the new images when ipc exceeds the pool (default: the pool run's)")
+
+
+class PoolGenerator(Generator):
+    """The nested pool: prefixes for sizes up to K, a frozen-pool extension above it."""
+
+    GenerateOptions: ClassVar[type[PoolGenerateOptions]] = PoolGenerateOptions
+
+    def __init__(self, config: dict[str, Any], images: torch.Tensor, labels: torch.Tensor,
+                 lr: float | None = None) -> None:
+        super().__init__(config)
+        self.images, self.labels, self.lr = images, labels, lr
+
+    @property
+    def pool_ipc(self) -> int:
+        return int(self.config["pool_ipc"])
+
+    def requires_data(self, ipc: int, options: PoolGenerateOptions) -> bool:
+        return ipc > self.pool_ipc or options.refine_steps > 0
+
+    def generate(self, ipc: int, seed: int = 0, ctx: RunContext | None = None,
+                 options: PoolGenerateOptions | None = None) -> SyntheticSet:
+        o = options or self.options()
+        k = min(ipc, self.pool_ipc)
+        rows = prefix_rows(self.labels, k)
+        x, y = self.images[rows].clone(), self.labels[rows].clone()
+        pixel = self.config.get("pixel", {})
+        lr = o.refine_lr or float(pixel.get("lr", 1.0))
+        opt, momentum = pixel.get("optimizer", "sgd"), float(pixel.get("momentum", 0.5))
+        extended = max(0, ipc - self.pool_ipc)
+        if extended or o.refine_steps:
+            if ctx is None:
+                raise UserError(f"generating {ipc} per class with these options needs the real data; "
+                                "call it through `condensery generate`, which opens the stored recipe's task")
+            x, y = x.to(ctx.device), y.to(ctx.device)
+        if extended:
+            x, y, trainable = self.extend(ctx, x, y, ipc, seed)
+            steps = o.extend_iterations or int(pixel.get("iterations", 100))
+            x = refine_images(ctx, ctx.matcher, x, y, steps, lr, opt, momentum, trainable)
+        if o.refine_steps:
+            x = refine_images(ctx, ctx.matcher, x, y, o.refine_steps, lr, opt, momentum)
+        meta = {"method": "multisize", "pool_ipc": self.pool_ipc, "prefix": k, "extended": extended,
+                "refine_steps": o.refine_steps}
+        return SyntheticSet(x.detach().cpu(), y.detach().cpu(), lr=self.lr, metadata=meta)
+
+    def extend(self, ctx: RunContext, x: torch.Tensor, y: torch.Tensor, ipc: int,
+               seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The pool plus ``ipc - K`` fresh real images per class, class-ordered, and the new rows' mask."""
+        if y.dim() == 2:
+            raise UserError("extending a pool with learned (soft) labels is not supported; ask for at most "
+                            f"{self.pool_ipc} per class, or rerun the multisize recipe with a larger synthesizer.ipc")
+        new_x, new_y = random_subset_draw(ctx.data, ipc - self.pool_ipc, seed, "pool-extend")
+        xs, ys, masks = [], [], []
+        for c in range(ctx.task.num_classes):
+            old, new = y == c, new_y == c
+            xs += [x[old], new_x[new]]
+            ys += [y[old], new_y[new]]
+            masks += [torch.zeros(int(old.sum()), dtype=torch.bool), torch.ones(int(new.sum()), dtype=torch.bool)]
+        return torch.cat(xs), torch.cat(ys), torch.cat(masks).to(x.device)
+
+    def save_weights(self, folder: Path) -> dict[str, Any]:
+        save_file({"images": self.images.float().contiguous(), "labels": self.labels.contiguous()},
+                  str(folder / WEIGHTS), metadata={"type": TYPE})
+        return {}
+
+    @classmethod
+    def load(cls, folder: Path, config: dict[str, Any]) -> PoolGenerator:
+        path = folder / WEIGHTS
+        if not path.is_file():
+            raise UserError(f"'{folder}' lacks {WEIGHTS}; the pool generator folder is incomplete")
+        tensors, _ = read_safetensors(path)
+        if "images" not in tensors or "labels" not in tensors:
+            raise UserError(f"'{path}' lacks the images or labels tensor; rerun the multisize recipe")
+        images, labels = tensors["images"], tensors["labels"]
+        k, pool_ipc = int(config["task"]["num_classes"]), int(config["pool_ipc"])
+        if images.dim() != 4 or len(images) != k * pool_ipc or len(labels) != len(images):
+            raise UserError(f"'{path}' holds {len(images)} images for {k} classes x {pool_ipc}; the folder is corrupt")
+        if not bool(torch.isfinite(images).all()):
+            raise UserError(f"'{path}' holds non-finite pixels; the folder is corrupt, rerun the multisize recipe")
+        lr = config.get("lr")
+        return cls(config, images, labels, None if lr is None or (isinstance(lr, float) and math.isnan(lr)) else float(lr))

@@ -1,0 +1,171 @@
+"""The any-size study (docs/results.md, "Sets of any size"): pool prefixes vs per-size runs vs MGDD vs random.
+
+Two subcommands, both through the public API:
+
+``synth RECIPE OUT [--set K=V ...]``
+    runs the recipe's synthesizer alone (no evaluation) with ``OUT`` as its run directory,
+    so a generator-building synthesizer leaves ``OUT/generator``; writes the set to
+    ``OUT/synthetic.safetensors`` and ``OUT/synth.json`` (wall seconds of synthesis, options).
+
+``per-size RECIPE POOL_DIR OUTROOT --sizes 1 7 ...``
+    the per-size baseline (b): for every size, pixel optimisation with the recipe's matcher at
+    two budgets, 1/5 of the pool run's wall time (five sizes = one pool run) and all of it.
+    Iterations are set from a short timing probe of that size (``--probe`` steps), so each
+    run gets the stated *time*, not the pool's iteration count; ``OUTROOT/ipc{k}-{fifth,full}``.
+
+``evaluate RECIPE --sizes 1 7 ... --arm NAME=PATH_WITH_{ipc} ... -o OUT.json``
+    judges every arm's set at every size under the recipe's first evaluator, next to the
+    random real subset of that size under the same protocol (trained once per size and
+    label kind, drawn afresh per network with ``random_draws: per-run``). An arm whose sets
+    carry least-squares labels (``label_solver``) is compared with the random subset given
+    *its own* least-squares labels. Writes mean ± std per arm and the difference to random.
+
+Timing: run one heavy job per core (``OMP_NUM_THREADS=1``) and compare seconds side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+
+def synth(recipe: str, out: str, overrides: list[str]) -> dict[str, Any]:
+    from condensery import open_task
+    from condensery.plugins import get_registry
+    from condensery.recipe import load_yaml
+
+    registry = get_registry()
+    plan, ctx = open_task(load_yaml(recipe), registry, run_dir=out, overrides=overrides, announce=False)
+    if plan.synthesizer is None:
+        raise SystemExit(f"{recipe} names no synthesizer")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    if plan.matcher is not None:
+        plan.matcher.prepare(ctx)
+    t = time.perf_counter()
+    synset = plan.synthesizer.synthesize(ctx)
+    seconds = time.perf_counter() - t
+    synset.metadata.update(method=plan.synthesizer_name, ipc=plan.synthesizer.options.ipc,
+                           num_classes=ctx.task.num_classes, class_names=ctx.task.class_names,
+                           mean=ctx.task.mean, std=ctx.task.std, seconds_synthesize=round(seconds, 3))
+    synset.save(Path(out) / "synthetic.safetensors")
+    import resource
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; the whole process so far
+    record = {"recipe": recipe, "overrides": overrides, "seconds": round(seconds, 3), "peak_rss_mb": round(peak_mb, 1),
+              "synthesizer": plan.resolved["synthesizer"]}
+    (Path(out) / "synth.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps({"out": out, "seconds": record["seconds"]}))
+    return record
+
+
+def per_size(recipe: str, pool_dir: str, outroot: str, sizes: list[int], probe: int,
+             overrides: list[str]) -> dict[str, Any]:
+    pool_seconds = json.loads((Path(pool_dir) / "synth.json").read_text())["seconds"]
+    record: dict[str, Any] = {"pool_seconds": pool_seconds, "sizes": {}}
+    for ipc in sizes:
+        base = [*overrides, f"synthesizer.ipc={ipc}"]
+        t = synth(recipe, f"{outroot}/ipc{ipc}-probe", [*base, f"synthesizer.iterations={probe}"])["seconds"]
+        per_step = t / probe
+        for name, budget in (("fifth", pool_seconds / 5), ("full", pool_seconds)):
+            iterations = max(1, round(budget / per_step))
+            done = synth(recipe, f"{outroot}/ipc{ipc}-{name}", [*base, f"synthesizer.iterations={iterations}"])
+            record["sizes"].setdefault(str(ipc), {})[name] = {"iterations": iterations, "seconds": done["seconds"],
+                                                              "budget_seconds": round(budget, 1)}
+        Path(outroot, "per_size.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return {"mean": mean, "std": std, "n": n, "values": values}
+
+
+def evaluate(recipe: str, sizes: list[int], arms: list[str], output: str, overrides: list[str]) -> dict[str, Any]:
+    from condensery import label_like
+    from condensery.plugins import get_registry
+    from condensery_eval.evaluate import context_for, plan_for_eval
+    from condensery_eval.protocol import random_like
+    from condensery_eval.sets import load_set
+
+    registry = get_registry()
+    plan = plan_for_eval(recipe, overrides, registry)
+    ctx = context_for(plan, registry, None)
+    _, evaluator = plan.evaluators[0]
+    table: dict[str, Any] = {"recipe": recipe, "overrides": overrides, "evaluator": plan.resolved["evaluators"][0],
+                             "sizes": {}}
+    out = Path(output)
+    if out.is_file():  # resumable: sizes and arms already measured are kept
+        table = json.loads(out.read_text())
+    for ipc in sizes:
+        row = table["sizes"].setdefault(str(ipc), {})
+        for spec in arms:
+            name, _, pattern = spec.partition("=")
+            if name in row:
+                continue
+            path = Path(pattern.format(ipc=ipc))
+            if not path.exists():
+                row[name] = {"missing": str(path)}
+                continue
+            synset = load_set(path, ctx.task, ctx.data.zca).to(ctx.device)
+            synset.metadata["role"] = "synthetic"
+            t = time.perf_counter()
+            result = evaluator.evaluate(synset, ctx)[0]
+            entry = {**_summary(result.values), "path": str(path), "seconds": round(time.perf_counter() - t, 1),
+                     "label_loss": result.extra.get("label_loss"), "lr": result.extra.get("lr")}
+            random_key = "random-ls" if synset.metadata.get("label_solver") else "random"
+            if random_key not in row:
+                rnd = label_like(ctx, synset, random_like(ctx, synset))
+                rnd.metadata["role"] = "random"
+                row[random_key] = {**_summary(evaluator.evaluate(rnd, ctx)[0].values)}
+            base = row[random_key]
+            entry["minus_random"] = entry["mean"] - base["mean"]
+            entry["minus_random_se"] = math.sqrt(entry["std"] ** 2 / entry["n"] + base["std"] ** 2 / base["n"])
+            entry["against"] = random_key
+            row[name] = entry
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(table, indent=2) + "\n")
+            print(f"ipc {ipc:>3} {name:<16} {100 * entry['mean']:6.2f} ± {100 * entry['std']:.2f} "
+                  f"({random_key} {100 * base['mean']:6.2f} ± {100 * base['std']:.2f})", flush=True)
+    return table
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("synth", help="run a recipe's synthesizer alone, timed")
+    s.add_argument("recipe")
+    s.add_argument("out")
+    s.add_argument("--set", dest="overrides", action="append", default=[])
+    p = sub.add_parser("per-size", help="per-size pixel runs at 1/5 and all of a pool run's wall time")
+    p.add_argument("recipe")
+    p.add_argument("pool_dir")
+    p.add_argument("outroot")
+    p.add_argument("--sizes", type=int, nargs="+", required=True)
+    p.add_argument("--probe", type=int, default=20, help="timing-probe steps per size")
+    p.add_argument("--set", dest="overrides", action="append", default=[])
+    e = sub.add_parser("evaluate", help="judge arms at several sizes next to the random subset")
+    e.add_argument("recipe")
+    e.add_argument("--sizes", type=int, nargs="+", required=True)
+    e.add_argument("--arm", action="append", default=[], help="NAME=PATH with {ipc}, e.g. pool=out/pool-{ipc}.safetensors")
+    e.add_argument("-o", "--output", required=True)
+    e.add_argument("--set", dest="overrides", action="append", default=[])
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    if args.command == "synth":
+        synth(args.recipe, args.out, args.overrides)
+    elif args.command == "per-size":
+        per_size(args.recipe, args.pool_dir, args.outroot, args.sizes, args.probe, args.overrides)
+    else:
+        evaluate(args.recipe, args.sizes, args.arm, args.output, args.overrides)
+
+
+if __name__ == "__main__":
+    main()
