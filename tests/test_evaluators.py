@@ -249,6 +249,20 @@ def test_hard_label_uses_learned_lr_else_validation_choice(ctx, synset):
     [res] = HardLabelEvaluator(opts).evaluate(learned, ctx)
     scores = res.extra["val_accuracy_by_lr"]
     assert res.extra["lr_source"] == "validation" and res.extra["lr"] == max(scores, key=scores.get)
+    # a candidate that diverges is skipped and recorded, not a failed evaluation
+    from condensery import DivergenceError
+    from condensery_eval.protocol import choose_lr, train_once
+
+    def train(lr, stream):
+        if lr > 1:
+            raise DivergenceError("training loss became nan at epoch 3; lower the lr")
+        return train_once(ctx, opts, learned, lr, stream, learned.labels)
+
+    wild = TrainProtocol(runs=1, epochs=2, use_learned_lr=False, lr_grid=[0.05, 10.0])
+    lr, info = choose_lr(ctx, wild, learned, learned.labels, "t", train)
+    assert lr == 0.05 and info["lr_diverged"] == [10.0] and list(info["val_accuracy_by_lr"]) == [0.05]
+    with pytest.raises(DivergenceError, match="every lr"):
+        choose_lr(ctx, wild.model_copy(update={"lr_grid": [10.0]}), learned, learned.labels, "t", train)
 
 
 # -- the random baseline over draws -------------------------------------------------------------

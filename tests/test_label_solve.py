@@ -227,3 +227,15 @@ def test_eval_of_a_regression_labelled_set_reports_integer_ipc(cli, ctx, recipe,
     m = json.loads((out / "metrics.json").read_text())
     assert m["ipc"] == 10 and isinstance(m["ipc"], int)
     assert [(x["set"], x["label_loss"]) for x in m["results"]] == [("synthetic", "mse"), ("random", "mse")]
+
+
+def test_rank_deficient_label_solve_stays_bounded():
+    # more support images than feature dimensions (digits IPC 50: 250 images, 128 features) made
+    # the pseudo-inverse invert round-off singular values into labels of 1e8
+    from condensery_matching.krr import solve_krr_labels
+
+    g = torch.Generator().manual_seed(0)
+    fs, ft = torch.randn(40, 8, generator=g, dtype=torch.float64), torch.randn(60, 8, generator=g, dtype=torch.float64)
+    yt = torch.nn.functional.one_hot(torch.randint(4, (60,), generator=g), 4).double() - 0.25
+    labels = solve_krr_labels(fs, ft, yt, 1e-6)
+    assert bool(torch.isfinite(labels).all()) and float(labels.abs().max()) < 10

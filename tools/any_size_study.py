@@ -13,6 +13,10 @@ Two subcommands, both through the public API:
     Iterations are set from a short timing probe of that size (``--probe`` steps), so each
     run gets the stated *time*, not the pool's iteration count; ``OUTROOT/ipc{k}-{fifth,full}``.
 
+``prefixes SET OUT_WITH_{ipc} --sizes 1 7 ...``
+    the first k images per class of an ordinary (not nested) set, e.g. the per-size run at the
+    largest size: what "subset degradation" means, next to the nested pool's prefixes.
+
 ``evaluate RECIPE --sizes 1 7 ... --arm NAME=PATH_WITH_{ipc} ... -o OUT.json``
     judges every arm's set at every size under the recipe's first evaluator, next to the
     random real subset of that size under the same protocol (trained once per size and
@@ -79,6 +83,17 @@ def per_size(recipe: str, pool_dir: str, outroot: str, sizes: list[int], probe: 
     return record
 
 
+def prefixes(path: str, pattern: str, sizes: list[int]) -> None:
+    from condensery import SyntheticSet
+    from condensery_matching.pool import prefix_rows
+
+    full = SyntheticSet.load(path)
+    for ipc in sizes:
+        rows = prefix_rows(full.hard_labels, ipc)
+        meta = {**full.metadata, "ipc": ipc, "prefix_of": path}
+        SyntheticSet(full.images[rows], full.labels[rows], full.lr, metadata=meta).save(pattern.format(ipc=ipc))
+
+
 def _summary(values: list[float]) -> dict[str, float]:
     n = len(values)
     mean = sum(values) / n
@@ -87,7 +102,6 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 
 def evaluate(recipe: str, sizes: list[int], arms: list[str], output: str, overrides: list[str]) -> dict[str, Any]:
-    from condensery import label_like
     from condensery.plugins import get_registry
     from condensery_eval.evaluate import context_for, plan_for_eval
     from condensery_eval.protocol import random_like
@@ -120,7 +134,7 @@ def evaluate(recipe: str, sizes: list[int], arms: list[str], output: str, overri
                      "label_loss": result.extra.get("label_loss"), "lr": result.extra.get("lr")}
             random_key = "random-ls" if synset.metadata.get("label_solver") else "random"
             if random_key not in row:
-                rnd = label_like(ctx, synset, random_like(ctx, synset))
+                rnd = random_like(ctx, synset)  # with its own least-squares labels if the arm has them
                 rnd.metadata["role"] = "random"
                 row[random_key] = {**_summary(evaluator.evaluate(rnd, ctx)[0].values)}
             base = row[random_key]
@@ -149,6 +163,10 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", required=True)
     p.add_argument("--probe", type=int, default=20, help="timing-probe steps per size")
     p.add_argument("--set", dest="overrides", action="append", default=[])
+    f = sub.add_parser("prefixes", help="first k per class of an ordinary set")
+    f.add_argument("set")
+    f.add_argument("pattern")
+    f.add_argument("--sizes", type=int, nargs="+", required=True)
     e = sub.add_parser("evaluate", help="judge arms at several sizes next to the random subset")
     e.add_argument("recipe")
     e.add_argument("--sizes", type=int, nargs="+", required=True)
@@ -161,6 +179,8 @@ def main() -> None:
     torch.set_num_threads(1)
     if args.command == "synth":
         synth(args.recipe, args.out, args.overrides)
+    elif args.command == "prefixes":
+        prefixes(args.set, args.pattern, args.sizes)
     elif args.command == "per-size":
         per_size(args.recipe, args.pool_dir, args.outroot, args.sizes, args.probe, args.overrides)
     else:

@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 import torch
 from condensery import (
     DSA,
+    DivergenceError,
     Options,
     RunContext,
     SyntheticSet,
@@ -175,11 +176,19 @@ def choose_lr(
         def train(lr: float, stream: tuple) -> torch.nn.Module:
             return train_once(ctx, protocol, synset, lr, stream, labels)
     scores = {}
+    diverged = []
     for lr in protocol.lr_grid:
-        model = train(lr, (tag, "lr-select", lr))
+        try:
+            model = train(lr, (tag, "lr-select", lr))
+        except DivergenceError:  # a candidate too large for this set is a bad candidate, not a failed run
+            diverged.append(lr)
+            continue
         scores[lr] = accuracy(model, ctx.data.val_x, ctx.data.val_y, ctx.runtime.autocast)
+    if not scores:
+        raise DivergenceError(f"training diverged at every lr of lr_grid {protocol.lr_grid}; add smaller ones")
     best = max(scores, key=lambda k: scores[k])
-    return best, {"lr_source": "validation", "val_accuracy_by_lr": scores}
+    info = {"lr_source": "validation", "val_accuracy_by_lr": scores}
+    return best, {**info, "lr_diverged": diverged} if diverged else info
 
 
 def spread_runs(ctx: RunContext, runs: int, fn: Callable[[int], T], desc: str = "evaluate") -> list[T]:

@@ -62,7 +62,11 @@ def solve_krr_labels(
     """
     kss, kts = _kernels(features_syn, features_real, reg)
     a = torch.linalg.solve(kss, kts.T).T  # K_ts (K_ss + λI)⁻¹, [n_t, n_s]
-    return (torch.linalg.pinv(a) @ y_real.double()).to(features_syn.dtype)
+    # rank decided at 1e-8 of the largest singular value: with more support images than feature
+    # dimensions (digits IPC 50: 250 images, 128 features) A is rank-deficient, and the default
+    # cut-off inverted its round-off singular values (~1e-9) into labels of 1e8; well-posed
+    # solves have no singular values that small and are unchanged
+    return (torch.linalg.pinv(a, rtol=1e-8) @ y_real.double()).to(features_syn.dtype)
 
 
 class KRROptions(DSAOptions):
@@ -166,10 +170,14 @@ class KRRMatcher(Matcher):
         the images and the real batch alone.
         """
         nets = self.networks(0)
+        k = self.ctx.task.num_classes
         real, real_y = real_class_batches(self.ctx.data, self.options.batch_real, generator)
         f_s, f_t = self.features(nets, images), self.features(nets, real)
-        k = self.ctx.task.num_classes
-        return solve_krr_labels(f_s.float(), f_t.float(), centred_one_hot(real_y, k), self.options.reg).float()
+        labels = solve_krr_labels(f_s.float(), f_t.float(), centred_one_hot(real_y, k), self.options.reg).float()
+        if not bool(torch.isfinite(labels).all()) or float(labels.abs().max()) > 1e3:
+            raise UserError(f"the least-squares label solve for {len(images)} images is ill-posed ({len(real)} real "
+                            f"images to fit, largest label {float(labels.abs().max()):.3g}); ask for fewer images per class")
+        return labels
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {"gen": self.gen.get_state()}

@@ -8,9 +8,10 @@ the matcher loss of a few *prefixes* (the first k images of every class) to the 
 the full pool, so the images are ordered: early ones must work alone, later ones add to them.
 
 Choices made here (the paper's adaptive "most learnable subset" is not implemented):
-- prefix sizes: ``prefix_samples`` distinct sizes per step, drawn from 1..K-1 (uniformly, or
-  log-uniformly to favour the small sizes whose sets are most fragile) from a stream of the
-  step, so a resumed run draws the same sizes;
+- prefix sizes: ``prefix_samples`` distinct sizes per step, drawn from 1..K-1 from a stream of
+  the step (a resumed run draws the same sizes); log-uniformly by default (P(k) ~ 1/k), since
+  the small prefixes are the fragile ones: on digits 5-9 (K = 50, DM, docs/results.md) it
+  lifted the 1-per-class prefix from 85.3 % (uniform) to 88.8 % at no cost at larger sizes;
 - weighting: every term weighs 1 (full pool + each prefix), so a step's loss is the sum;
 - the matcher computes the terms through ``Matcher.subset_losses``, i.e. one network and one
   real batch per step for all of them (the default loops over ``loss``).
@@ -84,7 +85,8 @@ def draw_prefix_sizes(seed: int, step: int, pool_ipc: int, count: int, sampling:
 class MultisizeOptions(PixelOptions):
     prefix_samples: int = Field(2, ge=0, description="prefix sizes drawn per step besides the full pool")
     prefix_sampling: Literal["uniform", "log-uniform"] = Field(
-        "uniform", description="how prefix sizes are drawn from 1..ipc-1 (log-uniform favours small sizes)")
+        "log-uniform", description="how prefix sizes are drawn from 1..ipc-1: log-uniform (P(k) ~ 1/k) favours the "
+                                   "small prefixes; uniform draws k = 1 only 2/(ipc-1) of the steps")
 
 
 class MultisizeSynthesizer(PixelSynthesizer):
