@@ -24,6 +24,10 @@ Two subcommands, both through the public API:
     carry least-squares labels (``label_solver``) is compared with the random subset given
     *its own* least-squares labels. Writes mean ± std per arm and the difference to random.
 
+``table OUT.json ... [--arms a b ...]``
+    the markdown table (rows: sizes; columns: arms, then the random subsets) of one or more
+    ``evaluate`` outputs, accuracies in % as mean ± std over the networks.
+
 Timing: run one heavy job per core (``OMP_NUM_THREADS=1``) and compare seconds side by side.
 """
 
@@ -131,7 +135,8 @@ def evaluate(recipe: str, sizes: list[int], arms: list[str], output: str, overri
             t = time.perf_counter()
             result = evaluator.evaluate(synset, ctx)[0]
             entry = {**_summary(result.values), "path": str(path), "seconds": round(time.perf_counter() - t, 1),
-                     "label_loss": result.extra.get("label_loss"), "lr": result.extra.get("lr")}
+                     "label_loss": result.extra.get("label_loss"), "lr": result.extra.get("lr"),
+                     "val_mean": result.extra.get("val_mean")}
             random_key = "random-ls" if synset.metadata.get("label_solver") else "random"
             if random_key not in row:
                 rnd = random_like(ctx, synset)  # with its own least-squares labels if the arm has them
@@ -147,6 +152,24 @@ def evaluate(recipe: str, sizes: list[int], arms: list[str], output: str, overri
             print(f"ipc {ipc:>3} {name:<16} {100 * entry['mean']:6.2f} ± {100 * entry['std']:.2f} "
                   f"({random_key} {100 * base['mean']:6.2f} ± {100 * base['std']:.2f})", flush=True)
     return table
+
+
+def table(paths: list[str], arms: list[str] | None) -> str:
+    rows: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        for ipc, cells in json.loads(Path(path).read_text())["sizes"].items():
+            rows.setdefault(ipc, {}).update(cells)
+    names = arms or sorted({k for cells in rows.values() for k in cells})
+    lines = ["| IPC | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for ipc in sorted(rows, key=int):
+        cells = rows[ipc]
+        shown = []
+        for name in names:
+            c = cells.get(name)
+            ok = c is not None and "mean" in c
+            shown.append(f"{100 * c['mean']:.2f} ± {100 * c['std']:.2f}" if ok else "–")
+        lines.append(f"| {ipc} | " + " | ".join(shown) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -167,6 +190,9 @@ def main() -> None:
     f.add_argument("set")
     f.add_argument("pattern")
     f.add_argument("--sizes", type=int, nargs="+", required=True)
+    t = sub.add_parser("table", help="markdown table of evaluate outputs")
+    t.add_argument("paths", nargs="+")
+    t.add_argument("--arms", nargs="+", default=None)
     e = sub.add_parser("evaluate", help="judge arms at several sizes next to the random subset")
     e.add_argument("recipe")
     e.add_argument("--sizes", type=int, nargs="+", required=True)
@@ -179,6 +205,8 @@ def main() -> None:
     torch.set_num_threads(1)
     if args.command == "synth":
         synth(args.recipe, args.out, args.overrides)
+    elif args.command == "table":
+        print(table(args.paths, args.arms))
     elif args.command == "prefixes":
         prefixes(args.set, args.pattern, args.sizes)
     elif args.command == "per-size":
