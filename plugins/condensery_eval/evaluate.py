@@ -26,7 +26,7 @@ def plan_for_eval(recipe: str | Path, overrides: list[str], registry: Any):
 
 def context_for(plan: Any, registry: Any, run_dir: Path | None) -> RunContext:
     """Runtime, data and task of ``plan``, as ``condensery run`` builds them, without synthesis."""
-    from condensery.tasks import context_of
+    from condensery import context_of
 
     return context_of(plan, registry, run_dir)
 
