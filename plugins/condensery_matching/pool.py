@@ -25,7 +25,6 @@ the generated set.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -54,11 +53,12 @@ WEIGHTS = "pool.safetensors"
 
 def positions(labels: torch.Tensor) -> torch.Tensor:
     """Each row's rank among the rows of its class (0 for the first image of a class)."""
-    classes = labels if labels.dim() == 1 else labels.argmax(dim=1)
+    classes = (labels if labels.dim() == 1 else labels.argmax(dim=1)).long()
+    order = torch.argsort(classes, stable=True)  # rows grouped by class, each group in set order
+    counts = torch.bincount(classes)
+    starts = torch.cumsum(counts, 0) - counts
     pos = torch.empty_like(classes)
-    for c in classes.unique():
-        rows = (classes == c).nonzero().flatten()
-        pos[rows] = torch.arange(len(rows), device=classes.device, dtype=classes.dtype)
+    pos[order] = torch.arange(len(classes), device=classes.device) - starts[classes[order]]
     return pos
 
 
@@ -206,4 +206,4 @@ class PoolGenerator(Generator):
         if not bool(torch.isfinite(images).all()):
             raise UserError(f"'{path}' holds non-finite pixels; the folder is corrupt, rerun the multisize recipe")
         lr = config.get("lr")
-        return cls(config, images, labels, None if lr is None or (isinstance(lr, float) and math.isnan(lr)) else float(lr))
+        return cls(config, images, labels, None if lr is None else float(lr))
