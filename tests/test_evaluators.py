@@ -231,7 +231,7 @@ def test_runs_split_over_processes_give_the_same_accuracies(ctx, synset):
         ctx.runtime = real
     # each process trains its contiguous share of the runs, with the very seeds of a 1-process run
     assert parts[0] == single[:2] and parts[1] == single[2:]
-    assert sorted(test for test, _val in gathered) == sorted(single)
+    assert sorted(out[0] for out in gathered) == sorted(single)
 
 
 # -- hard-label protocol choices --------------------------------------------------------------
@@ -266,12 +266,13 @@ def test_hard_label_uses_learned_lr_else_validation_choice(ctx, synset):
 
 
 # -- the random baseline over draws -------------------------------------------------------------
-def test_random_baseline_can_draw_afresh_per_run(ctx, synset):
-    """``random_draws: per-run`` trains each run on its own balanced draw; ``one`` on the same."""
+def test_random_baseline_draws_afresh_per_run_by_default(ctx, synset):
+    """By default each random-arm network trains on its own balanced draw (recorded); ``one`` on the same."""
     from condensery_eval.protocol import subject_for_run
 
     rnd = random_like(ctx, synset)
-    per_run = TrainProtocol(runs=2, epochs=2, random_draws="per-run")
+    per_run = TrainProtocol(runs=2, epochs=2)
+    assert per_run.random_draws == "per-run"
     draws = [subject_for_run(ctx, per_run, rnd, r) for r in range(2)]
     assert not torch.equal(draws[0].images, draws[1].images)
     assert torch.equal(draws[0].images, subject_for_run(ctx, per_run, rnd, 0).images)  # seeded
@@ -281,10 +282,15 @@ def test_random_baseline_can_draw_afresh_per_run(ctx, synset):
     assert subject_for_run(ctx, TrainProtocol(random_draws="one"), rnd, 1) is rnd
     assert subject_for_run(ctx, per_run, synset, 1) is synset  # the distilled set is never redrawn
 
-    [one] = HardLabelEvaluator(TrainProtocol(runs=2, epochs=2)).evaluate(rnd, ctx)
+    [one] = HardLabelEvaluator(TrainProtocol(runs=2, epochs=2, random_draws="one")).evaluate(rnd, ctx)
     [fresh] = HardLabelEvaluator(per_run).evaluate(rnd, ctx)
     assert (one.extra["random_draws"], fresh.extra["random_draws"]) == ("one", "per-run")
     assert one.values != fresh.values  # run 1 (at least) trained on other images
+    # metrics.json says which training images each network of the random arm saw
+    assert "drawn_indices" not in one.extra and len(fresh.extra["drawn_indices"]) == 2
+    for r, idx in enumerate(fresh.extra["drawn_indices"]):
+        assert torch.equal(ctx.data.train_x[torch.tensor(idx)], draws[r].images)
+        assert torch.bincount(ctx.data.train_y[torch.tensor(idx)], minlength=10).tolist() == [2] * 10
     soft = SoftLabelOptions(runs=2, epochs=2, targets="stored", random_draws="per-run")
     [res] = SoftLabelEvaluator(soft).evaluate(rnd, ctx)
     assert res.extra["random_draws"] == "per-run" and len(res.values) == 2

@@ -49,10 +49,14 @@ def test_report_table_and_plot(cli, runs, tmp_path):
     r = cli("report", *map(str, runs), "-o", str(out))
     assert r.code == 0, r.err
     md = out.read_text()
-    assert "| run | method | dataset | IPC | evaluator | model | synthetic (%) | random (%) | LRS | ARS |" in md
-    assert "| `dm-1` | pixel | digits | 1 | hard-label | convnet | 82.83 ± 1.23 | 56.41 ± 3.21 | – | – |" in md
-    assert "| `dm-10` | pixel | digits | 10 | ranking | convnet | 90.00 ± 1.00 | 88.00 ± 1.00 | 43.21 | 34.56 |" in md
-    assert "| ranking (noaug) | convnet | 70.00 ± 1.00 | 60.00 ± 1.00 |" in md
+    assert ("| run | method | dataset | IPC | evaluator | model | synthetic (%) | random (%) | "
+            "synthetic − random, 95 % CI (points) | LRS | ARS |") in md
+    # results written before pairing (no `paired` flag): Welch's interval, marked unpaired
+    assert ("| `dm-1` | pixel | digits | 1 | hard-label | convnet | 82.83 ± 1.23 | 56.41 ± 3.21 | "
+            "+26.42 [+26.42, +26.42] (unpaired) | – | – |") in md
+    assert ("| `dm-10` | pixel | digits | 10 | ranking | convnet | 90.00 ± 1.00 | 88.00 ± 1.00 | "
+            "+2.00 [+2.00, +2.00] (unpaired) | 43.21 | 34.56 |") in md
+    assert "| ranking (noaug) | convnet | 70.00 ± 1.00 | 60.00 ± 1.00 | +10.00 [+10.00, +10.00] (unpaired) |" in md
     assert "Full training data (digits, convnet, hard labels): 97.00 ± 0.00 %" in md
     assert "| `herding-1` | herding | digits | 1 | hard-label |" in md
     assert "![accuracy against IPC](report.png)" in md
@@ -114,9 +118,12 @@ def test_report_pools_runs_that_differ_only_in_seed(tmp_path):
     assert row["random"] == pytest.approx((0.28, 0.0282842712), abs=1e-8)
     assert row["difference"] == pytest.approx((0.11, 0.0141421356), abs=1e-8)  # paired per seed: 0.10, 0.12
     assert row["val_difference"] == pytest.approx((0.115, 0.0070710678), abs=1e-8)
+    # networks agree within each seed here, so the bootstrap interval spans the two seeds' differences
+    assert row["ci95"] == pytest.approx((0.10, 0.12))
     md = render([load_run(p) for p in (a, b, other_lr)])
     assert "## Over seeds" in md
-    assert "| `dc-s0`, `dc-s1` | 0, 1 | pixel | 10 | hard-label | convnet | 39.00 ± 1.41 | 28.00 ± 2.83 | +11.00 ± 1.41 | +11.50 ± 0.71 |" in md
+    assert ("| `dc-s0`, `dc-s1` | 0, 1 | pixel | 10 | hard-label | convnet | 39.00 ± 1.41 | 28.00 ± 2.83 | "
+            "+11.00 ± 1.41 | [+10.00, +12.00] | +11.50 ± 0.71 |") in md
 
 
 def test_report_does_not_pool_without_distinct_seeds_or_recipes(tmp_path, runs):
@@ -143,8 +150,8 @@ def test_report_pools_a_run_written_before_an_option_existed(tmp_path):
     (old / "recipe.yaml").write_text(body.format(seed=0, extra=""))
     new = write_run(tmp_path, "dm-s1", "pixel", 1, [result("hard-label", "convnet", "synthetic", 0.7),
                                                     result("hard-label", "convnet", "random", 0.5)])
-    (new / "recipe.yaml").write_text(body.format(seed=1, extra=", random_draws: one"))
+    (new / "recipe.yaml").write_text(body.format(seed=1, extra=", momentum: 0.9"))
     pooled = seed_rows([load_run(old), load_run(new)])
     assert len(pooled) == 1 and pooled[0]["seeds"] == [0, 1]
-    (new / "recipe.yaml").write_text(body.format(seed=1, extra=", random_draws: per-run"))
+    (new / "recipe.yaml").write_text(body.format(seed=1, extra=", random_draws: one"))
     assert seed_rows([load_run(old), load_run(new)]) == []

@@ -90,14 +90,18 @@ def test_progress_is_quiet_when_not_a_terminal(cli, tiny_recipe, tmp_path):
 
 
 @pytest.mark.slow
-def test_quickstart_beats_random_by_15_points(cli, tmp_path):
-    """The quickstart recipe at a reduced budget; the full one is measured in docs/results.md."""
+def test_quickstart_beats_fair_random_subsets_by_10_points(cli, tmp_path):
+    """The quickstart at a reduced budget (60 of 200 iterations, 150 of 300 epochs, 3 of 5
+    networks): the whole 95 % interval of the paired difference lies above +10 points,
+    against random subsets drawn afresh per network (measured: +13.7 [+12.3, +15.2]; the full
+    recipe +16.6 [+14.4, +18.7], docs/results.md)."""
     res = cli("run", str(REPO_RECIPES / "quickstart.yaml"), "-o", str(tmp_path / "qs"), "--quiet",
-              "--set", "synthesizer.iterations=300", "--set", "evaluators.0.epochs=200")
+              "--set", "synthesizer.iterations=60", "--set", "evaluators.0.epochs=150", "--set", "evaluators.0.runs=3")
     assert res.code == 0, res.err
     m = json.loads((tmp_path / "qs" / "metrics.json").read_text())
-    acc = {r["set"]: r["mean"] for r in m["results"]}
-    assert acc["synthetic"] - acc["random"] >= 0.15, acc
+    [c] = m["comparisons"]
+    assert c["paired"] and c["networks"] == 3
+    assert c["ci95"][0] >= 0.10, c
 
 
 def test_init_from_continues_a_finished_set_and_refuses_a_mismatched_one(cli, tiny_recipe, tmp_path):

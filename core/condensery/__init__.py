@@ -7,6 +7,13 @@ evaluators arrive through the ``condensery`` entry-point group.
 __version__ = "0.1.0"
 
 from .checkpoints import CheckpointStore, load_optimizer_state, optimizer_state  # noqa: E402
+from .compare import (  # noqa: E402
+    comparisons,
+    describe_comparison,
+    paired_interval,
+    pooled_interval,
+    welch_interval,
+)
 from .components import (  # noqa: E402
     Component,
     Evaluator,
@@ -44,5 +51,6 @@ __all__ = [
     "load_optimizer_state", "UserError", "DivergenceError", "CondenseryError",
     "Generator", "GenerateOptions", "save_generator", "load_generator", "read_generator_config", "task_config",
     "open_task", "context_of",
+    "comparisons", "describe_comparison", "paired_interval", "welch_interval", "pooled_interval",
     "train_classifier", "embed", "embed_batched", "predict", "accuracy", "soft_cross_entropy",
 ]

@@ -15,6 +15,7 @@ import torch
 
 from . import __version__
 from . import progress as progress_module
+from .compare import comparisons, describe_comparison
 from .components import Result
 from .context import RunContext, Task, label_like
 from .data.realdata import RealData, load_raw, restrict
@@ -150,6 +151,7 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
         "recipe": plan.name, "method": plan.synthesizer_name, "matcher": plan.matcher_name,
         "dataset": plan.data_name, "ipc": ipc, "num_images": len(synset),
         "results": [r.to_json() for r in results],
+        "comparisons": comparisons(results),  # synthetic − random with a 95 % interval, per evaluator and model
         "seconds": {k: round(v, 3) for k, v in timings.items()},
         "reused": reused,  # stages taken from an earlier, interrupted attempt (their seconds are that attempt's)
         "environment": environment(runtime),
@@ -158,8 +160,7 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
     if runtime.is_main:
         write_json(metrics_path, metrics)
     registry.pm.hook.on_run_end(context=ctx, metrics=metrics)
-    for r in results:
-        runtime.say(f"  {r.evaluator:<12} {r.model:<10} {r.set:<9} {100 * r.mean:6.2f} ± {100 * r.std:.2f} % ({r.runs} runs)")
+    say_results(runtime.say, results, metrics["comparisons"])
     runtime.wait()  # the main process has written everything before anyone exits
     return metrics
 
@@ -272,6 +273,16 @@ def evaluate_all(plan: Plan, ctx: RunContext, synset: SyntheticSet) -> list[Resu
                 random_set = label_like(ctx, synset, random_set)
             judge(i, name, evaluator, "random", random_set)
     return results
+
+
+def say_results(say: Any, results: list[Result], compared: list[dict[str, Any]]) -> None:
+    """Each arm's mean ± std, then each paired difference with its interval."""
+    for r in results:
+        say(f"  {r.evaluator:<12} {r.model:<10} {r.set:<9} {100 * r.mean:6.2f} ± {100 * r.std:.2f} % ({r.runs} runs)")
+    for c in compared:
+        arm = f" ({c['arm']})" if c.get("arm") not in (None, "method") else ""
+        say(f"  {c['evaluator'] + arm:<12} {c['model']:<10} synthetic − random {describe_comparison(c)} points, "
+            f"95 % CI ({c['interval']})")
 
 
 def _result_from_json(d: dict[str, Any]) -> Result:

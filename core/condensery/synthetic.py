@@ -83,8 +83,17 @@ class SyntheticSet:
     PROTOCOL_KEYS = ("teacher", "label_solver")
 
     def protocol_metadata(self) -> dict[str, Any]:
-        """The protocol-defining entries of ``metadata``, for the same-size random subset."""
-        return {k: self.metadata[k] for k in self.PROTOCOL_KEYS if k in self.metadata}
+        """The protocol-defining entries of ``metadata``, for the same-size random subset.
+
+        A set that brings a learned lr also passes it on as ``partner_lr``: its random arm
+        then chooses its own lr on validation from a grid that includes it, rather than
+        training at a fixed lr the partner never had to use.
+        """
+        out = {k: self.metadata[k] for k in self.PROTOCOL_KEYS if k in self.metadata}
+        lr = self.lr if self.lr is not None else (self.stage_lrs[-1] if self.stage_lrs else None)
+        if lr is not None:
+            out["partner_lr"] = float(lr)
+        return out
 
     @property
     def num_classes(self) -> int:

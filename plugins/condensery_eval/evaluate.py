@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from condensery import Result, RunContext, SyntheticSet, UserError
+from condensery import Result, RunContext, SyntheticSet, UserError, comparisons
 
 from .protocol import class_counts, random_like
 from .sets import load_set
@@ -52,7 +52,7 @@ def evaluate_set(plan: Any, ctx: RunContext, synset: SyntheticSet) -> list[Resul
 
 
 #: evaluator options that change how many networks are measured, not how each is trained
-_NOT_PROTOCOL = ("runs", "random_draws")
+_NOT_PROTOCOL = ("runs", "random_draws", "paired", "random_lr_factors")
 _SHOWN = {"protocol": "evaluators"}  # record key -> the recipe section a user would edit
 
 
@@ -110,7 +110,7 @@ def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | N
              overrides: list[str], registry: Any) -> tuple[dict[str, Any], Path]:
     from condensery.progress import say
     from condensery.rundir import write_json, write_yaml
-    from condensery.runner import environment
+    from condensery.runner import environment, say_results
 
     t0 = time.perf_counter()
     synset_path = Path(synset_path)
@@ -134,6 +134,7 @@ def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | N
         "recipe": plan.name, "method": synset.metadata.get("method", synset_path.stem),
         "dataset": plan.data_name, "ipc": ipc, "num_images": len(synset), "source": str(synset_path),
         "results": [r.to_json() for r in results],
+        "comparisons": comparisons(results),
         **({"task_mismatch": mismatch} if mismatch else {}),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "environment": environment(ctx.runtime),
@@ -141,6 +142,5 @@ def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | N
     if ctx.runtime.is_main:
         write_yaml(out / "recipe.yaml", plan.resolved)
         write_json(out / "metrics.json", metrics)
-    for r in results:
-        say(f"  {r.evaluator:<12} {r.model:<10} {r.set:<9} {100 * r.mean:6.2f} ± {100 * r.std:.2f} % ({r.runs} runs)")
+    say_results(say, results, metrics["comparisons"])
     return metrics, out

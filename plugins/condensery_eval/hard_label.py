@@ -20,7 +20,10 @@ from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, acc
 
 from .protocol import (
     TrainProtocol,
+    arm_record,
+    arm_stream,
     choose_lr,
+    draw_record,
     model_name,
     spread_runs,
     stage_info,
@@ -43,22 +46,18 @@ class HardLabelEvaluator(Evaluator):
         def train(lr: float, stream: tuple):
             return train_once(ctx, p, synset, lr, stream, labels, label_loss)
 
-        lr, lr_info = choose_lr(ctx, p, synset, labels, role, train)
+        lr, lr_info = choose_lr(ctx, p, synset, labels, self.name, train)
         has_val = len(ctx.data.val_y) > 0
 
-        def one(run: int) -> tuple[float, float | None]:
+        def one(run: int) -> tuple[float, float | None, list[int] | None]:
             subject = subject_for_run(ctx, p, synset, run)
             y, loss = training_targets(subject, stored)
-            model = train_once(ctx, p, subject, lr, (self.name, role, "run", run), y, loss)
+            model = train_once(ctx, p, subject, lr, arm_stream(self.name, synset, p, "run", run), y, loss)
             test = accuracy(model, ctx.data.test_x, ctx.data.test_y, ctx.runtime.autocast)
             val = accuracy(model, ctx.data.val_x, ctx.data.val_y, ctx.runtime.autocast) if has_val else None
-            return test, val
+            return test, val, draw_record(subject)
 
         out = spread_runs(ctx, p.runs, one, desc=f"evaluate {role}")
         extra = {"epochs": p.epochs, "augment": p.augment, "lr": lr, "targets": p.targets, "label_loss": label_loss,
-                 **lr_info, **stage_info(p, synset, lr)}
-        if role == "random":
-            extra["random_draws"] = p.random_draws
-        if has_val:
-            extra["val_mean"] = sum(v for _, v in out) / len(out)
-        return [Result.from_values(self.name, model_name(ctx, p), role, [t for t, _ in out], **extra)]
+                 "paired": p.paired, **lr_info, **stage_info(p, synset, lr), **arm_record(role, p, out)}
+        return [Result.from_values(self.name, model_name(ctx, p), role, [o[0] for o in out], **extra)]

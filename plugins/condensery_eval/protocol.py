@@ -25,7 +25,7 @@ from condensery import (
     make_generator,
     train_classifier,
 )
-from pydantic import Field
+from pydantic import Field, PositiveFloat
 
 Augmentation = Literal["dsa", "crop-flip", "flip", "none"]
 T = TypeVar("T")
@@ -44,8 +44,13 @@ class TrainProtocol(Options):
     augment: Augmentation = "dsa"
     sequential: bool = Field(True, description="train stage by stage (S_1, then S_1 ∪ S_2, ...) when the set carries stages")
     random_draws: Literal["one", "per-run"] = Field(
-        "one", description="random baseline: one draw trained `runs` times, or a fresh draw per run "
-                           "(its ± then includes which real images were drawn, large at IPC 1)")
+        "per-run", description="random baseline: a fresh class-balanced draw for every network (its ± then "
+                               "includes which real images were drawn, large at IPC 1), or one draw trained `runs` times")
+    paired: bool = Field(True, description="network r of the synthetic and of the random arm share initialisation, "
+                                           "batch order and augmentation stream, so their difference is paired")
+    random_lr_factors: list[PositiveFloat] = Field(
+        [0.5, 1.0, 2.0], min_length=1, description="when the set brings a learned lr α, the random arm's lr is chosen "
+        "on the validation split from α times these factors plus `lr` (never handicapped by α alone)")
     targets: Literal["hard", "stored"] = Field(
         "hard", description="hard: train on the class labels; stored: on the set's own labels (regression "
                             "labels with squared error, soft ones with soft cross-entropy)")
@@ -155,20 +160,58 @@ def stage_info(protocol: Any, synset: SyntheticSet, lr: float) -> dict[str, Any]
             "stage_epochs": [s.epochs for s in plan], "stage_sizes": [len(s.index) for s in plan]}
 
 
+def arm_stream(name: str, synset: SyntheticSet, protocol: Any, *rest: Any) -> tuple:
+    """The seed stream of one training of an arm: shared by both arms when ``paired``.
+
+    With ``paired`` (the default) network r of the synthetic arm and network r of the random
+    arm start from the same weights and see the same batch order and augmentation draws,
+    so the difference of the two arms is not diluted by initialisation luck. Unpaired, the
+    arm's role enters the stream (the behaviour before pairing existed).
+    """
+    if getattr(protocol, "paired", True):
+        return (name, *rest)
+    return (name, synset.metadata.get("role", "synthetic"), *rest)
+
+
+def learned_lr(synset: SyntheticSet) -> float | None:
+    """The lr a set brings (trajectory matching's α; a staged set's last-stage α), if any."""
+    if synset.lr is not None:
+        return float(synset.lr)
+    if synset.stage_lrs and all(v is not None for v in synset.stage_lrs):
+        return float(synset.stage_lrs[-1])
+    return None
+
+
+def random_arm_grid(protocol: TrainProtocol, partner_lr: float) -> list[float]:
+    """The candidates for the random arm of a set with learned lr α: α·factors, the fixed lr
+    and any ``lr_grid``, sorted and distinct."""
+    grid = {round(partner_lr * f, 10) for f in protocol.random_lr_factors} | {protocol.lr}
+    grid |= set(protocol.lr_grid or [])
+    return sorted(grid)
+
+
 def choose_lr(
     ctx: RunContext, protocol: TrainProtocol, synset: SyntheticSet, labels: torch.Tensor, tag: str,
     train: Callable[[float, tuple], torch.nn.Module] | None = None,
 ) -> tuple[float, dict]:
     """The training lr: learned, picked on the validation split, or the fixed option.
 
-    ``train(lr, stream)`` trains one candidate network (default: ``train_once``); the test
-    split is never looked at here.
+    A random arm whose synthetic partner brings a learned lr (``metadata["partner_lr"]``)
+    is never trained at the fixed lr by default: its lr is picked on the validation split
+    from ``random_arm_grid`` (which includes the partner's lr). ``train(lr, stream)`` trains
+    one candidate network (default: ``train_once``); the test split is never looked at here.
     """
-    if protocol.use_learned_lr and synset.lr is not None:
-        return float(synset.lr), {"lr_source": "learned"}
-    if protocol.use_learned_lr and synset.stage_lrs and all(v is not None for v in synset.stage_lrs):
-        return float(synset.stage_lrs[-1]), {"lr_source": "learned"}  # each stage uses its own
-    if not protocol.lr_grid:
+    own = learned_lr(synset) if protocol.use_learned_lr else None
+    if own is not None:
+        return own, {"lr_source": "learned"}  # a staged set trains each stage at its own
+    grid, source = protocol.lr_grid, "validation"
+    partner = synset.metadata.get("partner_lr") if synset.metadata.get("role") == "random" else None
+    if partner is not None and protocol.use_learned_lr:
+        grid, source = random_arm_grid(protocol, float(partner)), "validation (random-arm grid)"
+        if len(ctx.data.val_y) == 0:
+            return protocol.lr, {"lr_source": "fixed (no validation split to choose the random arm's lr on)",
+                                 "partner_lr": float(partner)}
+    if not grid:
         return protocol.lr, {"lr_source": "fixed"}
     if len(ctx.data.val_y) == 0:
         raise UserError("lr_grid needs a validation split; set data.val_fraction above 0")
@@ -177,18 +220,42 @@ def choose_lr(
             return train_once(ctx, protocol, synset, lr, stream, labels)
     scores = {}
     diverged = []
-    for lr in protocol.lr_grid:
+    for lr in grid:
         try:
-            model = train(lr, (tag, "lr-select", lr))
+            model = train(lr, arm_stream(tag, synset, protocol, "lr-select", lr))
         except DivergenceError:  # a candidate too large for this set is a bad candidate, not a failed run
             diverged.append(lr)
             continue
         scores[lr] = accuracy(model, ctx.data.val_x, ctx.data.val_y, ctx.runtime.autocast)
     if not scores:
-        raise DivergenceError(f"training diverged at every lr of lr_grid {protocol.lr_grid}; add smaller ones")
+        raise DivergenceError(f"training diverged at every lr of {list(grid)}; add smaller ones to lr_grid")
     best = max(scores, key=lambda k: scores[k])
-    info = {"lr_source": "validation", "val_accuracy_by_lr": scores}
+    info: dict[str, Any] = {"lr_source": source, "lr_grid": list(grid), "val_accuracy_by_lr": scores}
+    if partner is not None:
+        info["partner_lr"] = float(partner)
     return best, {**info, "lr_diverged": diverged} if diverged else info
+
+
+def draw_record(subject: SyntheticSet) -> list[int] | None:
+    """The training-split indices a per-run random draw took (None for any other subject)."""
+    return subject.metadata.get("drawn_indices")
+
+
+def arm_record(role: str, protocol: Any, out: list[tuple]) -> dict[str, Any]:
+    """What ``metrics.json`` keeps of an arm's runs ``(test, val, drawn indices, ...)``:
+    validation accuracy per network (for the paired validation difference) and, for a random
+    arm, how it was drawn and, drawn per network, which training images each network saw."""
+    rec: dict[str, Any] = {}
+    vals = [o[1] for o in out]
+    if vals and all(v is not None for v in vals):
+        rec["val_mean"] = sum(vals) / len(vals)
+        rec["val_values"] = vals
+    if role == "random":
+        rec["random_draws"] = protocol.random_draws
+        draws = [o[2] for o in out]
+        if all(d is not None for d in draws) and draws:
+            rec["drawn_indices"] = draws
+    return rec
 
 
 def spread_runs(ctx: RunContext, runs: int, fn: Callable[[int], T], desc: str = "evaluate") -> list[T]:
@@ -231,7 +298,9 @@ def random_like(ctx: RunContext, synset: SyntheticSet) -> SyntheticSet:
 def draw(ctx: RunContext, counts: list[int], gen: torch.Generator, metadata: dict) -> SyntheticSet:
     """Real training images, ``counts[c]`` of class ``c``, drawn with ``gen``."""
     idx = torch.cat([ctx.data.class_batch_indices(c, n, gen) for c, n in enumerate(counts) if n])
-    return SyntheticSet(ctx.data.train_x[idx], ctx.data.train_y[idx], metadata=metadata)
+    # which training images were drawn, so a result can say exactly what its random arm was
+    return SyntheticSet(ctx.data.train_x[idx], ctx.data.train_y[idx],
+                        metadata={**metadata, "drawn_indices": idx.tolist()})
 
 
 def subject_for_run(ctx: RunContext, protocol: TrainProtocol, synset: SyntheticSet, run: int) -> SyntheticSet:

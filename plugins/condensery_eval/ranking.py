@@ -19,10 +19,12 @@ The random subset is evaluated here (``compares_random = False``) under every ar
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
-from typing import ClassVar, Literal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, accuracy
 from pydantic import Field
@@ -32,6 +34,7 @@ from .protocol import (
     Augmentation,
     TrainProtocol,
     cache_root,
+    class_counts,
     data_fingerprint,
     key_of,
     model_name,
@@ -59,6 +62,41 @@ def augmentation_robust_score(
     return normalise(gamma * (syn_aug - rnd_aug) + (1 - gamma) * (syn_noaug - rnd_noaug))
 
 
+def file_digest(path: Path) -> str:
+    """sha1 of a file's bytes (a teacher is identified by what it is, not where it lies)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def result_from_json(d: dict[str, Any]) -> Result:
+    fields = ("evaluator", "model", "set", "mean", "std", "runs", "values")
+    return Result(*(d[f] for f in fields), extra={k: v for k, v in d.items() if k not in fields})
+
+
+def read_cached_arms(path: Path | None) -> dict[str, dict]:
+    """The cached random arms at ``path`` ({} when absent or unreadable: recomputed, never trusted)."""
+    if path is None or not path.is_file():
+        return {}
+    try:
+        arms = json.loads(path.read_text())["arms"]
+        for d in arms.values():
+            result_from_json(d)
+        return arms
+    except (ValueError, KeyError, TypeError, AttributeError):
+        path.unlink(missing_ok=True)
+        return {}
+
+
+def write_cached_arms(path: Path, arms: dict[str, dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"arms": arms}))
+    os.replace(tmp, path)
+
+
 class RankingOptions(Options):
     hard: TrainProtocol = Field(default_factory=TrainProtocol, description="hard-label protocol (HLR, full data)")
     protocol: Literal["auto", "hard-label", "soft-label"] = Field(
@@ -71,6 +109,8 @@ class RankingOptions(Options):
     full_runs: int = Field(1, ge=1)
     full_accuracy: float | None = Field(None, ge=0, le=1, description="Acc(full real, hard) if already known")
     cache: bool = Field(True, description="cache the full-data accuracy as JSON")
+    cache_random: bool = Field(True, description="cache the random arms' results as JSON and reuse them in any run "
+                                                 "with the same data, teacher, protocol and subset size")
 
 
 class RankingEvaluator(Evaluator):
@@ -113,17 +153,48 @@ class RankingEvaluator(Evaluator):
             os.replace(tmp, path)
         return values, "computed"
 
+    def random_cache_path(self, ctx: RunContext, rnd: SyntheticSet, method: str, aug_kind: str) -> Path:
+        """Where the random arms of this evaluation are kept: keyed by everything they depend on.
+
+        With paired training the random arm does not depend on the synthetic set, only on
+        the data, the seed, the images per class, the protocols, the teacher (its file's
+        bytes, or the options it is trained from) and what the partner passes on (solved
+        labels, a learned lr). Two methods judged on the same task (DWA and SRe2L) share it.
+        """
+        o = self.options
+        teacher: Any = None
+        if method == "soft-label" and o.soft.targets == "teacher":
+            t, _ = SoftLabelEvaluator(o.soft).teacher_options(rnd)
+            teacher = file_digest(Path(os.path.expanduser(t.path))) if t.path else t.model_dump(mode="json")
+        spec = dict(ctx.task.model)
+        key = key_of(data_fingerprint(ctx), spec, ctx.runtime.seed, class_counts(rnd, ctx.task.num_classes),
+                     rnd.metadata.get("label_solver"), rnd.metadata.get("partner_lr"), teacher, method, aug_kind,
+                     o.hard.model_dump(mode="json"), o.soft.model_dump(mode="json") if method == "soft-label" else None)
+        return cache_root() / "ranking-random" / f"{ctx.task.dataset}-{key}.json"
+
     def evaluate(self, synset: SyntheticSet, ctx: RunContext) -> list[Result]:
         o = self.options
         syn = synset.to(ctx.device)
         syn.metadata["role"] = "synthetic"
         rnd = random_like(ctx, syn)
+        rnd.metadata.update(syn.protocol_metadata())  # the same teacher, solver and partner lr as the set
         method = self.method_protocol(syn)
         base = o.soft if method == "soft-label" else o.hard
         aug_kind = o.aug or (base.augment if base.augment != "none" else "dsa")
+        cache_path = self.random_cache_path(ctx, rnd, method, aug_kind) if o.cache_random else None
+        cached = read_cached_arms(cache_path)
+        fresh: dict[str, dict] = {}
 
         def pair(ev: Evaluator, arm: str) -> tuple[Result, Result]:
-            a, b = ev.evaluate(syn, ctx)[0], ev.evaluate(rnd, ctx)[0]
+            a = ev.evaluate(syn, ctx)[0]
+            if arm in cached:
+                b = result_from_json(cached[arm])
+                b.extra["random_source"] = "cache"
+            else:
+                b = ev.evaluate(rnd, ctx)[0]
+                b.evaluator, b.set = self.name, "random"
+                b.extra["arm"] = arm
+                fresh[arm] = b.to_json()
             for r, s in ((a, "synthetic"), (b, "random")):
                 r.evaluator, r.set = self.name, s
                 r.extra["arm"] = arm
@@ -158,6 +229,8 @@ class RankingEvaluator(Evaluator):
                                   **{**aug_syn.extra, "arm": "method", "augment": aug_kind, **scores})
         head_rnd = Result.from_values(self.name, model_name(ctx, base), "random", aug_rnd.values,
                                       **{**aug_rnd.extra, "arm": "method", "augment": aug_kind})
+        if cache_path is not None and ctx.runtime.is_main and fresh:
+            write_cached_arms(cache_path, {**cached, **fresh})
         out = [head, head_rnd]
         if aug_syn is not hard_syn:
             out += [hard_syn, hard_rnd]

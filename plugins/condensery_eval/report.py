@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from condensery import UserError
+from condensery import UserError, comparisons, pooled_interval
 
 #: runtime settings that change speed or bookkeeping, never the numbers
 _SPEED_ONLY = ("threads", "checkpoint_every")
@@ -46,12 +46,14 @@ def rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if "synthetic" not in sets and "random" not in sets:
                 continue  # e.g. the full-data reference of the ranking evaluator
             syn = sets.get("synthetic")
+            compared = comparisons([syn, sets["random"]]) if syn and "random" in sets else []
             out.append({
                 "method": m.get("method", "?") + (f"+{m['matcher']}" if m.get("matcher") else ""), "dataset": m.get("dataset", "?"), "ipc": m.get("ipc"),
                 "evaluator": ev if arm in ("", "method") else f"{ev} ({arm})", "model": model,
                 "synthetic": syn, "random": sets.get("random"),
                 "lrs": syn.get("lrs") if syn else None, "ars": syn.get("ars") if syn else None,
                 "primary": arm in ("", "method"), "run": m["_path"].rstrip("/"),
+                "comparison": compared[0] if compared else None,
             })
     return out
 
@@ -128,12 +130,16 @@ def seed_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             val = [(p[key]["synthetic"].get("val_mean"), p[key]["random"].get("val_mean")) for p in per_seed]
             val_ok = all(isinstance(a, (int, float)) and isinstance(b, (int, float)) for a, b in val)
             first = per_seed[0][key]
+            arms = [(p[key]["synthetic"].get("values") or [p[key]["synthetic"]["mean"]],
+                     p[key]["random"].get("values") or [p[key]["random"]["mean"]],
+                     bool(p[key]["comparison"] and p[key]["comparison"]["paired"])) for p in per_seed]
             out.append({
                 "runs": [m["_path"].rstrip("/") for _, m in members], "seeds": [s for s, _ in members],
                 "method": first["method"], "dataset": first["dataset"], "ipc": first["ipc"],
                 "evaluator": key[0], "model": key[1],
                 "synthetic": _mean_std(syn), "random": _mean_std(rnd),
                 "difference": _mean_std([s - r for s, r in zip(syn, rnd)]),
+                "ci95": pooled_interval(arms)[1:],  # bootstrap over seeds and, within each, networks
                 "val_difference": _mean_std([a - b for a, b in val]) if val_ok else None,
             })
     return out
@@ -145,18 +151,35 @@ def _points(ms: tuple[float, float] | None, signed: bool = False) -> str:
     return f"{100 * ms[0]:{'+' if signed else ''}.2f} ± {100 * ms[1]:.2f}"
 
 
+def _interval(ci: Any) -> str:
+    """``[+1.20, +3.40]``, with a mark when the interval includes zero (no claim either way)."""
+    if not ci:
+        return "–"
+    low, high = ci
+    return f"[{100 * low:+.2f}, {100 * high:+.2f}]" + (" ✗ includes 0" if low <= 0 <= high else "")
+
+
+def _difference(c: dict[str, Any] | None) -> str:
+    if c is None:
+        return "–"
+    return f"{100 * c['difference']:+.2f} {_interval(c.get('ci95'))}" + ("" if c["paired"] or not c.get("ci95") else " (unpaired)")
+
+
 def render(runs: list[dict[str, Any]], plot_name: str | None = None) -> str:
     table = rows(runs)
     has_ars = any(r["ars"] is not None for r in table)
-    head = ["run", "method", "dataset", "IPC", "evaluator", "model", "synthetic (%)", "random (%)", "LRS"]
+    head = ["run", "method", "dataset", "IPC", "evaluator", "model", "synthetic (%)", "random (%)",
+            "synthetic − random, 95 % CI (points)", "LRS"]
     head += ["ARS"] if has_ars else []
     lines = ["# condensery report", "",
              "Test accuracy at the end of training, mean ± std over runs; the random real subset "
-             "has the same images per class and the same protocol.", "",
+             "has the same images per class and the same protocol. The difference is paired network for "
+             "network (t interval over the pairs); runs written before pairing get Welch's unpaired interval "
+             "and say so. ✗ marks an interval that includes zero: no claim either way.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(table, key=lambda r: (r["dataset"], r["method"], r["ipc"] or 0, r["evaluator"], r["model"])):
         cells = [f"`{Path(r['run']).name}`", r["method"], r["dataset"], str(r["ipc"]), r["evaluator"], r["model"],
-                 _pct(r["synthetic"]), _pct(r["random"]),
+                 _pct(r["synthetic"]), _pct(r["random"]), _difference(r["comparison"]),
                  "–" if r["lrs"] is None else f"{100 * r['lrs']:.2f}"]
         cells += (["–" if r["ars"] is None else f"{100 * r['ars']:.2f}"] if has_ars else [])
         lines.append("| " + " | ".join(cells) + " |")
@@ -172,13 +195,16 @@ def render(runs: list[dict[str, Any]], plot_name: str | None = None) -> str:
         lines += ["", "## Over seeds", "",
                   "Runs whose recipes differ only in `seed`. Each seed distils its own set and draws its own "
                   "random subset; mean ± std over seeds of each seed's mean, and of each seed's difference "
-                  "(synthetic − random, points; on the validation split where the runs recorded it).", "",
-                  "| runs | seeds | method | IPC | evaluator | model | synthetic (%) | random (%) | difference | difference (validation) |",
-                  "|" + "---|" * 10]
+                  "(synthetic − random, points; on the validation split where the runs recorded it). The 95 % "
+                  "interval is a bootstrap over seeds and, within each seed, over its networks, so it covers the "
+                  "distillation's luck too.", "",
+                  "| runs | seeds | method | IPC | evaluator | model | synthetic (%) | random (%) | difference | "
+                  "95 % CI (seeds × networks) | difference (validation) |",
+                  "|" + "---|" * 11]
         for r in pooled:
             cells = [", ".join(f"`{Path(p).name}`" for p in r["runs"]), ", ".join(map(str, r["seeds"])),
                      r["method"], str(r["ipc"]), r["evaluator"], r["model"], _points(r["synthetic"]),
-                     _points(r["random"]), _points(r["difference"], signed=True),
+                     _points(r["random"]), _points(r["difference"], signed=True), _interval(r["ci95"]),
                      _points(r["val_difference"], signed=True)]
             lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Runs: " + ", ".join(f"`{m['_path']}`" for m in runs)]

@@ -43,10 +43,13 @@ from pydantic import Field
 from .protocol import (
     Augmentation,
     TrainProtocol,
+    arm_record,
+    arm_stream,
     augmenter,
     cache_root,
     choose_lr,
     data_fingerprint,
+    draw_record,
     key_of,
     model_name,
     seed_torch,
@@ -312,31 +315,27 @@ class SoftLabelEvaluator(Evaluator):
                                       label_loss=loss_of(subject))
             return model
 
-        lr, lr_info = choose_lr(ctx, p, synset, synset.hard_labels, f"{self.name}:{role}", train)
+        lr, lr_info = choose_lr(ctx, p, synset, synset.hard_labels, self.name, train)
         data, ac = ctx.data, ctx.runtime.autocast
         has_val = len(data.val_y) > 0
         teacher_pred = predict(teacher, data.test_x, autocast=ac) if teacher is not None else None
 
-        def one(run: int) -> tuple[float, float | None, float | None]:
-            model = train(lr, (self.name, role, "run", run), subject_for_run(ctx, p, synset, run))
+        def one(run: int) -> tuple[float, float | None, list[int] | None, float | None]:
+            subject = subject_for_run(ctx, p, synset, run)
+            model = train(lr, arm_stream(self.name, synset, p, "run", run), subject)
             test = accuracy(model, data.test_x, data.test_y, ac)
             val = accuracy(model, data.val_x, data.val_y, ac) if has_val else None
             agree = None
             if teacher_pred is not None:
                 agree = float((predict(model, data.test_x, autocast=ac) == teacher_pred).float().mean())
-            return test, val, agree
+            return test, val, draw_record(subject), agree
 
         out = spread_runs(ctx, p.runs, one, desc=f"evaluate {role} (soft)")
         extra = {"epochs": p.epochs, "augment": p.augment, "lr": lr, "optimizer": p.optimizer,
                  "temperature": p.temperature, "mix": p.mix, "targets": p.targets, "label_loss": loss_of(synset),
-                 **lr_info,
-                 **stage_info(p, synset, lr)}
-        if has_val:
-            extra["val_mean"] = sum(o[1] for o in out) / len(out)
-        if role == "random":
-            extra["random_draws"] = p.random_draws
+                 "paired": p.paired, **lr_info, **stage_info(p, synset, lr), **arm_record(role, p, out)}
         if teacher is not None:
-            extra["teacher_agreement"] = sum(o[2] for o in out) / len(out)
+            extra["teacher_agreement"] = sum(o[3] for o in out) / len(out)
             extra["teacher_test"] = accuracy(teacher, data.test_x, data.test_y, ac)
             teacher.eval()
             extra["teacher_model"] = used.model or ctx.task.model.get("name", "convnet")
