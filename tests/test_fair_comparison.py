@@ -148,6 +148,8 @@ def test_comparison_marks_an_interval_that_includes_zero():
     metrics = {"recipe": "r", "method": "pixel", "dataset": "digits", "ipc": 1, "_path": "runs/x",
                "results": [res("synthetic", [0.80, 0.60, 0.70]), res("random", [0.70, 0.72, 0.68])]}
     assert "✗ includes 0" in render([metrics])
+    metrics["results"][1]["random_draws"] = "one"  # one draw trained several times: the report says so
+    assert "one random draw" in render([metrics])
 
 
 def test_pooled_interval_covers_the_seeds():

@@ -173,3 +173,27 @@ def test_mgdd_meta_training_on_two_processes_matches_one(cli, tmp_path):
     assert start > 0  # meta-training moved the zero-initialised output layer
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.allclose(va, vb, atol=1e-5, rtol=0), k
+
+
+@pytest.mark.slow
+def test_one_two_and_three_processes_give_bit_identical_sets_and_accuracies(cli, tmp_path):
+    """With the per-process thread count fixed (``runtime.threads``), the process count changes
+    nothing: the same set to the bit and the same accuracy of every evaluation network."""
+    threads = torch.get_num_threads()
+    fixed = [*FAST, "--set", "runtime.threads=1"]
+    outs = []
+    try:
+        for n in (1, 2, 3):
+            out = tmp_path / f"p{n}"
+            res = cli("run", QUICKSTART, "-o", str(out), *fixed, *(["--processes", str(n)] if n > 1 else []))
+            assert res.code == 0, res.err
+            outs.append(out)
+    finally:
+        torch.set_num_threads(threads)
+    sets = [SyntheticSet.load(o / "synthetic.safetensors") for o in outs]
+    metrics = [json.loads((o / "metrics.json").read_text()) for o in outs]
+    for s, m in zip(sets[1:], metrics[1:]):
+        assert torch.equal(s.images, sets[0].images)
+        assert [r["values"] for r in m["results"]] == [r["values"] for r in metrics[0]["results"]]
+    assert [m["environment"]["processes"] for m in metrics] == [1, 2, 3]
+    assert {m["environment"]["threads"] for m in metrics} == {1}

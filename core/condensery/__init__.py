@@ -24,6 +24,7 @@ from .components import (  # noqa: E402
 )
 from .context import RunContext, Task, build_model, label_like, random_subset_draw  # noqa: E402
 from .data import DSA, AugParams, DatasetOptions, DatasetSource, RawSplits, RealData, crop_flip  # noqa: E402
+from .data.realdata import cache_dir  # noqa: E402
 from .errors import CondenseryError, DivergenceError, UserError  # noqa: E402
 from .generators import (  # noqa: E402
     GenerateOptions,
@@ -50,7 +51,7 @@ __all__ = [
     "RawSplits", "DSA", "AugParams", "crop_flip", "CheckpointStore", "optimizer_state",
     "load_optimizer_state", "UserError", "DivergenceError", "CondenseryError",
     "Generator", "GenerateOptions", "save_generator", "load_generator", "read_generator_config", "task_config",
-    "open_task", "context_of",
+    "open_task", "context_of", "cache_dir",
     "comparisons", "describe_comparison", "paired_interval", "welch_interval", "pooled_interval",
     "train_classifier", "embed", "embed_batched", "predict", "accuracy", "soft_cross_entropy",
 ]

@@ -11,6 +11,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .errors import UserError
+
 
 class CheckpointStore:
     """Named checkpoints in one folder; a write is a temp file then a rename."""
@@ -41,9 +43,13 @@ class CheckpointStore:
         path = self.path(name)
         if not path.is_file():
             return None
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("meta", "{}"))
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = json.loads((f.metadata() or {}).get("meta", "{}"))
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(f"checkpoint '{path}' is damaged ({first}); pass --force to start the run over") from None
         return tensors, meta
 
     def exists(self, name: str) -> bool:

@@ -40,7 +40,7 @@ def run(recipe: str, output: str | None, overrides: tuple[str, ...], quiet: bool
     registry = get_registry()
     plan = load_recipe(recipe, list(overrides), registry)  # a bad recipe fails once, here
     launching = processes and processes > 1 and not in_launched_process()
-    if launching and (force or not is_finished(plan, output)):  # a finished run needs no processes
+    if launching and not is_finished(plan, registry, output, force):  # a finished run needs no processes
         args = ["run", recipe, *(["-o", output] if output else []),
                 *(a for o in overrides for a in ("--set", o)), *(["--quiet"] if quiet else []),
                 *(["--force"] if force else []), "--processes", str(processes)]
@@ -127,14 +127,22 @@ def build_cli() -> click.Group:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: turn known errors into one line and an exit code, never a traceback."""
+    """Entry point: turn known errors into one line and an exit code, never a traceback.
+
+    A bug (any other exception) is one line naming the plugin (and distribution) whose code
+    raised it, exit 1; ``--debug`` anywhere on the command line or ``CONDENSERY_DEBUG=1``
+    shows the traceback instead.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("CONDENSERY_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     try:
         group = build_cli()
         group.main(args=argv, prog_name="condensery", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
+    except click.exceptions.Abort:  # how click reports Ctrl-C outside standalone mode
+        click.echo("error: interrupted; rerun the same command to resume from the last checkpoint", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()} (see `condensery --help`)", err=True)
@@ -143,8 +151,18 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("error: interrupted; rerun the same command to resume", err=True)
+        click.echo("error: interrupted; rerun the same command to resume from the last checkpoint", err=True)
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - a bug, reported with who to tell
+        if debug:
+            raise
+        culprit = get_registry().blame(exc)
+        who = (f"plugin '{culprit[0]}' (distribution {culprit[1]} {culprit[2]})".rstrip() if culprit
+               else "condensery itself")
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        click.echo(f"error: a bug in {who}: {type(exc).__name__}: {text}; report it with the traceback from "
+                   "rerunning with --debug (or CONDENSERY_DEBUG=1)", err=True)
+        sys.exit(1)
 
 
 __all__ = ["cli", "main", "UserError"]

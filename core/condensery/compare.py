@@ -122,6 +122,8 @@ def compare(syn: Any, rnd: Any) -> dict[str, Any]:
     }
     if _get(syn, "arm") is not None:
         out["arm"] = _get(syn, "arm")
+    if _get(rnd, "random_draws") is not None:  # "one": the interval misses the luck of the draw
+        out["random_draws"] = _get(rnd, "random_draws")
     for arm, r in (("synthetic", syn), ("random", rnd)):
         if _get(r, "lr") is not None:
             out[f"lr_{arm}"] = _get(r, "lr")

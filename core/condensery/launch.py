@@ -62,7 +62,9 @@ def launch(args: list[str], processes: int, poll: float = 0.1, program: list[str
     """
     port = free_port()
     cmd = [*(program or [sys.executable, "-m", "condensery"]), *args]
-    procs = [subprocess.Popen(cmd, env=child_env(rank, processes, port)) for rank in range(processes)]
+    parent = os.getpid()
+    procs = [subprocess.Popen(cmd, env=child_env(rank, processes, port), preexec_fn=lambda: die_with_parent(parent))
+             for rank in range(processes)]
     code = 0
     try:
         while True:
@@ -79,6 +81,23 @@ def launch(args: list[str], processes: int, poll: float = 0.1, program: list[str
     finally:
         _stop(procs)
     return _exit_code(code)
+
+
+def die_with_parent(parent: int) -> None:
+    """In a rank, before it runs: ask the kernel for SIGTERM when the launcher dies.
+
+    A SIGKILLed launcher cannot stop its ranks itself; without this they would keep
+    running and writing into the run directory. Linux only (elsewhere a no-op).
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the launcher died before the request took effect
+        os._exit(1)
 
 
 def _stop(procs: list[subprocess.Popen], grace: float = 5.0) -> None:

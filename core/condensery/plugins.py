@@ -93,6 +93,25 @@ class Registry:
     def note_distribution(self, plugin: str, dist: str, version: str) -> None:
         self._dist_of_plugin[plugin] = (dist, version)
 
+    def blame(self, exc: BaseException) -> tuple[str, str, str] | None:
+        """(plugin, distribution, version) whose code raised ``exc`` (its innermost frame in a
+        plugin's package), or None when no plugin's code is on the traceback."""
+        packages = {}
+        for name, module in self.pm.list_name_plugin():
+            top = getattr(module, "__name__", "").split(".")[0]
+            if top and top != "condensery":
+                packages[top] = name
+        tb, found = exc.__traceback__, None
+        while tb is not None:
+            top = str(tb.tb_frame.f_globals.get("__name__", "")).split(".")[0]
+            if top in packages:
+                found = packages[top]
+            tb = tb.tb_next
+        if found is None:
+            return None
+        dist, version = self._dist_of_plugin.get(found, ("(unknown)", ""))
+        return found, dist, version
+
 
 def _short_error(exc: BaseException) -> str:
     frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
@@ -109,7 +128,7 @@ def _load_entry_points(pm: pluggy.PluginManager, registry: Registry) -> None:
         try:
             module = ep.load()
             pm.register(module, name=ep.name)
-        except Exception as exc:  # a broken plugin must not stop the others
+        except (Exception, SystemExit) as exc:  # a broken plugin (even one calling sys.exit) must not stop the others
             registry.broken.append(BrokenPlugin(ep.name, dist, version, _short_error(exc)))
             continue
         registry.note_distribution(ep.name, dist, version)
@@ -128,7 +147,7 @@ def _collect(pm: pluggy.PluginManager, registry: Registry) -> None:
                 impl.function(register=register)
             except UserError:
                 raise
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 dist, version = registry._dist_of_plugin.get(plugin, ("(unknown)", ""))
                 registry.broken.append(BrokenPlugin(plugin, dist, version, _short_error(exc)))
 

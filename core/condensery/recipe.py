@@ -145,6 +145,8 @@ def resolve(doc: dict[str, Any], registry: Registry, needs_synthesizer: bool = T
     seed = doc.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise UserError(f"recipe 'seed' must be an integer, got {seed!r}")
+    if not 0 <= seed < 2**32:
+        raise UserError(f"recipe 'seed' must be in 0..{2**32 - 1} (what numpy and torch seed from), got {seed}")
 
     data_name, source, data_resolved = _build(registry, "dataset", _section(doc, "data"), "data", DatasetSource)
 

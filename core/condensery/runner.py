@@ -20,6 +20,7 @@ from .components import Result
 from .context import RunContext, Task, label_like
 from .data.realdata import RealData, load_raw, restrict
 from .errors import UserError
+from .identity import check_identity, run_lock
 from .plugins import Registry
 from .progress import say, set_quiet
 from .recipe import Plan
@@ -82,19 +83,40 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
     their own checkpoints.
     """
     run_dir = run_dir_of(plan, out_dir)
-    metrics_path = run_dir / "metrics.json"
-    if metrics_path.is_file() and not force:
-        say(f"{run_dir} is already finished (metrics.json exists); pass --force to run it again")
-        return json.loads(metrics_path.read_text())
+    if check_identity(run_dir, plan.resolved, registry, force):
+        return finished_metrics(run_dir)
 
-    timings: dict[str, float] = {}
     t0 = time.perf_counter()
     runtime = Runtime(plan.runtime, plan.seed, announce=not progress_module._QUIET)
     if not runtime.is_main:
         set_quiet(True)  # one progress bar and one set of status lines, from the main process
-    if runtime.is_main:
-        prepare_run_dir(plan, run_dir, force)
-    runtime.wait()  # nobody reads a checkpoint the main process is about to remove
+    with run_lock(run_dir, take=runtime.is_main):  # one writer for the whole run; ranks share the main's
+        if runtime.is_main:
+            prepare_run_dir(plan, run_dir, force)
+        runtime.wait()  # nobody reads a checkpoint the main process is about to remove
+        return _run_in(plan, registry, run_dir, runtime, t0)
+
+
+def save_picture(synset: SyntheticSet, data: RealData, task: Task, run_dir: Path) -> None:
+    """``grid.png`` of the set, in display space (ZCA undone)."""
+    shown = synset.images if data.zca is None else data.zca.inverse(synset.images.detach())
+    save_grid(shown, synset.labels, task.mean, task.std, run_dir / "grid.png")
+
+
+def finished_metrics(run_dir: Path) -> dict[str, Any]:
+    """The metrics of a finished run of this very recipe, reused as they are."""
+    say(f"{run_dir} is already finished (metrics.json exists, same recipe); pass --force to run it again")
+    path = run_dir / "metrics.json"
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"'{path}' is not valid JSON ({exc}); pass --force to run it again") from None
+
+
+def _run_in(plan: Plan, registry: Registry, run_dir: Path, runtime: Runtime, t0: float) -> dict[str, Any]:
+    """The run itself, under the run directory's lock."""
+    timings: dict[str, float] = {}
+    metrics_path = run_dir / "metrics.json"
     with main_first(runtime):  # the first decode writes the shared cache once
         data = load_data(plan, runtime)
     timings["data"] = time.perf_counter() - t0
@@ -105,6 +127,8 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
         raise UserError(f"ipc {ipc} exceeds the smallest class of '{plan.data_name}' ({smallest} training images); lower synthesizer.ipc")
 
     ctx = RunContext(task, data, runtime, registry, run_dir, plan.resolved, plan.matcher)
+    with torch.random.fork_rng(devices=[]):  # a bad model option fails now, before recipe.yaml claims the directory,
+        ctx.create_model()                    # and the trial build leaves the seeded RNG untouched
     if runtime.is_main:
         write_yaml(run_dir / "recipe.yaml", plan.resolved)
     if plan.matcher is not None:
@@ -122,6 +146,8 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
         synset = SyntheticSet.load(synset_path)
         runtime.say(f"  reusing the finished set {synset_path}")
         reused.append("synthesize")
+        if runtime.is_main and not (run_dir / "grid.png").is_file():  # killed between the set and its picture
+            save_picture(synset, data, task, run_dir)
     else:
         synset = plan.synthesizer.synthesize(ctx)
         if not isinstance(synset, SyntheticSet):
@@ -138,8 +164,7 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
             synset.metadata["zca"] = data.zca.info()
         if runtime.is_main:
             synset.save(synset_path)
-            shown = synset.images if data.zca is None else data.zca.inverse(synset.images.detach())
-            save_grid(shown, synset.labels, task.mean, task.std, run_dir / "grid.png")
+            save_picture(synset, data, task, run_dir)
     timings["synthesize"] = float(synset.metadata.get("seconds_synthesize", time.perf_counter() - t))
 
     t = time.perf_counter()
@@ -170,34 +195,17 @@ def run_dir_of(plan: Plan, out_dir: str | Path | None = None) -> Path:
     return Path(out_dir) if out_dir else Path("runs") / plan.name
 
 
-def is_finished(plan: Plan, out_dir: str | Path | None = None) -> bool:
-    return (run_dir_of(plan, out_dir) / "metrics.json").is_file()
+def is_finished(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force: bool = False) -> bool:
+    """Whether ``out_dir`` holds a finished run of this very recipe (another recipe's: a UserError)."""
+    return check_identity(run_dir_of(plan, out_dir), plan.resolved, registry, force)
 
 
 def prepare_run_dir(plan: Plan, run_dir: Path, force: bool) -> None:
-    """Start over with ``force``; otherwise make sure leftovers belong to this very recipe.
-
-    Resuming from another recipe's checkpoints would silently mix two runs, so a run
-    directory whose ``recipe.yaml`` differs (outside ``runtime``) is refused.
-    """
+    """Start over with ``force`` (what the directory holds was checked by ``check_identity``)."""
     if force:
-        for name in ("metrics.json", "synthetic.safetensors"):
+        for name in ("metrics.json", "synthetic.safetensors", "grid.png"):
             (run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        return
-    recipe_path = run_dir / "recipe.yaml"
-    if not recipe_path.is_file():
-        return
-    import yaml
-
-    old = yaml.safe_load(recipe_path.read_text()) or {}
-    new = json.loads(json.dumps(plan.resolved))
-    changed = sorted(k for k in set(old) | set(new) if k != "runtime" and old.get(k) != new.get(k))
-    if changed:
-        raise UserError(
-            f"{run_dir} holds an unfinished run of a different recipe (it differs in {', '.join(changed)}); "
-            "pass --force to start over there, or choose another -o"
-        )
 
 
 @contextmanager
@@ -243,7 +251,14 @@ def evaluate_all(plan: Plan, ctx: RunContext, synset: SyntheticSet) -> list[Resu
     killed during evaluation redoes only what was unfinished.
     """
     done_path = ctx.checkpoints.folder / "evaluate.json"
-    done: dict[str, list[dict[str, Any]]] = json.loads(done_path.read_text()) if done_path.is_file() else {}
+    done: dict[str, list[dict[str, Any]]] = {}
+    if done_path.is_file():
+        try:
+            done = json.loads(done_path.read_text())
+            [_result_from_json(d) for v in done.values() for d in v]
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+            raise UserError(f"'{done_path}' (the evaluations finished so far) is damaged; delete it to redo "
+                            "them, or pass --force to start the run over") from None
     results: list[Result] = []
     device_set = synset.to(ctx.device)
     random_set = None

@@ -143,9 +143,9 @@ class Analysis:
         return [self.acc(p) for p in preds], preds
 
     def run_random_subset(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The random subset the run's evaluators drew (``ctx.random_subset``), so the report's
-        standard row compares with the same images as ``metrics.json``; an unbalanced set gets
-        its own draw with the same images per class."""
+        """The evaluators' one-draw random subset (``ctx.random_subset``, ``random_draws: one``);
+        the evaluators' default draws per network instead, which ``fresh_draw_accs`` mirrors.
+        An unbalanced set gets its own draw with the same images per class."""
         if len(set(self.counts)) == 1:
             rnd = self.ctx.random_subset(self.counts[0])
             return rnd.images, rnd.labels

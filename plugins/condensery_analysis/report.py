@@ -119,8 +119,9 @@ def write_report(result: dict[str, Any], ctx: RunContext, synset: SyntheticSet, 
         f"{o['runs']} seeds per number; test accuracy at the end of training, mean ± std.",
         "",
         f"Standard protocol: distilled set {pct(result['base']['set'])}, "
-        f"random real subset of the same size {pct(result['base']['random'])} (the run's own draw, as in "
-        "`metrics.json`; the std is over training seeds only, see the fresh-draw row below).",
+        f"random real subset of the same size {pct(result['base']['random'])} (the one-draw subset of "
+        "`random_draws: one`; the std is over training seeds only. The evaluators' default draws afresh per "
+        "network, like the fresh-draw row below).",
         "",
     ]
     if "substitution" in result:

@@ -132,6 +132,7 @@ def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | N
     seconds = {"evaluate": time.perf_counter() - t, "total": time.perf_counter() - t0}
     metrics = {
         "recipe": plan.name, "method": synset.metadata.get("method", synset_path.stem),
+        **({"matcher": synset.metadata["matcher"]} if synset.metadata.get("matcher") else {}),
         "dataset": plan.data_name, "ipc": ipc, "num_images": len(synset), "source": str(synset_path),
         "results": [r.to_json() for r in results],
         "comparisons": comparisons(results),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -320,7 +319,9 @@ def subject_for_run(ctx: RunContext, protocol: TrainProtocol, synset: SyntheticS
 
 def cache_root() -> Path:
     """``$CONDENSERY_CACHE`` or ``~/.cache/condensery`` (the core's data cache root)."""
-    return Path(os.environ.get("CONDENSERY_CACHE", Path.home() / ".cache" / "condensery"))
+    from condensery import cache_dir
+
+    return cache_dir()
 
 
 def data_fingerprint(ctx: RunContext) -> str:

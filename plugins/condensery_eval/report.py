@@ -162,7 +162,16 @@ def _interval(ci: Any) -> str:
 def _difference(c: dict[str, Any] | None) -> str:
     if c is None:
         return "–"
-    return f"{100 * c['difference']:+.2f} {_interval(c.get('ci95'))}" + ("" if c["paired"] or not c.get("ci95") else " (unpaired)")
+    notes = [] if c["paired"] or not c.get("ci95") else ["unpaired"]
+    if c.get("random_draws") == "one":
+        notes.append("one random draw")
+    return f"{100 * c['difference']:+.2f} {_interval(c.get('ci95'))}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _run_name(path: str) -> str:
+    """The run folder's name; an ``eval-*`` folder with the run it sits in (``run/eval-x``)."""
+    p = Path(path)
+    return f"{p.parent.name}/{p.name}" if p.name.startswith("eval") and p.parent.name else p.name
 
 
 def render(runs: list[dict[str, Any]], plot_name: str | None = None) -> str:
@@ -175,10 +184,12 @@ def render(runs: list[dict[str, Any]], plot_name: str | None = None) -> str:
              "Test accuracy at the end of training, mean ± std over runs; the random real subset "
              "has the same images per class and the same protocol. The difference is paired network for "
              "network (t interval over the pairs); runs written before pairing get Welch's unpaired interval "
-             "and say so. ✗ marks an interval that includes zero: no claim either way.", "",
+             "and say so; a random arm of one draw trained several times (`random_draws: one`) is marked, "
+             "since its interval misses which images were drawn. ✗ marks an interval that includes zero: no "
+             "claim either way.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(table, key=lambda r: (r["dataset"], r["method"], r["ipc"] or 0, r["evaluator"], r["model"])):
-        cells = [f"`{Path(r['run']).name}`", r["method"], r["dataset"], str(r["ipc"]), r["evaluator"], r["model"],
+        cells = [f"`{_run_name(r['run'])}`", r["method"], r["dataset"], str(r["ipc"]), r["evaluator"], r["model"],
                  _pct(r["synthetic"]), _pct(r["random"]), _difference(r["comparison"]),
                  "–" if r["lrs"] is None else f"{100 * r['lrs']:.2f}"]
         cells += (["–" if r["ars"] is None else f"{100 * r['ars']:.2f}"] if has_ars else [])
@@ -262,6 +273,8 @@ def write_report(run_dirs: list[str], output: str | Path) -> tuple[Path, Path]:
         raise UserError("give at least one run directory, e.g. condensery report runs/a runs/b")
     runs = [load_run(p) for p in run_dirs]
     md = Path(output)
+    if md.is_dir():
+        raise UserError(f"report -o '{md}' is a directory; give a file name such as {md / 'report.md'}")
     png = md.with_suffix(".png")
     plot(runs, png)
     write_atomic(md, render(runs, png.name))

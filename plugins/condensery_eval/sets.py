@@ -54,6 +54,10 @@ def _class_index(names: list[str], task: Task, where: Path) -> list[int]:
 
 
 def check_compatible(syn: SyntheticSet, task: Task, where: Path) -> None:
+    bad = ~torch.isfinite(syn.images.reshape(len(syn), -1)).all(dim=1)
+    if bad.any():
+        raise UserError(f"'{where}': image {int(bad.nonzero()[0, 0])} has non-finite pixels (NaN or inf); "
+                        "the set is damaged, distil it again")
     if tuple(syn.images.shape[1:]) != tuple(task.image_shape):
         raise UserError(f"'{where}' holds images of shape {list(syn.images.shape[1:])}, but '{task.dataset}' "
                         f"has {list(task.image_shape)}; evaluate it with a recipe for the dataset it was distilled from")

@@ -18,30 +18,37 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import UserError
 from .source import DatasetSource, RawSplits
+from .validate import validate_raw
 from .zca import ZCA
 
 SPLIT_SEED = 0  # the validation split never changes with the run seed
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("CONDENSERY_CACHE", Path.home() / ".cache" / "condensery"))
+    """``$CONDENSERY_CACHE`` or ``~/.cache/condensery``: decoded data, teachers, cached accuracies."""
+    path = Path(os.environ.get("CONDENSERY_CACHE", Path.home() / ".cache" / "condensery"))
+    if path.exists() and not path.is_dir():
+        raise UserError(f"CONDENSERY_CACHE '{path}' is a file; point it at a directory (or unset it)")
+    return path
 
 
 def load_raw(name: str, source: DatasetSource) -> RawSplits:
     """Decode ``source`` or read its cached tensors."""
     fp = source.fingerprint() if source.options.cache else None
     if fp is None:
-        return source.load()
+        return validate_raw(source.load(), name)
     key = hashlib.sha1(f"{name}:{fp}".encode()).hexdigest()[:16]
     path = cache_dir() / f"{name}-{key}.safetensors"
     if path.is_file():
         try:
             t = load_file(str(path))
             meta = json.loads(_read_meta(path)["class_names"])
-            return RawSplits(t["train_images"], t["train_labels"], t["test_images"], t["test_labels"], meta)
+            cached = RawSplits(t["train_images"], t["train_labels"], t["test_images"], t["test_labels"], meta)
         except Exception:  # a damaged cache is rebuilt, never trusted
             path.unlink(missing_ok=True)
-    raw = source.load()
+        else:
+            return validate_raw(cached, name)
+    raw = validate_raw(source.load(), name)  # never cache data that cannot be used
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     save_file(

@@ -228,7 +228,11 @@ class ImageFolder(DatasetSource):
         tfs = [T.PILToTensor()]
         if self.options.image_size:
             tfs.insert(0, T.Resize((self.options.image_size, self.options.image_size)))
-        ds = tvd.ImageFolder(str(folder), transform=T.Compose(tfs))
+        try:
+            ds = tvd.ImageFolder(str(folder), transform=T.Compose(tfs))
+        except FileNotFoundError as exc:  # e.g. an empty class folder
+            raise UserError(f"'{folder}': {str(exc).splitlines()[0].rstrip('.')}; give every class folder images "
+                            "(.png, .jpg, ...) or remove it") from None
         if classes is not None and ds.classes != classes:
             raise UserError(f"'{folder}' has classes {ds.classes}, but train has {classes}; use the same class folders")
         return ds, decode_all(ds, self.options.workers)
@@ -257,11 +261,27 @@ def decode_all(ds, workers: int) -> tuple[torch.Tensor, torch.Tensor]:
     except RuntimeError as exc:
         if "stack expects each tensor to be equal size" in str(exc) or "must match" in str(exc):
             raise UserError("images have different sizes or channels; set data.image_size to resize them") from None
+        _name_undecodable(ds)
+        raise
+    except Exception:
+        _name_undecodable(ds)
         raise
     images = torch.cat(xs)
     if images.shape[1] == 4:
         images = images[:, :3]
     return images.contiguous(), torch.cat(ys).to(torch.int64)
+
+
+def _name_undecodable(ds) -> None:
+    """After a decoding failure: a one-line error naming the first file PIL cannot decode."""
+    from PIL import Image
+
+    for path, _ in getattr(ds, "samples", []):
+        try:
+            with Image.open(path) as im:
+                im.convert("RGB")
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is this file's fault
+            raise UserError(f"'{path}' is not a decodable image ({type(exc).__name__}); replace or remove it") from None
 
 
 class TensorsOptions(DatasetOptions):
@@ -290,6 +310,12 @@ class Tensors(DatasetSource):
             raise UserError(f"'{path}': images must be [N,C,H,W] and labels [N] with the same N; got {tuple(x.shape)} and {tuple(y.shape)}")
         if x.is_floating_point():
             x = x.float()
+        from .validate import check_pixels
+
+        check_pixels(x, f"'{path}'")
+        if y.is_floating_point() and bool((y != y.round()).any()):
+            i = int((y != y.round()).nonzero()[0, 0])
+            raise UserError(f"'{path}': labels must be integer class indices; label {y[i].item()} at index {i}")
         return x, y.to(torch.int64)
 
     def load(self) -> RawSplits:
@@ -297,8 +323,15 @@ class Tensors(DatasetSource):
         xte, yte = self._read(self.options.test)
         if xtr.shape[1:] != xte.shape[1:]:
             raise UserError(f"train images are {tuple(xtr.shape[1:])} but test images are {tuple(xte.shape[1:])}")
+        for path, y in ((self.options.train, ytr), (self.options.test, yte)):
+            if len(y) and int(y.min()) < 0:
+                i = int((y < 0).nonzero()[0, 0])
+                raise UserError(f"'{_expand(path)}': label {int(y[i])} at index {i} is negative; labels are class indices 0..K-1")
         k = int(max(ytr.max(), yte.max())) + 1
         names = self.options.class_names or [str(i) for i in range(k)]
         if len(names) < k:
-            raise UserError(f"class_names lists {len(names)} names but labels go up to {k - 1}")
+            big = max((self.options.train, ytr), (self.options.test, yte), key=lambda t: int(t[1].max()))
+            i = int(big[1].argmax())
+            raise UserError(f"'{_expand(big[0])}': label {int(big[1][i])} at index {i} is outside the "
+                            f"{len(names)} class_names; add names or fix the labels")
         return RawSplits(xtr, ytr, xte, yte, names)

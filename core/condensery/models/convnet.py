@@ -57,6 +57,8 @@ class ConvNet(nn.Module):
         activation: str = "relu",
     ) -> None:
         super().__init__()
+        if depth < 1 or width < 1:
+            raise ValueError(f"depth and width must be at least 1, got depth {depth}, width {width}")
         h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
         layers: list[nn.Module] = []
         c = in_chans

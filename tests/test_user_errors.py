@@ -1,0 +1,241 @@
+"""Every user-fixable mistake ends in one line on stderr, exit code 2, no traceback.
+
+Each case builds its bad input in a temporary folder and runs the command in-process
+(``cli``); run commands pass ``--quiet`` so the only stderr line is the error itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from condensery import CheckpointStore, SyntheticSet
+from safetensors.torch import save_file
+
+GOOD = """
+name: ue
+seed: 0
+data: {name: digits}
+model: {name: convnet, depth: 2, width: 8}
+synthesizer: {name: pixel, ipc: 1, iterations: 4, matcher: {name: distribution, batch_real: 8}}
+evaluators: [{name: hard-label, runs: 1, epochs: 1}]
+runtime: {threads: 1, checkpoint_every: 2}
+"""
+EVAL = "name: e\ndata: {name: digits}\nmodel: {name: convnet, depth: 2, width: 8}\nevaluators: [{name: hard-label, runs: 1, epochs: 1}]\n"
+
+
+def recipe(d: Path, text: str = GOOD, name: str = "r.yaml") -> str:
+    (d / name).write_text(text)
+    return str(d / name)
+
+
+def run(d: Path, *extra: str, text: str = GOOD) -> list[str]:
+    return ["run", recipe(d, text), "-o", str(d / "run"), "--quiet", *extra]
+
+
+def edited(old: str, new: str) -> str:
+    assert old in GOOD
+    return GOOD.replace(old, new)
+
+
+def finished(d: Path) -> Path:
+    from condensery.cli import main
+
+    try:
+        main(run(d))
+    except SystemExit as exc:
+        assert not exc.code
+    return d / "run"
+
+
+def a_set(d: Path, images=None, labels=None) -> str:
+    x = torch.zeros(10, 1, 8, 8) if images is None else images
+    y = torch.arange(10) if labels is None else labels
+    SyntheticSet(x, y).save(d / "set.safetensors")
+    return str(d / "set.safetensors")
+
+
+def tensors_recipe(d: Path, train_labels=None) -> str:
+    x = torch.randint(0, 255, (12, 1, 8, 8), generator=torch.Generator().manual_seed(0)).to(torch.uint8)
+    save_file({"images": x, "labels": torch.arange(12) % 3 if train_labels is None else train_labels}, str(d / "tr.st"))
+    save_file({"images": x, "labels": torch.arange(12) % 3}, str(d / "te.st"))
+    return edited("data: {name: digits}", f"data: {{name: tensors, train: {d / 'tr.st'}, test: {d / 'te.st'}, val_fraction: 0.0}}")
+
+
+def killed_with(d: Path, damage: Callable[[Path], None]) -> list[str]:
+    """A finished run with its metrics removed (as if killed) and one artifact damaged."""
+    out = finished(d)
+    (out / "metrics.json").unlink()
+    damage(out)
+    return run(d)
+
+
+def truncated_checkpoint(out: Path) -> None:
+    (out / "synthetic.safetensors").unlink()
+    store = CheckpointStore(out / "checkpoints")
+    store.save("pixel", {"images": torch.zeros(10, 1, 8, 8)}, {"step": 2})
+    path = next((out / "checkpoints").glob("pixel*"))
+    path.write_bytes(path.read_bytes()[:40])
+
+
+def generator_without_key(d: Path) -> list[str]:
+    g = d / "gen"
+    g.mkdir()
+    (g / "config.json").write_text(json.dumps({"format": "condensery.generator/2"}))
+    return ["generate", str(g), "--ipc", "1", "-o", str(d / "o.safetensors")]
+
+
+CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
+    # -- recipe ------------------------------------------------------------------------------
+    "recipe missing": (lambda d: ["run", str(d / "none.yaml")], "none.yaml"),
+    "recipe not yaml": (lambda d: run(d, text="a: [b\n"), "YAML"),
+    "recipe not a mapping": (lambda d: run(d, text="- 1\n- 2\n"), "mapping"),
+    "unknown section": (lambda d: run(d, text=GOOD + "synthesiser: {}\n"), "synthesiser"),
+    "unknown synthesizer": (lambda d: run(d, text=edited("name: pixel", "name: pixle")), "pixle"),
+    "unknown synthesizer option": (lambda d: run(d, text=edited("iterations: 4", "iteratons: 4")), "iteratons"),
+    "option of the wrong type": (lambda d: run(d, text=edited("ipc: 1", "ipc: ten")), "ipc"),
+    "ipc zero": (lambda d: run(d, text=edited("ipc: 1", "ipc: 0")), "ipc"),
+    "unknown matcher": (lambda d: run(d, text=edited("name: distribution", "name: distrib")), "distrib"),
+    "unknown matcher option": (lambda d: run(d, text=edited("batch_real: 8", "batch_reel: 8")), "batch_reel"),
+    "unknown evaluator": (lambda d: run(d, text=edited("name: hard-label", "name: hard")), "hard"),
+    "unknown evaluator option": (lambda d: run(d, text=edited("runs: 1", "rnus: 1")), "rnus"),
+    "no evaluators": (lambda d: run(d, text=edited("evaluators: [{name: hard-label, runs: 1, epochs: 1}]",
+                                                   "evaluators: []")), "evaluators"),
+    "unknown dataset": (lambda d: run(d, text=edited("name: digits", "name: digitz")), "digitz"),
+    "unknown dataset option": (lambda d: run(d, text=edited("{name: digits}", "{name: digits, val_frac: 0.1}")), "val_frac"),
+    "unknown model": (lambda d: run(d, text=edited("name: convnet", "name: convnett")), "convnett"),
+    "model option typo": (lambda d: run(d, text=edited("width: 8", "widht: 8")), "widht"),
+    "negative model depth": (lambda d: run(d, text=edited("depth: 2", "depth: -1")), "depth"),
+    "seed negative": (lambda d: run(d, text=edited("seed: 0", "seed: -1")), "seed"),
+    "seed too large": (lambda d: run(d, text=edited("seed: 0", "seed: 4294967296")), "seed"),
+    "set without =": (lambda d: run(d, "--set", "synthesizer.ipc"), "--set"),
+    "set of an unknown key": (lambda d: run(d, "--set", "synthesizer.bogus=1"), "bogus"),
+    "bad mixed precision": (lambda d: run(d, "--set", "runtime.mixed_precision=fp8"), "mixed_precision"),
+    "threads zero": (lambda d: run(d, "--set", "runtime.threads=0"), "threads"),
+    "fp16 on the cpu": (lambda d: run(d, "--set", "runtime.mixed_precision=fp16"), "fp16"),
+    "unknown command option": (lambda d: ["run", recipe(d), "--bogus"], "--bogus"),
+    # -- data -------------------------------------------------------------------------------
+    "tensors file missing": (lambda d: run(d, text=edited("data: {name: digits}",
+                                                          f"data: {{name: tensors, train: {d}/x.st, test: {d}/x.st}}")), "x.st"),
+    "tensors label negative": (lambda d: run(d, text=tensors_recipe(d, torch.tensor([0, 1, 2, -1] * 3))), "label -1"),
+    "cifar root missing": (lambda d: run(d, text=edited("data: {name: digits}", f"data: {{name: cifar10, root: {d}/c}}")),
+                           "never downloads"),
+    "ipc above the smallest class": (lambda d: run(d, text=edited("ipc: 1", "ipc: 5000")), "ipc"),
+    "unknown class in data.classes": (lambda d: run(d, text=edited("{name: digits}", "{name: digits, classes: [ten]}")), "ten"),
+    "class listed twice": (lambda d: run(d, text=edited("{name: digits}", "{name: digits, classes: [1, 1]}")), "twice"),
+    # -- artifacts ---------------------------------------------------------------------------
+    "eval set missing": (lambda d: ["eval", str(d / "no.safetensors"), "--recipe", recipe(d, EVAL)], "no.safetensors"),
+    "eval set of another format": (lambda d: ["eval", str((d / "s.txt").write_text("x") and d / "s.txt"),
+                                              "--recipe", recipe(d, EVAL)], "s.txt"),
+    "eval set corrupt": (lambda d: ["eval", str((d / "c.safetensors").write_bytes(b"junk") and d / "c.safetensors"),
+                                    "--recipe", recipe(d, EVAL)], "c.safetensors"),
+    "eval set of another shape": (lambda d: ["eval", a_set(d, images=torch.zeros(10, 3, 8, 8)), "--recipe", recipe(d, EVAL)],
+                                  "shape"),
+    "eval set labels out of range": (lambda d: ["eval", a_set(d, labels=torch.arange(10) + 5), "--recipe", recipe(d, EVAL)],
+                                     "labels"),
+    "eval set with nan": (lambda d: ["eval", a_set(d, images=torch.full((10, 1, 8, 8), float("nan"))),
+                                     "--recipe", recipe(d, EVAL)], "non-finite"),
+    "init_from missing": (lambda d: run(d, text=edited("iterations: 4", f"iterations: 4, init_from: {d}/no.safetensors")),
+                          "no.safetensors"),
+    "generator folder missing": (lambda d: ["generate", str(d / "nogen"), "--ipc", "1", "-o", str(d / "o.safetensors")],
+                                 "nogen"),
+    "generator config missing a key": (generator_without_key, "config.json"),
+    "generate ipc zero": (lambda d: ["generate", str(d), "--ipc", "0", "-o", str(d / "o.safetensors")], "ipc"),
+    "report of a folder without metrics": (lambda d: ["report", str(d), "-o", str(d / "r.md")], "metrics.json"),
+    "report of bad json": (lambda d: ["report", str((d / "metrics.json").write_text("{") and d),
+                                      "-o", str(d / "r.md")], "JSON"),
+    "report -o an existing directory": (lambda d: ["report", str(finished(d)), "-o", str(d)], "directory"),
+    # -- run directory -----------------------------------------------------------------------
+    "-o is a file": (lambda d: ["run", recipe(d), "-o", str((d / "f").write_text("x") and d / "f"), "--quiet"], "file"),
+    "-o cannot be created": (lambda d: ["run", recipe(d), "-o", "/dev/null/run", "--quiet"], "/dev/null/run"),
+    "corrupt recipe.yaml in the run directory": (
+        lambda d: killed_with(d, lambda out: (out / "recipe.yaml").write_text("a: [\n")), "recipe.yaml"),
+    "finished run of another recipe": (lambda d: [*run(d)[:-1], "--set", "seed=1", "--quiet"] if finished(d) else [],
+                                       "different recipe"),
+    "truncated checkpoint on resume": (lambda d: killed_with(d, truncated_checkpoint), "checkpoint"),
+    "corrupt evaluate.json on resume": (
+        lambda d: killed_with(d, lambda out: (out / "checkpoints").mkdir(exist_ok=True)
+                              or (out / "checkpoints" / "evaluate.json").write_text("{")), "evaluate.json"),
+    # -- runtime and environment -------------------------------------------------------------
+    "cache pointing at a file": (lambda d: ["eval", a_set(d), "--recipe", recipe(d, EVAL.replace(
+        "{name: hard-label, runs: 1, epochs: 1}", "{name: ranking, protocol: hard-label, hard: {runs: 1, epochs: 1}}")),
+        "--quiet"], "CONDENSERY_CACHE"),
+    "processes zero": (lambda d: run(d, "--processes", "0"), "processes"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_user_mistake_is_one_line_exit_2(case, cli, tmp_path, monkeypatch):
+    build, expected = CASES[case]
+    d = tmp_path / "case"
+    d.mkdir()
+    argv = build(d)
+    if case == "cache pointing at a file":
+        (d / "cachefile").write_text("x")
+        monkeypatch.setenv("CONDENSERY_CACHE", str(d / "cachefile"))
+    res = cli(*argv)
+    lines = [line for line in res.err.splitlines() if line.strip()]
+    assert res.code == 2, (case, res.code, res.err[-2000:])
+    assert "Traceback" not in res.err, res.err
+    assert len(lines) == 1, res.err
+    assert expected in lines[0], lines[0]
+
+
+def test_there_are_at_least_forty_cases():
+    assert len(CASES) >= 40
+
+
+BUGGY = '''
+from condensery import Synthesizer, SynthesizerOptions, hookimpl
+
+
+class Buggy(Synthesizer):
+    Options = SynthesizerOptions
+
+    def synthesize(self, ctx):
+        return 1 / 0
+
+
+@hookimpl
+def register_synthesizers(register):
+    register("buggy", Buggy)
+'''
+
+
+def test_a_bug_in_a_plugin_names_the_plugin_exit_1_and_debug_shows_the_traceback(cli, tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    from condensery import plugins
+
+    (tmp_path / "buggy_plugin.py").write_text(BUGGY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("buggy_plugin")
+    monkeypatch.setattr(plugins, "_REGISTRY", plugins.build_registry(extra_plugins=[("buggy", module)]))
+    d = tmp_path / "case"
+    d.mkdir()
+    argv = run(d, text=edited("{name: pixel, ipc: 1, iterations: 4, matcher: {name: distribution, batch_real: 8}}",
+                              "{name: buggy, ipc: 1}"))
+    res = cli(*argv)
+    assert res.code == 1 and "Traceback" not in res.err, res.err
+    [line] = [x for x in res.err.splitlines() if x.strip()]
+    assert "a bug in plugin 'buggy'" in line and "ZeroDivisionError" in line and "--debug" in line
+    with pytest.raises(ZeroDivisionError):
+        cli(*argv, "--debug", "--force")
+    monkeypatch.setenv("CONDENSERY_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        cli(*argv, "--force")
+    sys.modules.pop("buggy_plugin", None)
+
+
+def test_a_model_typo_leaves_nothing_that_refuses_the_corrected_recipe(cli, tmp_path):
+    out = tmp_path / "run"
+    bad = recipe(tmp_path, edited("width: 8", "widht: 8"), "bad.yaml")
+    res = cli("run", bad, "-o", str(out), "--quiet")
+    assert res.code == 2 and "widht" in res.err
+    assert not (out / "recipe.yaml").exists()
+    res = cli("run", recipe(tmp_path), "-o", str(out), "--quiet")  # no --force needed
+    assert res.code == 0, res.err
