@@ -51,19 +51,23 @@ def checkpoint_step(run_dir: Path) -> int:
 
 
 @pytest.mark.slow
-def test_sigkilled_run_resumes_to_the_same_set(cli, recipe, tmp_path):
-    killed, clean = tmp_path / "killed", tmp_path / "clean"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "condensery", "run", str(recipe), "-o", str(killed), "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    ckpt = killed / "checkpoints" / "pixel.safetensors"
+def kill_at_checkpoint(recipe: Path, out: Path, checkpoint: str) -> Path:
+    """Run ``recipe`` into ``out`` in a subprocess and SIGKILL it once ``checkpoint`` exists."""
+    proc = subprocess.Popen([sys.executable, "-m", "condensery", "run", str(recipe), "-o", str(out), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = out / "checkpoints" / f"{checkpoint}.safetensors"
     deadline = time.monotonic() + 180
     while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     _, err = proc.communicate()
     assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    return ckpt
+
+
+def test_sigkilled_run_resumes_to_the_same_set(cli, recipe, tmp_path):
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    ckpt = kill_at_checkpoint(recipe, killed, "pixel")
     assert not (killed / "synthetic.safetensors").exists() and not (killed / "metrics.json").exists()
     step = checkpoint_step(killed)
     assert 0 < step < 120
@@ -130,15 +134,27 @@ def test_nan_names_the_step_and_keeps_a_loadable_checkpoint(cli, recipe, tmp_pat
     res = cli("run", str(recipe), "-o", str(out), "--set", "model.norm=none", "--set", "synthesizer.lr=1e30",
               "--set", "runtime.checkpoint_every=1")
     assert res.code == 3, res.err
-    m = re.search(r"at step (\d+) of stage 'synthesize'; last good checkpoint kept at (\S+);", res.err)
+    m = re.search(r"at step (\d+) of stage 'synthesize'; likely cause: (.*?); last good checkpoint kept at (\S+?)[;\s]",
+                  res.err)
     assert m, res.err
-    step, kept = int(m.group(1)), Path(m.group(2))
-    assert kept == out / "checkpoints" / "pixel.safetensors" and kept.is_file()
-    tensors, meta = CheckpointStore(kept.parent).load("pixel")
-    assert 0 < int(meta["step"]) <= step
-    assert tensors["images"].shape == (20, 1, 8, 8) and torch.isfinite(tensors["images"]).all()
+    step, kept = int(m.group(1)), Path(m.group(3))
+    assert kept == out / "checkpoints" / "pixel.safetensors" or m.group(3) == "(none"
+    if kept.is_file():
+        tensors, meta = CheckpointStore(kept.parent).load("pixel")
+        assert 0 < int(meta["step"]) <= step
+        assert tensors["images"].shape == (20, 1, 8, 8) and torch.isfinite(tensors["images"]).all()
+        assert float(tensors["images"].abs().max()) <= 1e4  # sane, not just finite
     assert not (out / "synthetic.safetensors").exists() and not (out / "metrics.json").exists()
     assert "Traceback" not in res.err
+    # the last sane images are kept as a set, and the suggested command continues from them
+    sane = SyntheticSet.load(out / "last-sane.safetensors")
+    assert torch.isfinite(sane.images).all() and float(sane.images.abs().max()) <= 1e4
+    suggested = re.search(r"continue from the last sane images with: condensery (run .*)$", res.err.strip())
+    assert suggested, res.err
+    argv = suggested.group(1).split()
+    assert "synthesizer.lr=1e+29" in argv and f"synthesizer.init_from={out / 'last-sane.safetensors'}" in argv
+    res = cli(*argv, "--set", "synthesizer.lr=0.01", "--set", "synthesizer.iterations=3", "--quiet")
+    assert res.code == 0, res.err
 
 
 def test_checkpoint_write_is_atomic(tmp_path):
@@ -151,3 +167,53 @@ def test_checkpoint_write_is_atomic(tmp_path):
     store.save("pixel", {"images": torch.zeros(2, 3)}, {"step": 20})
     assert store.load("pixel")[1] == {"step": 20}
     assert not (tmp_path / "pixel.safetensors.tmp").exists()
+
+
+MGDD_META = """
+name: resume-mgdd
+seed: 0
+data: {name: digits, classes: [0, 1, 2, 3, 4]}
+model: {name: convnet, depth: 2, width: 16}
+synthesizer:
+  name: mgdd
+  mode: meta-train
+  ipc: 2
+  resolution: 8
+  block_out_channels: [8, 16]
+  meta_steps: 30
+  meta_batch: 2
+  inner_steps: 1
+  task_ipcs: [1, 2]
+  matcher: {name: krr, dsa: false, num_models: 1, width: 32, resample_every: 1, batch_real: 16}
+evaluators: [{name: hard-label, runs: 1, epochs: 2}]
+runtime: {threads: 1, checkpoint_every: 3}
+"""
+
+DWA = """
+name: resume-dwa
+seed: 0
+data: {name: digits}
+model: {name: convnet_bn, width: 16}
+synthesizer: {name: dwa, ipc: 2, teacher_model: {name: convnet_bn, width: 16}, teacher_epochs: 2, iterations: 40,
+              steps: 2, lr: 0.1, shift: 1, init: real, rho: 0.015}
+evaluators: [{name: soft-label, runs: 1, epochs: 2}]
+runtime: {threads: 1, checkpoint_every: 2}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text,checkpoint", [(MGDD_META, "mgdd-meta-train"), (DWA, "dwa-recover-p0")])
+def test_mgdd_and_dwa_resume_to_the_same_set(cli, tmp_path, text, checkpoint):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(text)
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    kill_at_checkpoint(recipe, killed, checkpoint)
+    assert not (killed / "synthetic.safetensors").exists()
+    res = cli("run", str(recipe), "-o", str(killed))
+    assert res.code == 0, res.err
+    assert "resuming" in res.err, res.err
+    assert cli("run", str(recipe), "-o", str(clean), "--quiet").code == 0
+    a, b = (SyntheticSet.load(d / "synthetic.safetensors") for d in (killed, clean))
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (killed, clean))
+    assert [r["values"] for r in ma["results"]] == [r["values"] for r in mb["results"]]

@@ -214,6 +214,7 @@ class DWASynthesizer(Synthesizer):
             done = {int(key[1:]): t.to(ctx.device) for key, t in loaded[0].items()}
             infos = {int(b): v for b, v in loaded[1].get("infos", {}).items()}
             ctx.log("recover", 0, resumed_batches=len(done))
+            rt.say(f"  resuming from {ctx.checkpoints.path(name)}: {len(done)} of {len(batches)} batches recovered")
         mine = rt.split(range(len(batches)), "recover batches")
         for b in ctx.progress(mine, desc="recover (dwa)" if o.rho > 0 else "recover (sre2l)"):
             if b in done:

@@ -13,6 +13,7 @@ classes and the gradients are summed; any other matcher runs whole on every proc
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import torch
@@ -113,25 +114,29 @@ class PixelSynthesizer(Synthesizer):
         learnables = [images, *(t for t, _ in extras)]
         rows = self._class_share(ctx, labels)
         start = self._resume(ctx, images, opt, matcher)
+        self._sane = images.detach().clone()  # the last images known finite and in range
         every = rt.options.checkpoint_every
         steps = range(start, self.options.iterations)
         for step in ctx.progress(steps, desc=f"distil ({type(matcher).__name__})", total=len(steps)):
             loss = self.step_loss(matcher, images, labels, step, rows)
             total = loss.detach().clone() if rows is None else rt.sum_(loss.detach().float().clone())
             if not torch.isfinite(total):  # the same verdict on every process
-                self._diverged(ctx, f"matcher loss became {total.item()}", step)
+                self._diverged(ctx, f"matcher loss became {total.item()}", step, start, labels, updated=step > start)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if rows is not None:
                 rt.sum_grads(learnables)  # the loss is a sum over classes: so is its gradient
             opt.step()
             if not torch.isfinite(images).all():
-                self._diverged(ctx, "the synthetic images became non-finite", step)
+                self._diverged(ctx, "the synthetic images became non-finite", step, start, labels)
             matcher.after_step(images, labels, step)
             if step % self.options.log_every == 0 or step == self.options.iterations - 1:
                 ctx.log("synthesize", step, loss=total.item())
-            if (step + 1) % every == 0 and step + 1 < self.options.iterations and rt.is_main:
-                self._checkpoint(ctx, images, opt, matcher, step + 1)
+            if (step + 1) % every == 0 and step + 1 < self.options.iterations:
+                self._check_sane(ctx, images, labels, step, start)  # never checkpoint images that blew up
+                if rt.is_main:
+                    self._checkpoint(ctx, images, opt, matcher, step + 1)
+                    self._sane = images.detach().clone()
         return self.result(ctx, images.detach(), labels, matcher)
 
     def step_loss(self, matcher, images: torch.Tensor, labels: torch.Tensor, step: int,
@@ -158,12 +163,39 @@ class PixelSynthesizer(Synthesizer):
         share = torch.tensor(mine, dtype=labels.dtype, device=labels.device)
         return torch.isin(labels, share).nonzero().flatten()
 
-    def _diverged(self, ctx: RunContext, what: str, step: int) -> None:
+    #: |pixel| beyond which images in the normalised space have blown up (real data is ~N(0, 1))
+    SANE_LIMIT = 1e4
+
+    def _check_sane(self, ctx: RunContext, images: torch.Tensor, labels: torch.Tensor, step: int, start: int) -> None:
+        top = float(images.detach().abs().max())
+        if top > self.SANE_LIMIT:
+            self._diverged(ctx, f"the synthetic images grew to |x| = {top:.3g}", step, start, labels)
+
+    def _diverged(self, ctx: RunContext, what: str, step: int, start: int = 0,
+                  labels: torch.Tensor | None = None, updated: bool = True) -> None:
+        """Stop with the step, the likely cause and a command that continues from the last
+        sane images (``last-sane.safetensors``, finite and in range) at a lower lr."""
+        lr = self.options.lr
+        if not updated:
+            cause = ("likely cause: the data or the model (the loss was not finite before any update); check the "
+                     "data and the model options")
+        else:
+            cause = f"likely cause: the step size (image lr {lr:g}; the last sane images are from before step {step})"
         kept = ctx.checkpoints.path(self.CHECKPOINT)
+        hint = ""
+        sane = getattr(self, "_sane", None)
+        if labels is not None and sane is not None and ctx.runtime.is_main and ctx.run_dir is not None:
+            path = Path(ctx.run_dir) / "last-sane.safetensors"
+            SyntheticSet(sane.cpu(), labels.cpu(), metadata={
+                "method": "pixel", "num_classes": ctx.task.num_classes, "class_names": ctx.task.class_names,
+                "mean": ctx.task.mean, "std": ctx.task.std,
+                **({"zca": ctx.data.zca.info()} if ctx.data.zca is not None else {}),
+                "note": f"the last sane images before divergence at step {step}"}).save(path)
+            hint = (f"; continue from the last sane images with: condensery run {Path(ctx.run_dir) / 'recipe.yaml'} "
+                    f"-o {ctx.run_dir}-lr{lr / 10:g} --set synthesizer.lr={lr / 10:g} --set synthesizer.init_from={path}")
         raise DivergenceError(
-            f"{what} at step {step} of stage 'synthesize'; "
-            f"last good checkpoint kept at {kept if kept.exists() else '(none yet)'}; "
-            "lower the learning rate (synthesizer.lr) and rerun with --force"
+            f"{what} at step {step} of stage 'synthesize'; {cause}; "
+            f"last good checkpoint kept at {kept if kept.exists() else '(none yet)'}{hint}"
         )
 
     def result(self, ctx: RunContext, images: torch.Tensor, labels: torch.Tensor, matcher) -> SyntheticSet:
