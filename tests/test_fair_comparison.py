@@ -143,6 +143,8 @@ def test_comparison_marks_an_interval_that_includes_zero():
     assert clear["paired"] and clear["interval"] == "t over 3 paired networks" and not clear["includes_zero"]
     [noisy] = comparisons([res("synthetic", [0.80, 0.60, 0.70]), res("random", [0.70, 0.72, 0.68])])
     assert noisy["includes_zero"]
+    diversity = [{**res(s, [0.2, 0.3]), "evaluator": "diversity", "metric": "cosine distance"} for s in ("synthetic", "random")]
+    assert comparisons(diversity) == []  # not an accuracy: no "points" difference
     [old] = comparisons([res("synthetic", [0.8, 0.82], paired=False), res("random", [0.6, 0.61], paired=False)])
     assert not old["paired"] and old["interval"].startswith("Welch")
     metrics = {"recipe": "r", "method": "pixel", "dataset": "digits", "ipc": 1, "_path": "runs/x",

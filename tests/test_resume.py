@@ -201,10 +201,33 @@ runtime: {threads: 1, checkpoint_every: 2}
 """
 
 
+MGDD_ADAPT = """
+name: resume-mgdd-adapt
+seed: 0
+data: {name: digits, classes: [5, 6, 7, 8, 9]}
+model: {name: convnet, depth: 2, width: 16}
+synthesizer:
+  name: mgdd
+  mode: adapt
+  generator: GENERATOR
+  ipc: 2
+  adapt_steps: 30
+  adapt_ipcs: [1, 2]
+  matcher: {name: krr, dsa: false, num_models: 1, width: 32, resample_every: 1, batch_real: 16}
+evaluators: [{name: hard-label, runs: 1, epochs: 2}]
+runtime: {threads: 1, checkpoint_every: 3}
+"""
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("text,checkpoint", [(MGDD_META, "mgdd-meta-train"), (DWA, "dwa-recover-p0")])
+@pytest.mark.parametrize("text,checkpoint", [(MGDD_META, "mgdd-meta-train"), (MGDD_ADAPT, "mgdd-adapt"),
+                                             (DWA, "dwa-recover-p0")])
 def test_mgdd_and_dwa_resume_to_the_same_set(cli, tmp_path, text, checkpoint):
     recipe = tmp_path / "r.yaml"
+    if "GENERATOR" in text:  # adaptation needs a meta-trained generator first
+        (tmp_path / "meta.yaml").write_text(MGDD_META.replace("meta_steps: 30", "meta_steps: 4"))
+        assert cli("run", str(tmp_path / "meta.yaml"), "-o", str(tmp_path / "meta"), "--quiet").code == 0
+        text = text.replace("GENERATOR", str(tmp_path / "meta" / "generator"))
     recipe.write_text(text)
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     kill_at_checkpoint(recipe, killed, checkpoint)

@@ -10,7 +10,7 @@ meta-trained generator, which the tool trains first) and ``dwa`` (teacher, recov
 Each kill lands at a moment drawn (seeded) uniformly within the uninterrupted run's wall
 time, so kills fall into data loading, synthesis, checkpoint writes and evaluation alike.
 A kill that comes after the process already finished is not counted. The JSON lists, per
-method, the kill times, the steps the reruns resumed from, and whether set and metrics match.
+method, the kill times, where each rerun resumed, and whether set and metrics match.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ runtime: {threads: 1, checkpoint_every: 2}
 
 
 def command(recipe: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "condensery", "run", str(recipe), "-o", str(out), "--quiet"]
+    return [sys.executable, "-m", "condensery", "run", str(recipe), "-o", str(out)]  # status lines say where it resumed
 
 
 def environment() -> dict[str, str]:
@@ -127,30 +127,56 @@ def run_to_end(recipe: Path, out: Path) -> tuple[float, str]:
     return time.perf_counter() - t0, done.stderr
 
 
+def resume_points(err: str) -> list[str]:
+    """Where a rerun picked up: a step, recovered batches (DWA) or the finished set (evaluation)."""
+    points = [f"{m[0]}step {m[1]}" for m in re.findall(r"resuming .*?(?:at )?(stage \d+, )?step (\d+)", err)]
+    points += [f"{m} batches" for m in re.findall(r"(\d+) of \d+ batches recovered", err)]
+    points += ["set done" for _ in re.findall(r"reusing the finished set", err)]
+    return points
+
+
+def wait_for_checkpoint(proc: subprocess.Popen, folder: Path, after: float, limit: float) -> None:
+    """Until a checkpoint under ``folder`` is newer than ``after`` (or the run ends, or ``limit`` s pass)."""
+    deadline = time.monotonic() + limit
+    while proc.poll() is None and time.monotonic() < deadline:
+        if any(p.stat().st_mtime > after for p in folder.glob("*.safetensors")):
+            return
+        time.sleep(0.02)
+
+
 def killed_trial(recipe: Path, out: Path, span: float, rng: random.Random) -> dict:
     """One fresh run directory: SIGKILL the run at random moments until a rerun finishes.
 
-    The first kill lands uniformly in 5-95 % of the uninterrupted wall time, each later one
-    in 5-95 % of half of it (a resumed run has less left to do).
+    Half of the kills land uniformly in 5-95 % of the uninterrupted wall time (a resumed run:
+    of half of it); the other half a random 0-1 s after a new checkpoint appears, so kills
+    fall inside synthesis and right after checkpoint writes, not only in start-up.
     """
     times, resumed = [], []
     while True:
-        at = rng.uniform(0.05, 0.95) * (span if not times else span / 2)
-        proc = subprocess.Popen(command(recipe, out), stderr=subprocess.PIPE, text=True, env=environment())
+        started = time.time()
+        proc = subprocess.Popen(command(recipe, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, env=environment())
+        if rng.random() < 0.5:
+            wait_for_checkpoint(proc, out / "checkpoints", started, span)
+            at = rng.uniform(0.0, 1.0)
+            mode = "after a checkpoint"
+        else:
+            at = rng.uniform(0.05, 0.95) * (span if not times else span / 2)
+            mode = "uniform"
         try:
             _, err = proc.communicate(timeout=at)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             _, err = proc.communicate()
-            times.append(round(at, 2))
-            resumed += [int(s) for s in re.findall(r"at step (\d+)", err)]
+            times.append({"seconds": round(time.time() - started, 2), "mode": mode})
+            resumed += resume_points(err)
             if len(times) < 3:
                 continue
             _, err = run_to_end(recipe, out)  # three kills in one directory are enough
         if proc.returncode not in (0, -signal.SIGKILL):
             raise SystemExit(f"{recipe.name}: a rerun failed: {err.strip().splitlines()[-1:]}")
-        resumed += [int(s) for s in re.findall(r"at step (\d+)", err)]
-        return {"kills": len(times), "kill_seconds": times, "resumed_at_steps": resumed}
+        resumed += resume_points(err)
+        return {"kills": len(times), "killed_at": times, "resumed_at": resumed}
 
 
 def same_outputs(a: Path, b: Path) -> dict:
@@ -198,7 +224,7 @@ def main() -> None:
                  "trials": trials}
         report["methods"][method] = entry
         print(f"{method:<11} {entry['kills']} kills in {len(trials)} directories, "
-              f"resumed at {[t['resumed_at_steps'] for t in trials]}, identical: {entry['identical']}", flush=True)
+              f"resumed at {[t['resumed_at'] for t in trials]}, identical: {entry['identical']}", flush=True)
     report["total_kills"] = sum(m["kills"] for m in report["methods"].values())
     report["all_identical"] = all(m["identical"] for m in report["methods"].values())
     text = json.dumps(report, indent=2)

@@ -137,9 +137,13 @@ def compare(syn: Any, rnd: Any) -> dict[str, Any]:
 
 
 def comparisons(results: Iterable[Any]) -> list[dict[str, Any]]:
-    """Synthetic minus random for every (evaluator, model, arm) that has both arms, in order."""
+    """Synthetic minus random accuracy for every (evaluator, model, arm) that has both arms,
+    in order. Results that state another ``metric`` (e.g. a diversity score) are not accuracies
+    and are left out."""
     groups: dict[tuple, dict[str, Any]] = {}
     for r in results:
+        if _get(r, "metric") not in (None, "accuracy"):
+            continue
         key = (_get(r, "evaluator"), _get(r, "model"), _get(r, "arm"))
         groups.setdefault(key, {})[_get(r, "set") or "synthetic"] = r
     return [compare(g["synthetic"], g["random"]) for g in groups.values() if "synthetic" in g and "random" in g]

@@ -12,10 +12,13 @@ import yaml
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write text so a reader never sees half a file: temp file, then rename."""
+    """Write text so a reader never sees half a file, even after a crash: temp file, fsync, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

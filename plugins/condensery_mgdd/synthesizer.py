@@ -246,7 +246,9 @@ class MGDDSynthesizer(Synthesizer):
         o, rt = self.options, ctx.runtime
         params = [p for p in gen.parameters()]
         opt = torch.optim.Adam(param_groups(gen, o.adapt_lr, o.step_lr_scale))
-        start = self.resume(ctx, gen, opt, "mgdd-adapt")
+        if o.loss_dsa:
+            self.augmented(ctx, ctx.matcher)  # exists before resume, so its real-batch stream is restored too
+        start = self.resume(ctx, gen, opt, "mgdd-adapt", self.stateful_matchers(ctx))
         labeler = self.labeler_for(ctx)
         ipcs = o.adapt_ipcs or [o.ipc]
         smallest = min(ctx.data.class_count(c) for c in range(ctx.task.num_classes))
@@ -271,15 +273,25 @@ class MGDDSynthesizer(Synthesizer):
             if step % o.log_every == 0 or step == o.adapt_steps - 1:
                 ctx.log("adapt", step, loss=total.item() / o.adapt_batch)
             if (step + 1) % rt.options.checkpoint_every == 0 and step + 1 < o.adapt_steps and rt.is_main:
-                self.checkpoint(ctx, gen, opt, "mgdd-adapt", step + 1)
+                self.checkpoint(ctx, gen, opt, "mgdd-adapt", step + 1, self.stateful_matchers(ctx))
 
     # -- checkpoints --------------------------------------------------------------------
-    def checkpoint(self, ctx: RunContext, gen: MetaGenerator, opt: torch.optim.Optimizer, name: str, step: int) -> None:
+    def stateful_matchers(self, ctx: RunContext) -> list[Any]:
+        """The matchers adaptation reuses across steps (the run's, and its DSA copy): their
+        streams (real batches) advance every step, so a checkpoint must hold them."""
+        cache = self.__dict__.get("_augmented")
+        return [ctx.matcher, *([cache[ctx.matcher]] if cache is not None and ctx.matcher in cache else [])]
+
+    def checkpoint(self, ctx: RunContext, gen: MetaGenerator, opt: torch.optim.Optimizer, name: str, step: int,
+                   matchers: list[Any] = ()) -> None:
         tensors = {f"gen.{k}": v for k, v in gen.state_dict().items()}
         tensors.update(optimizer_state(opt))
+        for i, m in enumerate(matchers):
+            tensors.update({f"matcher{i}.{k}": v for k, v in m.state_dict().items()})
         ctx.checkpoints.save(name, tensors, {"step": step, "channels": gen.channel_counts})
 
-    def resume(self, ctx: RunContext, gen: MetaGenerator, opt: torch.optim.Optimizer, name: str) -> int:
+    def resume(self, ctx: RunContext, gen: MetaGenerator, opt: torch.optim.Optimizer, name: str,
+               matchers: list[Any] = ()) -> int:
         loaded = ctx.checkpoints.load(name)
         if loaded is None:
             return 0
@@ -290,6 +302,9 @@ class MGDDSynthesizer(Synthesizer):
             return 0
         gen.load_state_dict(state)
         load_optimizer_state(opt, tensors)
+        for i, m in enumerate(matchers):
+            prefix = f"matcher{i}."
+            m.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
         ctx.runtime.say(f"  resuming {name} at step {meta['step']}")
         return int(meta["step"])
 
