@@ -12,6 +12,7 @@ from .compare import (  # noqa: E402
     describe_comparison,
     paired_interval,
     pooled_interval,
+    result_lines,
     welch_interval,
 )
 from .components import (  # noqa: E402
@@ -52,6 +53,6 @@ __all__ = [
     "load_optimizer_state", "UserError", "DivergenceError", "CondenseryError",
     "Generator", "GenerateOptions", "save_generator", "load_generator", "read_generator_config", "task_config",
     "open_task", "context_of", "cache_dir",
-    "comparisons", "describe_comparison", "paired_interval", "welch_interval", "pooled_interval",
+    "comparisons", "describe_comparison", "paired_interval", "welch_interval", "pooled_interval", "result_lines",
     "train_classifier", "embed", "embed_batched", "predict", "accuracy", "soft_cross_entropy",
 ]

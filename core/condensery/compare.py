@@ -90,7 +90,7 @@ def pooled_interval(
 def _get(r: Any, key: str, default: Any = None) -> Any:
     if isinstance(r, dict):
         return r.get(key, default)
-    if key in ("evaluator", "model", "set", "mean", "values"):
+    if key in ("evaluator", "model", "set", "mean", "std", "runs", "values"):
         return getattr(r, key)
     return r.extra.get(key, default)
 
@@ -158,3 +158,16 @@ def describe_comparison(c: dict[str, Any]) -> str:
         if c.get("includes_zero"):
             text += " (includes 0)"
     return text
+
+
+def result_lines(results: Iterable[Any], compared: Iterable[dict[str, Any]]) -> list[str]:
+    """The status lines of a finished evaluation: each arm's mean ± std, then each paired
+    difference with its interval (what ``run`` and ``eval`` print)."""
+    lines = [f"  {_get(r, 'evaluator'):<12} {_get(r, 'model'):<10} {_get(r, 'set'):<9} "
+             f"{100 * _get(r, 'mean'):6.2f} ± {100 * (_get(r, 'std') or 0.0):.2f} % ({_get(r, 'runs')} runs)"
+             for r in results]
+    for c in compared:
+        arm = f" ({c['arm']})" if c.get("arm") not in (None, "method") else ""
+        lines.append(f"  {c['evaluator'] + arm:<12} {c['model']:<10} synthetic − random {describe_comparison(c)} points, "
+                     f"95 % CI ({c['interval']})")
+    return lines

@@ -15,7 +15,7 @@ import torch
 
 from . import __version__
 from . import progress as progress_module
-from .compare import comparisons, describe_comparison
+from .compare import comparisons, result_lines
 from .components import Result
 from .context import RunContext, Task, label_like
 from .data.realdata import RealData, load_raw, restrict
@@ -185,7 +185,8 @@ def _run_in(plan: Plan, registry: Registry, run_dir: Path, runtime: Runtime, t0:
     if runtime.is_main:
         write_json(metrics_path, metrics)
     registry.pm.hook.on_run_end(context=ctx, metrics=metrics)
-    say_results(runtime.say, results, metrics["comparisons"])
+    for line in result_lines(results, metrics["comparisons"]):
+        runtime.say(line)
     runtime.wait()  # the main process has written everything before anyone exits
     return metrics
 
@@ -288,16 +289,6 @@ def evaluate_all(plan: Plan, ctx: RunContext, synset: SyntheticSet) -> list[Resu
                 random_set = label_like(ctx, synset, random_set)
             judge(i, name, evaluator, "random", random_set)
     return results
-
-
-def say_results(say: Any, results: list[Result], compared: list[dict[str, Any]]) -> None:
-    """Each arm's mean ± std, then each paired difference with its interval."""
-    for r in results:
-        say(f"  {r.evaluator:<12} {r.model:<10} {r.set:<9} {100 * r.mean:6.2f} ± {100 * r.std:.2f} % ({r.runs} runs)")
-    for c in compared:
-        arm = f" ({c['arm']})" if c.get("arm") not in (None, "method") else ""
-        say(f"  {c['evaluator'] + arm:<12} {c['model']:<10} synthetic − random {describe_comparison(c)} points, "
-            f"95 % CI ({c['interval']})")
 
 
 def _result_from_json(d: dict[str, Any]) -> Result:

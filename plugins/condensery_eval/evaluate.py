@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from condensery import Result, RunContext, SyntheticSet, UserError, comparisons
+from condensery import Result, RunContext, SyntheticSet, UserError, comparisons, result_lines
 
 from .protocol import class_counts, random_like
 from .sets import load_set
@@ -110,7 +110,7 @@ def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | N
              overrides: list[str], registry: Any) -> tuple[dict[str, Any], Path]:
     from condensery.progress import say
     from condensery.rundir import write_json, write_yaml
-    from condensery.runner import environment, say_results
+    from condensery.runner import environment
 
     t0 = time.perf_counter()
     synset_path = Path(synset_path)
@@ -143,5 +143,6 @@ def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | N
     if ctx.runtime.is_main:
         write_yaml(out / "recipe.yaml", plan.resolved)
         write_json(out / "metrics.json", metrics)
-    say_results(say, results, metrics["comparisons"])
+    for line in result_lines(results, metrics["comparisons"]):
+        say(line)
     return metrics, out
