@@ -127,6 +127,12 @@ class Result:
         return d
 
     @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Result:
+        """The inverse of ``to_json`` (a KeyError names a missing field)."""
+        fields = ("evaluator", "model", "set", "mean", "std", "runs", "values")
+        return cls(*(d[f] for f in fields), extra={k: v for k, v in d.items() if k not in fields})
+
+    @classmethod
     def from_values(cls, evaluator: str, model: str, set: str, values: list[float], **extra: Any) -> Result:
         t = torch.tensor(values, dtype=torch.float64)
         std = float(t.std(unbiased=True)) if len(values) > 1 else 0.0

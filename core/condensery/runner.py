@@ -256,7 +256,7 @@ def evaluate_all(plan: Plan, ctx: RunContext, synset: SyntheticSet) -> list[Resu
     if done_path.is_file():
         try:
             done = json.loads(done_path.read_text())
-            [_result_from_json(d) for v in done.values() for d in v]
+            [Result.from_json(d) for v in done.values() for d in v]
         except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
             raise UserError(f"'{done_path}' (the evaluations finished so far) is damaged; delete it to redo "
                             "them, or pass --force to start the run over") from None
@@ -267,7 +267,7 @@ def evaluate_all(plan: Plan, ctx: RunContext, synset: SyntheticSet) -> list[Resu
     def judge(i: int, name: str, evaluator: Any, role: str, subject: SyntheticSet) -> None:
         key = f"{i}:{name}:{role}"
         if key in done:
-            results.extend(_result_from_json(d) for d in done[key])
+            results.extend(Result.from_json(d) for d in done[key])
             return
         out = evaluator.evaluate(subject, ctx)
         for r in out:
@@ -290,7 +290,3 @@ def evaluate_all(plan: Plan, ctx: RunContext, synset: SyntheticSet) -> list[Resu
             judge(i, name, evaluator, "random", random_set)
     return results
 
-
-def _result_from_json(d: dict[str, Any]) -> Result:
-    fields = ("evaluator", "model", "set", "mean", "std", "runs", "values")
-    return Result(*(d[f] for f in fields), extra={k: v for k, v in d.items() if k not in fields})

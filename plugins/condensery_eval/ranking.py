@@ -71,11 +71,6 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def result_from_json(d: dict[str, Any]) -> Result:
-    fields = ("evaluator", "model", "set", "mean", "std", "runs", "values")
-    return Result(*(d[f] for f in fields), extra={k: v for k, v in d.items() if k not in fields})
-
-
 def read_cached_arms(path: Path | None) -> dict[str, dict]:
     """The cached random arms at ``path`` ({} when absent or unreadable: recomputed, never trusted)."""
     if path is None or not path.is_file():
@@ -83,7 +78,7 @@ def read_cached_arms(path: Path | None) -> dict[str, dict]:
     try:
         arms = json.loads(path.read_text())["arms"]
         for d in arms.values():
-            result_from_json(d)
+            Result.from_json(d)
         return arms
     except (ValueError, KeyError, TypeError, AttributeError):
         path.unlink(missing_ok=True)
@@ -188,7 +183,7 @@ class RankingEvaluator(Evaluator):
         def pair(ev: Evaluator, arm: str) -> tuple[Result, Result]:
             a = ev.evaluate(syn, ctx)[0]
             if arm in cached:
-                b = result_from_json(cached[arm])
+                b = Result.from_json(cached[arm])
                 b.extra["random_source"] = "cache"
             else:
                 b = ev.evaluate(rnd, ctx)[0]
