@@ -170,10 +170,10 @@ def test_soft_label_uses_the_teacher_recorded_in_the_set(ctx, synset, tmp_path):
 
 # -- cross-architecture -----------------------------------------------------------------------
 def test_cross_arch_reports_every_model(ctx, synset):
-    opts = CrossArchOptions(models=["convnet", "vgg11"], protocol={"name": "hard-label", "runs": 1, "epochs": 1})
+    opts = CrossArchOptions(models=["convnet", "vgg11_dd"], protocol={"name": "hard-label", "runs": 1, "epochs": 1})
     results = CrossArchEvaluator(opts).evaluate(synset, ctx)
     assert [(r.evaluator, r.model, r.set) for r in results] == [
-        ("cross-arch", "convnet", "synthetic"), ("cross-arch", "vgg11", "synthetic")]
+        ("cross-arch", "convnet", "synthetic"), ("cross-arch", "vgg11_dd", "synthetic")]
     assert all(r.extra["protocol"] == "hard-label" for r in results)
 
 
@@ -191,7 +191,7 @@ def test_cross_arch_options_fail_early(spec, message):
 
 
 @pytest.mark.parametrize("chans, size", [(1, 8), (3, 32)])
-def test_vgg11_works_on_small_images(chans, size):
+def test_vgg11_dd_works_on_small_images(chans, size):
     model = small_vgg_factory("vgg11")(num_classes=10, in_chans=chans, img_size=size)
     assert model(torch.randn(2, chans, size, size)).shape == (2, 10)
     assert sum(p.numel() for p in model.parameters()) < 10_000_000  # no 4096-wide 7x7 head

@@ -58,6 +58,28 @@ def test_finished_run_is_reused_unless_forced(cli, tiny_recipe, tmp_path):
     assert (out / "metrics.json").stat().st_mtime_ns == stamp
     forced = cli("run", str(tiny_recipe), "-o", str(out), "--force", "--quiet")
     assert forced.code == 0 and (out / "metrics.json").stat().st_mtime_ns != stamp
+    # --force starts the step log over: the curves show this run, not both
+    steps = [json.loads(line) for line in (out / "logs" / "steps.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["step"]) for r in steps] == [("synthesize", 0), ("synthesize", 19)]
+
+
+def test_a_torn_last_log_line_does_not_swallow_the_next_row(tmp_path):
+    from types import SimpleNamespace
+
+    from condensery import RunContext
+
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "steps.jsonl").write_text('{"stage": "synthesize", "step": 0, "loss": 1.0}\n{"stage": "synth')
+    ctx = RunContext.__new__(RunContext)  # only what log() touches
+    ctx.run_dir, ctx.history, ctx._log_checked = tmp_path, [], False
+    ctx.runtime = SimpleNamespace(is_main=True)
+    ctx.registry = SimpleNamespace(pm=SimpleNamespace(hook=SimpleNamespace(on_step=lambda **kw: None)))
+    ctx.log("synthesize", 5, loss=0.5)
+    ctx.log("synthesize", 6, loss=0.4)
+    lines = (tmp_path / "logs" / "steps.jsonl").read_text().splitlines()
+    assert json.loads(lines[-2]) == {"stage": "synthesize", "step": 5, "loss": 0.5}
+    assert json.loads(lines[-1]) == {"stage": "synthesize", "step": 6, "loss": 0.4}
+    assert lines[1] == '{"stage": "synth'  # the torn line stays (readers skip it); nothing else is lost
 
 
 def test_same_seed_same_set(cli, tiny_recipe, tmp_path):

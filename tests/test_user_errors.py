@@ -88,6 +88,41 @@ def generator_without_key(d: Path) -> list[str]:
     return ["generate", str(g), "--ipc", "1", "-o", str(d / "o.safetensors")]
 
 
+def hf_recipe(d: Path, path: str, **extra: str) -> str:
+    opts = "".join(f", {k}: {v}" for k, v in extra.items())
+    return edited("data: {name: digits}", f"data: {{name: huggingface, path: '{path}'{opts}}}")
+
+
+def parquet_without_labels(d: Path) -> list[str]:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (8, 8)).save(buf, format="PNG")
+    pq.write_table(pa.table({"image": [buf.getvalue()] * 4, "target": [0, 1, 0, 1]}), str(d / "t.parquet"))
+    return run(d, text=hf_recipe(d, str(d / "t.parquet"), test_path=str(d / "t.parquet")))
+
+
+def zca_set(d: Path) -> str:
+    SyntheticSet(torch.zeros(10, 1, 8, 8), torch.arange(10),
+                 metadata={"zca": {"eps": 0.1, "sha1": "x"}, "mean": [0.3], "std": [0.4]}).save(d / "z.safetensors")
+    return str(d / "z.safetensors")
+
+
+def exported(d: Path) -> Path:
+    from condensery.cli import main
+
+    SyntheticSet(torch.zeros(10, 1, 8, 8), torch.arange(10), metadata={"mean": [0.3], "std": [0.4]}).save(d / "s.safetensors")
+    try:
+        main(["export", str(d / "s.safetensors"), str(d / "out")])
+    except SystemExit as exc:
+        assert not exc.code
+    return d / "out"
+
+
 CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     # -- recipe ------------------------------------------------------------------------------
     "recipe missing": (lambda d: ["run", str(d / "none.yaml")], "none.yaml"),
@@ -109,6 +144,8 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "unknown model": (lambda d: run(d, text=edited("name: convnet", "name: convnett")), "convnett"),
     "model option typo": (lambda d: run(d, text=edited("width: 8", "widht: 8")), "widht"),
     "negative model depth": (lambda d: run(d, text=edited("depth: 2", "depth: -1")), "depth"),
+    "timm family without a small-image stem": (lambda d: run(d, text=edited(
+        "model: {name: convnet, depth: 2, width: 8}", "model: {name: regnetx_002}")), "small_stem: false"),
     "seed negative": (lambda d: run(d, text=edited("seed: 0", "seed: -1")), "seed"),
     "seed too large": (lambda d: run(d, text=edited("seed: 0", "seed: 4294967296")), "seed"),
     "set without =": (lambda d: run(d, "--set", "synthesizer.ipc"), "--set"),
@@ -126,6 +163,12 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "ipc above the smallest class": (lambda d: run(d, text=edited("ipc: 1", "ipc: 5000")), "ipc"),
     "unknown class in data.classes": (lambda d: run(d, text=edited("{name: digits}", "{name: digits, classes: [ten]}")), "ten"),
     "class listed twice": (lambda d: run(d, text=edited("{name: digits}", "{name: digits, classes: [1, 1]}")), "twice"),
+    "huggingface hub id": (lambda d: run(d, text=hf_recipe(d, "cifar10/plain_text")), "never downloads"),
+    "huggingface url": (lambda d: run(d, text=hf_recipe(d, "hf://datasets/cifar10")), "URL"),
+    "huggingface folder missing": (lambda d: run(d, text=hf_recipe(d, str(d / "hfdata"))), "hfdata"),
+    "huggingface folder without data": (lambda d: (d / "hfe").mkdir() or run(d, text=hf_recipe(d, str(d / "hfe"))),
+                                        "save_to_disk"),
+    "parquet without a label column": (parquet_without_labels, "label_column"),
     # -- artifacts ---------------------------------------------------------------------------
     "eval set missing": (lambda d: ["eval", str(d / "no.safetensors"), "--recipe", recipe(d, EVAL)], "no.safetensors"),
     "eval set of another format": (lambda d: ["eval", str((d / "s.txt").write_text("x") and d / "s.txt"),
@@ -138,6 +181,17 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
                                      "labels"),
     "eval set with nan": (lambda d: ["eval", a_set(d, images=torch.full((10, 1, 8, 8), float("nan"))),
                                      "--recipe", recipe(d, EVAL)], "non-finite"),
+    "export set missing": (lambda d: ["export", str(d / "no.safetensors"), str(d / "out")], "no.safetensors"),
+    "export to a non-empty folder": (lambda d: ["export", a_set(d), str(d)], "not empty"),
+    "export to a file": (lambda d: ["export", a_set(d), str((d / "f").write_text("x") and d / "f")], "is a file"),
+    "export of a set without mean/std": (lambda d: ["export", a_set(d), str(d / "out")], "mean/std"),
+    "export of a zca set without --recipe": (lambda d: ["export", zca_set(d), str(d / "out")], "--recipe"),
+    "eval of an export with a damaged set.json": (
+        lambda d: ["eval", str((exported(d) / "set.json").write_text("{") and d / "out"), "--recipe", recipe(d, EVAL)],
+        "set.json"),
+    "eval of an export with a missing png": (
+        lambda d: ["eval", str(next((exported(d) / "train").rglob("*.png")).unlink() or d / "out"),
+                   "--recipe", recipe(d, EVAL)], "missing"),
     "init_from missing": (lambda d: run(d, text=edited("iterations: 4", f"iterations: 4, init_from: {d}/no.safetensors")),
                           "no.safetensors"),
     "generator folder missing": (lambda d: ["generate", str(d / "nogen"), "--ipc", "1", "-o", str(d / "o.safetensors")],

@@ -1,27 +1,43 @@
 """The core's own registrations: datasets and models (no methods live in the core).
 
-Registered through the ``condensery`` entry-point group like every other plugin.
+Registered through the ``condensery`` entry-point group like every other plugin, and by
+reference (``"module:Name"``) so that loading it imports neither torch nor timm.
 """
 
 from __future__ import annotations
 
-from .data import sources
+from typing import Any
+
 from .hookspecs import hookimpl
-from .models.factory import model_factory
+
+_DATASETS = {
+    "digits": "sources:Digits", "mnist": "sources:MNIST", "fashion-mnist": "sources:FashionMNIST",
+    "cifar10": "sources:CIFAR10", "cifar100": "sources:CIFAR100", "imagefolder": "sources:ImageFolder",
+    "tensors": "sources:Tensors", "huggingface": "huggingface:HuggingFace",
+}
+_MODELS = ("convnet", "convnet_d4", "convnet_bn", "resnet18")
+
+
+class TimmModel:
+    """Model factory for one timm name; imports the model code only when a network is built."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.__doc__ = f"timm model '{name}' (its family's small-image stem at 64 px or less)"
+
+    def __call__(self, num_classes: int, in_chans: int, img_size: int, **options: Any) -> Any:
+        from .models.factory import create_timm_model
+
+        return create_timm_model(self.name, num_classes, in_chans, img_size, **options)
 
 
 @hookimpl
 def register_datasets(register) -> None:
-    register("digits", sources.Digits)
-    register("mnist", sources.MNIST)
-    register("fashion-mnist", sources.FashionMNIST)
-    register("cifar10", sources.CIFAR10)
-    register("cifar100", sources.CIFAR100)
-    register("imagefolder", sources.ImageFolder)
-    register("tensors", sources.Tensors)
+    for name, target in _DATASETS.items():
+        register(name, f"condensery.data.{target}")
 
 
 @hookimpl
 def register_models(register) -> None:
-    for name in ("convnet", "convnet_d4", "convnet_bn", "resnet18"):
-        register(name, model_factory(name))
+    for name in _MODELS:
+        register(name, TimmModel(name))

@@ -33,12 +33,12 @@ def run(recipe: str, output: str | None, overrides: tuple[str, ...], quiet: bool
     """Run RECIPE: distil, save the set, evaluate it next to the random real subset."""
     from .launch import in_launched_process, launch, world_size
     from .recipe import load_recipe
-    from .runner import is_finished
-    from .runner import run as run_plan
 
     set_quiet(quiet)
     registry = get_registry()
     plan = load_recipe(recipe, list(overrides), registry)  # a bad recipe fails once, here
+    from .runner import is_finished  # torch: only once the recipe is good
+    from .runner import run as run_plan
     launching = processes and processes > 1 and not in_launched_process()
     if launching and not is_finished(plan, registry, output, force):  # a finished run needs no processes
         args = ["run", recipe, *(["-o", output] if output else []),
@@ -57,9 +57,18 @@ def run(recipe: str, output: str | None, overrides: tuple[str, ...], quiet: bool
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of objects")
-def plugins(as_json: bool) -> None:
+@click.option("--check", is_flag=True, help="also import every component (slower): a reference that fails is listed as broken")
+def plugins(as_json: bool, check: bool) -> None:
     """List every component: kind, name, providing distribution and version."""
+    from .plugins import BrokenPlugin, PluginLoadError
+
     registry = get_registry()
+    if check:
+        for c in registry.all():
+            try:
+                _ = c.obj
+            except PluginLoadError as exc:
+                registry.broken.append(BrokenPlugin(f"{c.plugin} ({c.kind} {c.name})", c.distribution, c.version, str(exc)))
     rows = [
         {"kind": c.kind, "name": c.name, "distribution": c.distribution, "version": c.version, "plugin": c.plugin}
         for c in registry.all()

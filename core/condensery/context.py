@@ -60,6 +60,7 @@ class RunContext:
         self.matcher = matcher
         self.checkpoints = CheckpointStore((self.run_dir or Path(".")) / "checkpoints")
         self.history: list[dict[str, Any]] = []
+        self._log_checked = False  # whether logs/steps.jsonl was checked for a torn last line
 
     @property
     def device(self) -> torch.device:
@@ -72,7 +73,7 @@ class RunContext:
         return progress(iterable, desc=desc, total=total)
 
     def log(self, stage: str, step: int, **metrics: float) -> None:
-        """Record metrics of a step, append them to ``logs/steps.jsonl`` and pass them to ``on_step``.
+        """Record metrics of a step, append them to ``logs/steps.jsonl`` and pass them to ``on_step`` (main process).
 
         Appended line by line (main process only) so the curve of a run that is killed, or
         stops on a NaN, is still on disk; a resumed run appends after what its first attempt wrote.
@@ -82,9 +83,16 @@ class RunContext:
         if self.run_dir is not None and self.runtime.is_main:
             path = self.run_dir / "logs" / "steps.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-        self.registry.pm.hook.on_step(context=self, stage=stage, step=step, metrics=metrics)
+            with path.open("ab+") as f:
+                f.seek(0, 2)
+                if f.tell() and not self._log_checked:  # a killed attempt may have left half a line
+                    f.seek(-1, 2)
+                    if f.read(1) != b"\n":
+                        f.write(b"\n")
+                self._log_checked = True
+                f.write((json.dumps(row) + "\n").encode())
+        if self.runtime.is_main:  # one event per step, not one per process
+            self.registry.pm.hook.on_step(context=self, stage=stage, step=step, metrics=metrics)
 
     def create_model(self, name: str | None = None, **options: Any) -> nn.Module:
         """A fresh network for the task (the recipe's model unless ``name`` is given), on the device."""

@@ -5,7 +5,8 @@ the real data for this call (``Generator.requires_data``). If it does, the task 
 from the recipe stored in the folder (its data and model sections, ``--set`` overrides on
 top, e.g. ``data.root=/elsewhere``), through the same dataset sources a run uses, which
 never download. The set is written with the metadata a run writes, so ``condensery eval``
-judges it under any recipe of that dataset.
+judges it under any recipe of that dataset, and its picture next to it (``SET.png``, the
+run's ``grid.png`` layout).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from .context import RunContext
 from .errors import UserError
+from .figures import grid_path_for, save_grid
 from .generators import Generator, load_generator
 from .synthetic import SyntheticSet
 
@@ -76,4 +78,22 @@ def generate_file(folder: str | Path, ipc: int, output: str | Path, seed: int = 
     )
     if task.get("zca"):  # evaluation must whiten real data as the generator's run did
         synset.metadata["zca"] = task["zca"]
-    return synset.save(output)
+    path = synset.save(output)
+    save_set_grid(synset, ctx, grid_path_for(path))
+    return path
+
+
+def save_set_grid(synset: SyntheticSet, ctx: RunContext | None, path: Path) -> None:
+    """The run's ``grid.png`` for a generated set, next to it (``SET.png``); never fails the command."""
+    from .progress import say
+
+    try:
+        images, mean, std = synset.images, synset.metadata.get("mean"), synset.metadata.get("std")
+        if synset.metadata.get("zca"):
+            if ctx is not None and ctx.data.zca is not None:
+                images = ctx.data.zca.inverse(images.detach())
+            else:  # whitened, and no transform at hand to undo it: show the set's own range
+                mean = std = None
+        save_grid(images, synset.hard_labels, mean, std, path, class_names=synset.metadata.get("class_names"))
+    except Exception as exc:  # noqa: BLE001 -- the set is written; its picture is a convenience
+        say(f"warning: could not write {path}: {type(exc).__name__}: {exc}")

@@ -58,14 +58,22 @@ def register_commands(cli: Any) -> None:
 
 @hookspec
 def on_run_start(context: Any) -> None:
-    """Called once the RunContext is ready, before synthesis."""
+    """Called once per run, on the main process, when the RunContext is ready (before synthesis).
+
+    ``context`` is the run's ``RunContext``: ``context.recipe`` the resolved recipe,
+    ``context.run_dir`` where it writes, ``context.runtime`` its Accelerator and trackers.
+    """
 
 
 @hookspec
 def on_step(context: Any, stage: str, step: int, metrics: dict[str, float]) -> None:
-    """Called whenever a component logs metrics for a step (loggers, visualisers)."""
+    """Called on the main process whenever a component logs metrics (loggers, visualisers).
+
+    ``stage`` names the loop (``synthesize``, ``meta-train`` ...), ``step`` counts within it
+    (a resumed run continues the count), ``metrics`` maps names to floats.
+    """
 
 
 @hookspec
 def on_run_end(context: Any, metrics: dict[str, Any]) -> None:
-    """Called after metrics.json is written."""
+    """Called once per run, on the main process, after ``metrics.json`` is written with ``metrics``."""

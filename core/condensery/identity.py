@@ -21,8 +21,8 @@ from typing import Any
 
 from .errors import UserError
 
-#: runtime settings that change speed or bookkeeping, never a number
-SPEED_ONLY = ("threads", "checkpoint_every")
+#: runtime settings that change speed or bookkeeping (where logs go), never a number
+SPEED_ONLY = ("threads", "checkpoint_every", "log_with")
 LOCK_NAME = ".lock"
 
 

@@ -4,20 +4,25 @@ Built-in and third-party plugins take the same path. Each plugin's hook implemen
 are called one by one so that (a) every component knows which distribution provided it
 and (b) a plugin that fails to import or to register is reported with its error without
 stopping the others.
+
+A component may be registered as the object itself or, to keep start-up fast, as a
+``"package.module:Name"`` reference: ``condensery --help``, ``plugins`` and a recipe that
+names an unknown component then never import torch. The reference is imported the first
+time the component is used (``ComponentInfo.obj``).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata as md
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
-from .errors import UserError
-from .options import suggest
+from .errors import CondenseryError, UserError
 
 KINDS = ("synthesizer", "matcher", "evaluator", "generator", "dataset", "model")
 _HOOK_OF_KIND = {kind: f"register_{kind}s" for kind in KINDS}
@@ -25,18 +30,50 @@ _HOOK_OF_KIND = {kind: f"register_{kind}s" for kind in KINDS}
 
 @dataclass(frozen=True)
 class ComponentInfo:
-    """A registered component and where it came from."""
+    """A registered component and where it came from.
+
+    ``target`` is what the plugin registered: the object, or a ``"module:Name"`` reference
+    that ``obj`` imports on first use.
+    """
 
     kind: str
     name: str
-    obj: Any
+    target: Any
     plugin: str
     distribution: str
     version: str
+    _loaded: list[Any] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def source(self) -> str:
         return f"plugin '{self.plugin}' from {self.distribution} {self.version}"
+
+    @property
+    def obj(self) -> Any:
+        """The component itself (a reference is imported once, here)."""
+        if not isinstance(self.target, str):
+            return self.target
+        if not self._loaded:
+            self._loaded.append(resolve_reference(self.target, self))
+        return self._loaded[0]
+
+
+class PluginLoadError(CondenseryError):
+    """A component's registered reference does not import: a bug or a broken install of its plugin."""
+
+
+def resolve_reference(reference: str, info: ComponentInfo | None = None) -> Any:
+    """``"package.module:Name"`` -> the object, or a one-line ``PluginLoadError`` naming the plugin."""
+    module_name, _, attr = reference.partition(":")
+    try:
+        value: Any = importlib.import_module(module_name)
+        for part in attr.split(".") if attr else []:
+            value = getattr(value, part)
+    except (Exception, SystemExit) as exc:
+        who = f"{info.kind} '{info.name}' of {info.source}" if info else f"'{reference}'"
+        raise PluginLoadError(f"{who} failed to load ({reference}): {_short_error(exc)}; "
+                              "reinstall or fix that plugin") from exc
+    return value
 
 
 @dataclass(frozen=True)
@@ -63,6 +100,8 @@ class Registry:
         """The component ``name`` of ``kind``, or a ``UserError`` listing the valid names."""
         table = self.components[kind]
         if name not in table:
+            from .options import suggest  # pydantic: only when a name is wrong
+
             valid = sorted(table)
             hint = suggest(name, valid)
             raise UserError(
@@ -81,9 +120,12 @@ class Registry:
         dist, version = self._dist_of_plugin.get(plugin, ("(unknown)", ""))
         if not isinstance(name, str) or not name:
             raise UserError(f"plugin '{plugin}' registered a {kind} with an empty or non-text name")
+        if isinstance(obj, str) and ":" not in obj:
+            raise UserError(f"plugin '{plugin}' registered {kind} '{name}' as '{obj}'; a reference looks like "
+                            "'package.module:Name'")
         existing = self.components[kind].get(name)
         new = ComponentInfo(kind, name, obj, plugin, dist, version)
-        if existing is not None and existing.obj is not obj:
+        if existing is not None and existing.target is not obj and existing.target != obj:
             raise UserError(
                 f"{kind} '{name}' is registered twice: by {existing.source} and by {new.source}; "
                 "uninstall one of them or rename the component"

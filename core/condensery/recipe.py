@@ -10,16 +10,18 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .components import Evaluator, Matcher, Synthesizer
-from .data.source import DatasetSource
 from .errors import UserError
 from .options import suggest, validate_options
 from .plugins import Registry
-from .runtime import RuntimeOptions
+from .runtime_options import RuntimeOptions
+
+if TYPE_CHECKING:  # the component modules import torch: only once a recipe names valid components
+    from .components import Evaluator, Matcher, Synthesizer
+    from .data.source import DatasetSource
 
 SECTIONS = ("name", "seed", "data", "model", "synthesizer", "evaluators", "runtime")
 REQUIRED = ("name", "data", "synthesizer")
@@ -109,7 +111,32 @@ def _section(doc: dict[str, Any], key: str) -> dict[str, Any]:
     return dict(value)
 
 
-def _build(registry: Registry, kind: str, spec: dict[str, Any], where: str, base: type) -> tuple[str, Any, dict]:
+def _base_class(kind: str) -> type:
+    from .components import Evaluator, Matcher, Synthesizer
+    from .data.source import DatasetSource
+
+    return {"dataset": DatasetSource, "synthesizer": Synthesizer, "matcher": Matcher, "evaluator": Evaluator}[kind]
+
+
+def _check_names(doc: dict[str, Any], registry: Registry) -> None:
+    """Every component the recipe names exists, checked before any is imported (fast errors)."""
+    named: list[tuple[str, Any]] = []
+    for key, kind in (("data", "dataset"), ("synthesizer", "synthesizer")):
+        if isinstance(doc.get(key), dict):
+            named.append((kind, doc[key].get("name")))
+    synth = doc.get("synthesizer")
+    if isinstance(synth, dict) and isinstance(synth.get("matcher"), dict):
+        named.append(("matcher", synth["matcher"].get("name")))
+    for spec in doc.get("evaluators") or [] if isinstance(doc.get("evaluators"), list) else []:
+        if isinstance(spec, dict):
+            named.append(("evaluator", spec.get("name")))
+    for kind, name in named:
+        if isinstance(name, str):
+            registry.get(kind, name)
+
+
+def _build(registry: Registry, kind: str, spec: dict[str, Any], where: str, base: type | None = None) -> tuple[str, Any, dict]:
+    base = base or _base_class(kind)
     name = spec.pop("name")
     info = registry.get(kind, name)
     cls = info.obj
@@ -123,7 +150,7 @@ def build_matcher(registry: Registry, spec: Any, where: str = "matcher") -> tupl
     """``(name, matcher, resolved spec)`` for a ``{name: ..., **options}`` mapping, validated."""
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise UserError(f"{where} must be a mapping with a 'name'")
-    return _build(registry, "matcher", dict(spec), where, Matcher)
+    return _build(registry, "matcher", dict(spec), where)
 
 
 def resolve(doc: dict[str, Any], registry: Registry, needs_synthesizer: bool = True) -> Plan:
@@ -148,7 +175,13 @@ def resolve(doc: dict[str, Any], registry: Registry, needs_synthesizer: bool = T
     if not 0 <= seed < 2**32:
         raise UserError(f"recipe 'seed' must be in 0..{2**32 - 1} (what numpy and torch seed from), got {seed}")
 
-    data_name, source, data_resolved = _build(registry, "dataset", _section(doc, "data"), "data", DatasetSource)
+    _check_names(doc, registry)
+    rt_raw = doc.get("runtime") or {}
+    if not isinstance(rt_raw, dict):
+        raise UserError("recipe section 'runtime' must be a mapping")
+    runtime = validate_options(RuntimeOptions, rt_raw, "runtime")
+
+    data_name, source, data_resolved = _build(registry, "dataset", _section(doc, "data"), "data")
 
     model = dict(doc.get("model") or {"name": "convnet"})
     if not isinstance(model.get("name"), str):
@@ -160,7 +193,7 @@ def resolve(doc: dict[str, Any], registry: Registry, needs_synthesizer: bool = T
     if "synthesizer" in doc:
         synth_spec = _section(doc, "synthesizer")
         matcher_spec = synth_spec.pop("matcher", None)
-        synth_name, synthesizer, synth_resolved = _build(registry, "synthesizer", synth_spec, "synthesizer", Synthesizer)
+        synth_name, synthesizer, synth_resolved = _build(registry, "synthesizer", synth_spec, "synthesizer")
         if synthesizer.uses_matcher:
             if matcher_spec is None:
                 raise UserError(f"synthesizer '{synth_name}' needs a 'matcher' section, e.g. matcher: {{name: distribution}}; valid matchers: {', '.join(registry.names('matcher'))}")
@@ -176,14 +209,9 @@ def resolve(doc: dict[str, Any], registry: Registry, needs_synthesizer: bool = T
     for i, spec in enumerate(ev_specs):
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
             raise UserError(f"evaluators[{i}] must be a mapping with a 'name'")
-        ev_name, ev, resolved = _build(registry, "evaluator", dict(spec), f"evaluators[{i}]", Evaluator)
+        ev_name, ev, resolved = _build(registry, "evaluator", dict(spec), f"evaluators[{i}]")
         evaluators.append((ev_name, ev))
         ev_resolved.append(resolved)
-
-    rt_raw = doc.get("runtime") or {}
-    if not isinstance(rt_raw, dict):
-        raise UserError("recipe section 'runtime' must be a mapping")
-    runtime = validate_options(RuntimeOptions, rt_raw, "runtime")
 
     resolved = {
         "name": name, "seed": seed, "data": data_resolved, "model": model,

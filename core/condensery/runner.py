@@ -20,11 +20,12 @@ from .components import Result
 from .context import RunContext, Task, label_like
 from .data.realdata import RealData, load_raw, restrict
 from .errors import UserError
+from .figures import save_grid, write_curves
 from .identity import check_identity, run_lock
 from .plugins import Registry
 from .progress import say, set_quiet
 from .recipe import Plan
-from .rundir import save_grid, write_json, write_yaml
+from .rundir import write_json, write_yaml
 from .runtime import Runtime
 from .synthetic import SyntheticSet
 
@@ -87,26 +88,38 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
         return finished_metrics(run_dir)
 
     t0 = time.perf_counter()
-    runtime = Runtime(plan.runtime, plan.seed, announce=not progress_module._QUIET)
+    runtime = Runtime(plan.runtime, plan.seed, announce=not progress_module._QUIET, project_dir=run_dir)
     if not runtime.is_main:
         set_quiet(True)  # one progress bar and one set of status lines, from the main process
     with run_lock(run_dir, take=runtime.is_main):  # one writer for the whole run; ranks share the main's
         if runtime.is_main:
             prepare_run_dir(plan, run_dir, force)
+            if not force and (run_dir / "logs" / "steps.jsonl").is_file():  # resuming: the first attempt's curves
+                save_curves(run_dir)
         runtime.wait()  # nobody reads a checkpoint the main process is about to remove
         return _run_in(plan, registry, run_dir, runtime, t0)
 
 
 def save_picture(synset: SyntheticSet, data: RealData, task: Task, run_dir: Path) -> None:
-    """``grid.png`` of the set, in display space (ZCA undone)."""
+    """``grid.png`` of the set, in display space (ZCA undone), one row per class with its name."""
     shown = synset.images if data.zca is None else data.zca.inverse(synset.images.detach())
-    save_grid(shown, synset.labels, task.mean, task.std, run_dir / "grid.png")
+    save_grid(shown, synset.hard_labels, task.mean, task.std, run_dir / "grid.png", class_names=task.class_names)
+
+
+def save_curves(run_dir: Path) -> None:
+    """``curves.png``: every logged loss against its step; a picture that fails never fails the run."""
+    try:
+        write_curves(run_dir)
+    except Exception as exc:  # noqa: BLE001 -- the run's results matter more than its figure
+        say(f"warning: could not write {run_dir / 'curves.png'}: {type(exc).__name__}: {exc}")
 
 
 def finished_metrics(run_dir: Path) -> dict[str, Any]:
     """The metrics of a finished run of this very recipe, reused as they are."""
     say(f"{run_dir} is already finished (metrics.json exists, same recipe); pass --force to run it again")
     path = run_dir / "metrics.json"
+    if not (run_dir / "curves.png").is_file():  # a run finished before curves.png existed
+        save_curves(run_dir)
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -133,7 +146,8 @@ def _run_in(plan: Plan, registry: Registry, run_dir: Path, runtime: Runtime, t0:
         write_yaml(run_dir / "recipe.yaml", plan.resolved)
     if plan.matcher is not None:
         plan.matcher.prepare(ctx)
-    registry.pm.hook.on_run_start(context=ctx)
+    if runtime.is_main:  # run events fire once per run, whatever the number of processes
+        registry.pm.hook.on_run_start(context=ctx)
     runtime.say(f"[{plan.name}] {plan.synthesizer_name} on {plan.data_name}: ipc {ipc}, "
                 f"{data.num_classes} classes, {len(data.train_x)} train images, device {runtime.device}"
                 + (f", {runtime.num_processes} processes" if runtime.num_processes > 1 else ""))
@@ -165,6 +179,7 @@ def _run_in(plan: Plan, registry: Registry, run_dir: Path, runtime: Runtime, t0:
         if runtime.is_main:
             synset.save(synset_path)
             save_picture(synset, data, task, run_dir)
+            save_curves(run_dir)
     timings["synthesize"] = float(synset.metadata.get("seconds_synthesize", time.perf_counter() - t))
 
     t = time.perf_counter()
@@ -184,7 +199,9 @@ def _run_in(plan: Plan, registry: Registry, run_dir: Path, runtime: Runtime, t0:
     write_process_logs(runtime, run_dir, timings)
     if runtime.is_main:
         write_json(metrics_path, metrics)
-    registry.pm.hook.on_run_end(context=ctx, metrics=metrics)
+        save_curves(run_dir)
+    if runtime.is_main:
+        registry.pm.hook.on_run_end(context=ctx, metrics=metrics)
     for line in result_lines(results, metrics["comparisons"]):
         runtime.say(line)
     runtime.wait()  # the main process has written everything before anyone exits
@@ -203,10 +220,11 @@ def is_finished(plan: Plan, registry: Registry, out_dir: str | Path | None = Non
 
 def prepare_run_dir(plan: Plan, run_dir: Path, force: bool) -> None:
     """Start over with ``force`` (what the directory holds was checked by ``check_identity``)."""
-    if force:
-        for name in ("metrics.json", "synthetic.safetensors", "grid.png"):
+    if force:  # everything the run writes, so the curves and trackers show this run alone
+        for name in ("metrics.json", "synthetic.safetensors", "grid.png", "curves.png", "last-sane.safetensors"):
             (run_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        for folder in ("checkpoints", "logs", "trackers"):
+            shutil.rmtree(run_dir / folder, ignore_errors=True)
 
 
 @contextmanager

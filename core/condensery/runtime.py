@@ -17,36 +17,36 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal, TypeVar
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
-from pydantic import Field, field_validator
 
 from .errors import UserError
-from .options import Options
+from .runtime_options import RuntimeOptions, check_trackers  # noqa: F401  (re-exported)
 
 T = TypeVar("T")
 
 
-class RuntimeOptions(Options):
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
-    cpu: bool = Field(False, description="force the CPU even when a GPU is present")
-    checkpoint_every: int = Field(200, ge=1, description="steps between checkpoints of long stages")
-    threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice)")
-
-    @field_validator("mixed_precision", mode="before")
-    @classmethod
-    def _yaml_no(cls, v: Any) -> Any:
-        # YAML 1.1 reads a bare `no` as False
-        return "no" if v is False else v
+#: autocast dtype of each ``mixed_precision`` setting (None: full precision)
+AUTOCAST_DTYPES = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Runtime:
-    """Device, precision, processes and seeding for one run."""
+    """Device, precision, processes and seeding for one run.
 
-    def __init__(self, options: RuntimeOptions, seed: int, announce: bool = True) -> None:
+    Precision is per run, not per process: Accelerate keeps ``mixed_precision`` in a
+    process-wide singleton that cannot change once set, while tests, benchmarks and
+    ``condensery eval`` run several recipes in one process. So the Accelerator is always
+    created at full precision (devices, processes, trackers) and the run's precision is
+    applied the way Accelerate applies it underneath: ``torch.autocast`` for the forward
+    pass, and a ``torch.amp.GradScaler`` for fp16 loss scaling (bf16 needs none).
+    """
+
+    def __init__(self, options: RuntimeOptions, seed: int, announce: bool = True,
+                 project_dir: str | Path | None = None) -> None:
         from accelerate import Accelerator
-        from accelerate.state import AcceleratorState
         from accelerate.utils import set_seed
 
         self.options = options
@@ -62,10 +62,13 @@ class Runtime:
                 "runtime.mixed_precision fp16 needs a GPU (this run is on the CPU, where it would "
                 "silently do nothing); use bf16, or --set runtime.mixed_precision=no"
             )
-        # The precision is process-wide state in Accelerate; a second run in one process
-        # (tests, benchmarks) may ask for another one. The process group is kept.
-        AcceleratorState._reset_state(reset_partial_state=False)
-        self.accelerator = Accelerator(cpu=cpu, mixed_precision=options.mixed_precision)
+        self.dtype = AUTOCAST_DTYPES[options.mixed_precision]
+        trackers = list(options.log_with) if project_dir is not None else []
+        self.log_with = trackers  # trackers need a run directory to write under
+        self.accelerator = Accelerator(
+            cpu=cpu, mixed_precision="no", log_with=trackers or None,
+            project_dir=str(Path(project_dir) / "trackers") if trackers else None,
+        )
         set_seed(seed)
 
     @property
@@ -86,7 +89,17 @@ class Runtime:
 
     def autocast(self):
         """Mixed-precision context for forward passes (a no-op at full precision)."""
-        return self.accelerator.autocast()
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A fresh loss scaler for one optimisation loop: active for fp16, a pass-through otherwise.
+
+        Use ``scaler.scale(loss).backward()``, then ``scaler.step(opt)`` and ``scaler.update()``;
+        disabled, these are exactly ``loss.backward()`` and ``opt.step()``.
+        """
+        return loss_scaler(self.options.mixed_precision, self.device.type)
 
     def generator(self, *stream: Any) -> torch.Generator:
         """A CPU generator for the named stream, seeded from the recipe seed."""
@@ -157,6 +170,11 @@ class Runtime:
         """A status line from the main process only (none with ``--quiet``)."""
         if self.is_main and self.announce:
             print(message, file=sys.stderr, flush=True)
+
+
+def loss_scaler(mixed_precision: str, device_type: str) -> torch.amp.GradScaler:
+    """``torch.amp.GradScaler`` for ``device_type``, enabled only for fp16 (bf16 has fp32's range)."""
+    return torch.amp.GradScaler(device_type, enabled=mixed_precision == "fp16")
 
 
 def make_generator(seed: int, *stream: Any) -> torch.Generator:

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import save_file
+from torch.utils.data import Dataset
 
 from .errors import UserError
 from .tensorfile import read_safetensors
@@ -101,6 +102,26 @@ class SyntheticSet:
             return int(self.metadata["num_classes"])
         return self.labels.shape[1] if self.soft else int(self.labels.max()) + 1
 
+    @property
+    def class_names(self) -> list[str]:
+        """The class names stored with the set, or ``"0".."K-1"`` when it has none."""
+        names = self.metadata.get("class_names")
+        if names and len(names) == self.num_classes:
+            return [str(n) for n in names]
+        return [str(i) for i in range(self.num_classes)]
+
+    def as_dataset(self, transform: Any = None) -> SyntheticDataset:
+        """This set as a map-style ``torch.utils.data.Dataset`` for plain PyTorch code.
+
+        Item ``i`` is ``(image [C,H,W], target)``: the class index (long) for hard labels,
+        the probability vector for soft labels, the regression target vector for
+        least-squares labels. Images stay in the set's space (normalised with ``.mean`` /
+        ``.std``; ZCA-whitened if the set was). ``transform`` is applied to each image.
+        The view also carries ``lr`` (the learned lr, or None), ``classes`` (names),
+        ``soft``, ``label_kind``, ``mean``, ``std``, ``stages`` and ``stage_lrs``.
+        """
+        return SyntheticDataset(self, transform)
+
     def to(self, device: torch.device | str) -> SyntheticSet:
         return SyntheticSet(
             self.images.to(device),
@@ -170,3 +191,38 @@ class SyntheticSet:
             metadata=header.get("metadata") or {},
             classes=tensors.get("classes"),
         )
+
+
+class SyntheticDataset(Dataset):
+    """A SyntheticSet as a torch ``Dataset`` (see ``SyntheticSet.as_dataset``).
+
+    ``targets`` holds every item's target (``[N]`` long, or ``[N,K]`` float when ``soft``):
+    ``torch.nn.functional.cross_entropy`` takes either kind; regression targets
+    (``label_kind == "regression"``) are meant for a squared error on the logits.
+    ``lr`` is the learned training lr of the set (None when it has none; a sequential set
+    has its per-stage lrs in ``stage_lrs`` and per-image stage in ``stages``).
+    """
+
+    def __init__(self, synset: SyntheticSet, transform: Any = None) -> None:
+        self.images = synset.images.detach()
+        self.soft = synset.soft
+        self.label_kind = synset.label_kind
+        self.targets = synset.labels.detach().float() if self.soft else synset.hard_labels.detach().long()
+        self.lr = None if synset.lr is None else float(synset.lr)
+        self.stages = None if synset.stages is None else synset.stages.detach()
+        self.stage_lrs = None if synset.stage_lrs is None else list(synset.stage_lrs)
+        self.classes = synset.class_names
+        self.num_classes = synset.num_classes
+        self.mean = synset.metadata.get("mean")
+        self.std = synset.metadata.get("std")
+        self.metadata = dict(synset.metadata)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.images[index]
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, self.targets[index]

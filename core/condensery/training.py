@@ -3,7 +3,8 @@
 The one loop every evaluator and expert-training stage shares: SGD with momentum, weight
 decay, lr x0.1 at half of training, batched on-device augmentation, hard or soft targets
 (cross-entropy) or regression targets (squared error, as KIP/RFAD train on KRR labels),
-mixed precision through the runtime's autocast. Accuracy is measured once, at the end.
+mixed precision through the runtime's autocast (and, for fp16, its loss scaler). Accuracy
+is measured once, at the end.
 """
 
 from __future__ import annotations
@@ -31,6 +32,18 @@ def squared_error(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((logits - targets) ** 2).sum(dim=1).mean()
 
 
+def backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                  scaler: torch.amp.GradScaler | None = None) -> None:
+    """``loss.backward(); optimizer.step()``, through ``scaler`` when one is given (fp16)."""
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
 def train_classifier(
     model: nn.Module,
     images: torch.Tensor,
@@ -47,11 +60,14 @@ def train_classifier(
     lr_schedule: str = "step",
     on_epoch: Callable[[int, nn.Module], None] | None = None,
     label_loss: Literal["auto", "ce", "mse"] = "auto",
+    scaler: torch.amp.GradScaler | None = None,
 ) -> nn.Module:
     """Train ``model`` in place; ``labels`` are class indices ``[N]`` or targets ``[N,K]``.
 
     ``label_loss``: ``auto``/``ce`` is cross-entropy (against probabilities for ``[N,K]``);
     ``mse`` is ``½ ||logits − targets||²`` on ``[N,K]`` regression targets (e.g. KRR labels).
+    ``scaler``: the runtime's ``grad_scaler()``; fp16 needs it so small gradients do not
+    flush to zero (steps with inf/NaN gradients are then skipped, as GradScaler does).
     """
     if label_loss not in ("auto", "ce", "mse"):
         raise ValueError(f"label_loss must be auto, ce or mse, not {label_loss!r}")
@@ -84,8 +100,7 @@ def train_classifier(
             if not torch.isfinite(loss):
                 raise DivergenceError(f"training loss became {loss.item()} at epoch {epoch}; lower the lr")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            backward_step(loss, opt, scaler)
         if sched is not None:
             sched.step()
         if on_epoch is not None:

@@ -30,6 +30,7 @@ from condensery import (
     RunContext,
     SyntheticSet,
     UserError,
+    backward_step,
     crop_flip,
     embed,
     embed_batched,
@@ -112,7 +113,7 @@ class Analysis:
         return train_classifier(
             model, x, y, epochs=epochs or self.p.epochs, lr=lr or self.p.lr, generator=gen,
             batch_size=self.p.batch_size, momentum=self.p.momentum, weight_decay=self.p.weight_decay,
-            augment=self.aug, autocast=self.ctx.runtime.autocast,
+            augment=self.aug, autocast=self.ctx.runtime.autocast, scaler=self.ctx.runtime.grad_scaler(),
         )
 
     def test_preds(self, model: nn.Module) -> torch.Tensor:
@@ -214,6 +215,7 @@ class Analysis:
         total = per_epoch * self.o.real_epochs
         marks = sorted({0, *(round(v) for v in torch.logspace(0, math.log10(max(total, 1)), self.o.checkpoints).tolist())})
         preds, step = {0: self.test_preds(model)}, 0
+        scaler = self.ctx.runtime.grad_scaler()
         model.train()
         for _ in self.ctx.progress(range(self.o.real_epochs), desc="real-data run"):
             perm = torch.randperm(len(x), generator=gen).to(x.device)
@@ -224,8 +226,7 @@ class Analysis:
                 with self.ctx.runtime.autocast():
                     loss = F.cross_entropy(model(xb).float(), yb)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                backward_step(loss, opt, scaler)
                 step += 1
                 if step in marks:
                     preds[step] = self.test_preds(model)

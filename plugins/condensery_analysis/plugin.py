@@ -1,19 +1,20 @@
-"""Registers ``condensery analyze``, the ``multi-index`` dataset and the two-layer ``mlp`` model."""
+"""Registers ``condensery analyze``, the ``multi-index`` dataset and the two-layer ``mlp`` model.
+
+Components are registered by reference (``"module:Name"``), imported on first use, so
+loading this plugin costs no torch import.
+"""
 
 from condensery import hookimpl
-
-from .mlp import mlp_factory
-from .multi_index import MultiIndex
 
 
 @hookimpl
 def register_datasets(register) -> None:
-    register("multi-index", MultiIndex)
+    register("multi-index", "condensery_analysis.multi_index:MultiIndex")
 
 
 @hookimpl
 def register_models(register) -> None:
-    register("mlp", mlp_factory)
+    register("mlp", "condensery_analysis.mlp:mlp_factory")
 
 
 @hookimpl

@@ -1,13 +1,9 @@
-"""Registers the coreset baselines."""
+"""Registers the coreset baselines (by reference: imported on first use)."""
 
 from condensery import hookimpl
-
-from .selection import Herding, KCenter, KMeans, Random
 
 
 @hookimpl
 def register_synthesizers(register) -> None:
-    register("random", Random)
-    register("herding", Herding)
-    register("kcenter", KCenter)
-    register("kmeans", KMeans)
+    for name, cls in (("random", "Random"), ("herding", "Herding"), ("kcenter", "KCenter"), ("kmeans", "KMeans")):
+        register(name, f"condensery_baselines.selection:{cls}")

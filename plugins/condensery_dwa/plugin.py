@@ -1,16 +1,13 @@
-"""Registers the ``dwa`` synthesizer (SRe2L with rho: 0) and the ``diversity`` evaluator."""
+"""Registers the ``dwa`` synthesizer (SRe2L with rho: 0) and the ``diversity`` evaluator (by reference)."""
 
 from condensery import hookimpl
-
-from .diversity import DiversityEvaluator
-from .synthesizer import DWASynthesizer
 
 
 @hookimpl
 def register_synthesizers(register) -> None:
-    register("dwa", DWASynthesizer)
+    register("dwa", "condensery_dwa.synthesizer:DWASynthesizer")
 
 
 @hookimpl
 def register_evaluators(register) -> None:
-    register("diversity", DiversityEvaluator)
+    register("diversity", "condensery_dwa.diversity:DiversityEvaluator")

@@ -37,6 +37,7 @@ from condensery import (
     SyntheticSet,
     UserError,
     accuracy,
+    backward_step,
     build_model,
     crop_flip,
     make_generator,
@@ -135,7 +136,7 @@ class DWASynthesizer(Synthesizer):
         return train_classifier(
             model, ctx.data.train_x, ctx.data.train_y, epochs=o.teacher_epochs, lr=o.teacher_lr,
             generator=gen, batch_size=o.teacher_batch_size, weight_decay=o.teacher_weight_decay,
-            augment=augment, autocast=ctx.runtime.autocast, lr_schedule="cosine",
+            augment=augment, autocast=ctx.runtime.autocast, scaler=ctx.runtime.grad_scaler(), lr_schedule="cosine",
             on_epoch=lambda e, m: ctx.log("squeeze", e) if (e + 1) % 5 == 0 else None,
         )
 
@@ -178,6 +179,7 @@ class DWASynthesizer(Synthesizer):
         lo, hi = self.pixel_range(ctx)
         x = x0.clamp(lo, hi).requires_grad_(True)
         opt = torch.optim.Adam([x], lr=o.lr, betas=(0.5, 0.9))
+        scaler = ctx.runtime.grad_scaler()
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / max(1, o.iterations))))
         loss = torch.zeros(())
@@ -186,8 +188,7 @@ class DWASynthesizer(Synthesizer):
             if not torch.isfinite(loss):
                 raise DivergenceError(f"recover loss became {loss.item()} at step {step} of batch {b}; lower synthesizer.lr")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            backward_step(loss, opt, scaler)
             sched.step()
             with torch.no_grad():
                 x.copy_(torch.maximum(torch.minimum(x, hi), lo))

@@ -1,4 +1,4 @@
-"""The ``eval`` and ``report`` commands, added to ``condensery`` through ``register_commands``."""
+"""The ``eval``, ``export`` and ``report`` commands, added to ``condensery`` through ``register_commands``."""
 
 from __future__ import annotations
 
@@ -36,3 +36,38 @@ def report_command(run_dirs: tuple[str, ...], output: str) -> None:
 
     md, png = write_report(list(run_dirs), output)
     click.echo(f"wrote {md} and {png}")
+
+
+@click.command("export")
+@click.argument("synset", type=click.Path())
+@click.argument("directory", type=click.Path())
+@click.option("--recipe", "recipe", default=None, type=click.Path(dir_okay=False),
+              help="the set's recipe: needed for a ZCA-whitened set (to undo the whitening) or one without mean/std")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a value of --recipe")
+@click.option("--keep-range", is_flag=True,
+              help="map the set's pixel range onto 0..255 (recorded in set.json) instead of clipping to [0, 1]")
+@click.option("--force", is_flag=True, help="replace train/ and set.json of a non-empty DIRECTORY")
+def export_command(synset: str, directory: str, recipe: str | None, overrides: tuple[str, ...],
+                   keep_range: bool, force: bool) -> None:
+    """Write SYNSET (.safetensors or run directory) as DIRECTORY/train/<class>/<index>.png plus set.json.
+
+    8-bit PNGs, de-normalised with the set's mean/std, one folder per class name; set.json
+    keeps the lr, soft labels and metadata. `condensery eval DIRECTORY` reads it all back.
+    """
+    from condensery.plugins import get_registry
+
+    from .export import INFO, export_set
+
+    rec = export_set(synset, directory, recipe=recipe, overrides=list(overrides), force=force,
+                     keep_range=keep_range, registry=get_registry())
+    folders = len({f.split("/")[1] for f in rec["files"]})
+    lr = "no learned lr" if rec["lr"] is None else f"learned lr {rec['lr']:.4g}"
+    click.echo(f"wrote {rec['num_images']} images in {folders} class folders under {directory}/train "
+               f"and {directory}/{INFO} ({rec['label_kind']} labels, {lr})")
+    if rec["label_kind"] != "hard":
+        click.echo(f"  {rec['label_kind']} labels: each image is filed under its class; the full labels are in {INFO}")
+    if rec["outside_unit_range"] > 0 and not keep_range:
+        click.echo(f"  {100 * rec['outside_unit_range']:.1f}% of the pixels lay outside [0, 1] and were clipped; "
+                   "--keep-range keeps them (condensery eval undoes it, other tools must read set.json)")
+    if rec["zca"]:
+        click.echo("  the set was ZCA-whitened; the PNGs hold de-whitened pixels (eval with the same recipe whitens them again)")

@@ -19,7 +19,7 @@ PROTOCOLS: dict[str, type[Evaluator]] = {"hard-label": HardLabelEvaluator, "soft
 
 
 class CrossArchOptions(Options):
-    models: list[str] = Field(default_factory=lambda: ["convnet", "resnet18", "vgg11"], min_length=1,
+    models: list[str] = Field(default_factory=lambda: ["convnet", "resnet18", "vgg11_dd"], min_length=1,
                               description="registered model names or timm names")
     protocol: dict[str, Any] = Field(default_factory=lambda: {"name": "hard-label"},
                                      description="the evaluator to apply, with its options: {name: hard-label|soft-label, ...}")

@@ -1,8 +1,8 @@
-"""VGG-11 for small images, the cross-architecture network of the distillation literature.
+"""``vgg11_dd``: VGG-11 for small images, the cross-architecture network of the distillation literature.
 
-timm's ``vgg11`` is the ImageNet network: five max-pools and a 7x7-conv MLP head of 4096
-units. At 32x32 that head is ~100M parameters on a 1x1 map, and below 32 px the pools run
-out of pixels. For inputs of 64 px or less this factory keeps timm's feature layers, drops
+It has its own name: ``vgg11`` is timm's ImageNet network, unchanged (five max-pools and
+a 7x7-conv MLP head of 4096 units). At 32x32 that head is ~100M parameters on a 1x1 map,
+and below 32 px the pools run out of pixels. For inputs of 64 px or less this factory keeps timm's feature layers, drops
 the pools that would leave a convolution on a 1x1 map (8x8 digits keep three of five; a
 3x3 kernel on one pixel starves the signal and the network does not train), and replaces
 the head by global pooling + one linear layer over the 512 features (the CIFAR VGG-11 of
@@ -17,6 +17,8 @@ import torch.nn as nn
 
 
 def small_vgg_factory(name: str):
+    """A ``register_models`` factory: timm's VGG ``name`` with the small-image changes above."""
+
     def factory(num_classes: int, in_chans: int, img_size: int, **options: Any) -> nn.Module:
         import timm
         from timm.layers import ClassifierHead
@@ -47,3 +49,7 @@ def small_vgg_factory(name: str):
 
     factory.__doc__ = f"timm '{name}' with a small-image head (global pool + linear) at 64 px or less"
     return factory
+
+
+#: the factory ``register_models`` names by reference (``condensery_eval.models:vgg11_dd``)
+vgg11_dd = small_vgg_factory("vgg11")

@@ -11,7 +11,7 @@ from typing import Any
 from condensery import UserError, comparisons, pooled_interval
 
 #: runtime settings that change speed or bookkeeping, never the numbers
-_SPEED_ONLY = ("threads", "checkpoint_every")
+_SPEED_ONLY = ("threads", "checkpoint_every", "log_with")
 
 
 def load_run(path: str | Path) -> dict[str, Any]:

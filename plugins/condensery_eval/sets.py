@@ -21,7 +21,14 @@ def load_set(path: str | Path, task: Task, zca: Any = None) -> SyntheticSet:
     """The set at ``path`` in the task's space; ``zca`` is the real data's whitening, if any."""
     path = Path(path)
     if path.is_dir():
-        syn = load_image_folder(path, task)
+        from .export import is_export, read_export
+
+        if is_export(path):  # written by `condensery export`: labels, lr and metadata come back from set.json
+            syn = read_export(path, task)
+            check_compatible(syn, task, path)
+        else:
+            syn = load_image_folder(_split_folder(path, task), task)
+            syn.metadata["method"] = path.name
         if zca is not None:  # files hold pixels; the task's real data is whitened after normalising
             syn.images = zca.transform(syn.images)
     elif path.suffix == ".safetensors" or path.is_file():
@@ -40,7 +47,15 @@ def load_set(path: str | Path, task: Task, zca: Any = None) -> SyntheticSet:
     return syn
 
 
-def _class_index(names: list[str], task: Task, where: Path) -> list[int]:
+def _split_folder(root: Path, task: Task) -> Path:
+    """``ROOT/train`` when ROOT is a dataset-style folder (only ``train/`` and ``test/``), else ROOT."""
+    subs = {p.name for p in root.iterdir() if p.is_dir()}
+    if "train" in subs and subs <= {"train", "test"} and "train" not in task.class_names:
+        return root / "train"
+    return root
+
+
+def class_index(names: list[str], task: Task, where: Path) -> list[int]:
     """Folder / stored class names -> dataset class indices: same names, or numbers 0..K-1."""
     if all(n in task.class_names for n in names):
         return [task.class_names.index(n) for n in names]
@@ -67,7 +82,7 @@ def check_compatible(syn: SyntheticSet, task: Task, where: Path) -> None:
         raise UserError(f"'{where}' has labels outside 0..{task.num_classes - 1} of '{task.dataset}'")
     names = syn.metadata.get("class_names")
     if names and list(map(str, names)) != list(task.class_names):
-        if len(names) != task.num_classes or _class_index([str(n) for n in names], task, where) != list(range(task.num_classes)):
+        if len(names) != task.num_classes or class_index([str(n) for n in names], task, where) != list(range(task.num_classes)):
             raise UserError(f"'{where}' was distilled for classes {names[:5]}..., which are not those of '{task.dataset}'")
 
 
@@ -90,31 +105,16 @@ def to_task_space(syn: SyntheticSet, task: Task) -> SyntheticSet:
 
 def load_image_folder(root: Path, task: Task) -> SyntheticSet:
     """``ROOT/<class>/*.png|jpg``: class folders named like the dataset's classes or numbered."""
-    from PIL import Image, UnidentifiedImageError
-
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     if not folders:
         raise UserError(f"'{root}' has no class subfolders; lay it out as {root}/<class>/<image>.png")
-    classes = _class_index([f.name for f in folders], task, root)
-    c, h, w = task.image_shape
-    mode = "L" if c == 1 else "RGB"
-    if c not in (1, 3):
-        raise UserError(f"image folders need 1- or 3-channel datasets; '{task.dataset}' has {c} channels")
+    classes = class_index([f.name for f in folders], task, root)
     images, labels = [], []
     for folder, k in zip(folders, classes):
         for f in sorted(folder.iterdir()):
             if f.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            try:
-                with Image.open(f) as im:
-                    im = im.convert(mode)
-                    if im.size != (w, h):
-                        raise UserError(f"'{f}' is {im.size[0]}x{im.size[1]}, but '{task.dataset}' images are "
-                                        f"{w}x{h}; resize the set to {w}x{h}")
-                    arr = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-            except (UnidentifiedImageError, OSError) as exc:
-                raise UserError(f"'{f}' is not a readable image ({exc})") from None
-            images.append(arr.view(h, w, c).permute(2, 0, 1).float() / 255.0)
+            images.append(read_pixels(f, task))
             labels.append(k)
     if not images:
         raise UserError(f"'{root}' has class folders but no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -126,3 +126,22 @@ def load_image_folder(root: Path, task: Task) -> SyntheticSet:
         metadata={"method": root.name, "source": "imagefolder", "num_classes": task.num_classes,
                   "class_names": task.class_names, "mean": task.mean, "std": task.std},
     )
+
+
+def read_pixels(f: Path, task: Task) -> torch.Tensor:
+    """One image file as float ``[C,H,W]`` in [0, 1], in the task's channels and size (else a UserError)."""
+    from PIL import Image, UnidentifiedImageError
+
+    c, h, w = task.image_shape
+    if c not in (1, 3):
+        raise UserError(f"image folders need 1- or 3-channel datasets; '{task.dataset}' has {c} channels")
+    try:
+        with Image.open(f) as im:
+            im = im.convert("L" if c == 1 else "RGB")
+            if im.size != (w, h):
+                raise UserError(f"'{f}' is {im.size[0]}x{im.size[1]}, but '{task.dataset}' images are "
+                                f"{w}x{h}; resize the set to {w}x{h}")
+            arr = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"'{f}' is not a readable image ({exc})") from None
+    return arr.view(h, w, c).permute(2, 0, 1).float() / 255.0

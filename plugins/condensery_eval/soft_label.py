@@ -34,6 +34,7 @@ from condensery import (
     SyntheticSet,
     UserError,
     accuracy,
+    backward_step,
     predict,
     read_safetensors,
     train_classifier,
@@ -139,7 +140,7 @@ def build_teacher(ctx: RunContext, t: TeacherOptions) -> nn.Module:
             train_classifier(
                 model, ctx.data.train_x, ctx.data.train_y, epochs=t.epochs, lr=t.lr, generator=gen,
                 batch_size=t.batch_size, momentum=t.momentum, weight_decay=t.weight_decay,
-                augment=augmenter(t.augment), autocast=rt.autocast, lr_schedule=t.schedule,
+                augment=augmenter(t.augment), autocast=rt.autocast, scaler=rt.grad_scaler(), lr_schedule=t.schedule,
             )
             if t.cache:
                 from safetensors.torch import save_file
@@ -209,6 +210,7 @@ def train_student(
     else:
         sched = None
     aug = augmenter(p.augment)
+    scaler = ctx.runtime.grad_scaler()
     autocast = ctx.runtime.autocast
     n, temp = images.shape[0], p.temperature
     if teacher is not None:
@@ -242,8 +244,7 @@ def train_student(
 
                 raise DivergenceError(f"soft-label student loss became {loss.item()}; lower the lr")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            backward_step(loss, opt, scaler)
         if sched is not None:
             sched.step()
     return model

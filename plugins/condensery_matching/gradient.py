@@ -25,7 +25,7 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from condensery import Matcher, Options, RunContext, make_generator
+from condensery import Matcher, Options, RunContext, backward_step, make_generator
 from pydantic import Field
 
 from .common import DSAOptions, dsa_from, siamese_batches
@@ -123,6 +123,7 @@ class GradientMatcher(Matcher):
                 self.warm_start(self.net, iteration)
             self.net.train()
             self.net_opt = torch.optim.SGD(self.net.parameters(), lr=self.options.net_lr, momentum=self.options.net_momentum)
+            self.scaler = self.ctx.runtime.grad_scaler()
             self.net_iteration = iteration
         return self.net
 
@@ -170,8 +171,7 @@ class GradientMatcher(Matcher):
                     out = self.net(xb)
                 loss = F.cross_entropy(out.float(), y[idx])
                 self.net_opt.zero_grad(set_to_none=True)
-                loss.backward()
-                self.net_opt.step()
+                backward_step(loss, self.net_opt, self.scaler)
 
     # -- checkpoints: the random stream and the network of the running iteration --------
     def state_dict(self) -> dict[str, torch.Tensor]:

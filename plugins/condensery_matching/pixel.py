@@ -116,6 +116,7 @@ class PixelSynthesizer(Synthesizer):
         start = self._resume(ctx, images, opt, matcher)
         self._sane = images.detach().clone()  # the last images known finite and in range
         every = rt.options.checkpoint_every
+        scaler = rt.grad_scaler()  # fp16: the image gradients are scaled, summed over processes, then unscaled
         steps = range(start, self.options.iterations)
         for step in ctx.progress(steps, desc=f"distil ({type(matcher).__name__})", total=len(steps)):
             loss = self.step_loss(matcher, images, labels, step, rows)
@@ -123,10 +124,11 @@ class PixelSynthesizer(Synthesizer):
             if not torch.isfinite(total):  # the same verdict on every process
                 self._diverged(ctx, f"matcher loss became {total.item()}", step, start, labels, updated=step > start)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             if rows is not None:
                 rt.sum_grads(learnables)  # the loss is a sum over classes: so is its gradient
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             if not torch.isfinite(images).all():
                 self._diverged(ctx, "the synthetic images became non-finite", step, start, labels)
             matcher.after_step(images, labels, step)

@@ -1,36 +1,35 @@
-"""Registers the pixel and multisize synthesizers, the pool generator, the matchers and the ``condensery experts`` command."""
+"""Registers the pixel and multisize synthesizers, the pool generator, the matchers and the ``condensery experts`` command.
+
+Components are registered by reference (``"module:Name"``), imported on first use.
+"""
 
 from condensery import hookimpl
 
-from .bnstats import BNStatsMatcher
-from .distribution import DistributionMatcher
-from .gradient import GradientMatcher
-from .krr import KRRMatcher
-from .pixel import PixelSynthesizer
-from .pool import MultisizeSynthesizer, PoolGenerator
-from .trajectory import TrajectoryMatcher, experts_command
+_M = "condensery_matching"
 
 
 @hookimpl
 def register_synthesizers(register) -> None:
-    register("pixel", PixelSynthesizer)
-    register("multisize", MultisizeSynthesizer)
+    register("pixel", f"{_M}.pixel:PixelSynthesizer")
+    register("multisize", f"{_M}.pool:MultisizeSynthesizer")
 
 
 @hookimpl
 def register_generators(register) -> None:
-    register("pool", PoolGenerator)
+    register("pool", f"{_M}.pool:PoolGenerator")
 
 
 @hookimpl
 def register_matchers(register) -> None:
-    register("distribution", DistributionMatcher)
-    register("bnstats", BNStatsMatcher)
-    register("gradient", GradientMatcher)
-    register("trajectory", TrajectoryMatcher)
-    register("krr", KRRMatcher)
+    register("distribution", f"{_M}.distribution:DistributionMatcher")
+    register("bnstats", f"{_M}.bnstats:BNStatsMatcher")
+    register("gradient", f"{_M}.gradient:GradientMatcher")
+    register("trajectory", f"{_M}.trajectory:TrajectoryMatcher")
+    register("krr", f"{_M}.krr:KRRMatcher")
 
 
 @hookimpl
 def register_commands(cli) -> None:
+    from .commands import experts_command
+
     cli.add_command(experts_command)

@@ -10,7 +10,7 @@ generator, the size, the seed and the options, not on what a matcher drew before
 from __future__ import annotations
 
 import torch
-from condensery import DivergenceError, Matcher, RunContext, UserError
+from condensery import DivergenceError, Matcher, RunContext, UserError, backward_step
 
 #: matcher step indices of generation-time refinement: other feature draws than a run's
 REFINE_STEP = 3_000_000
@@ -37,13 +37,13 @@ def refine_images(ctx: RunContext, matcher: Matcher | None, images: torch.Tensor
     restore = torch.argsort(order)
     params = [{"params": [moving], "lr": lr}] + [{"params": [t], "lr": r} for t, r in fresh.parameters()]
     opt = torch.optim.Adam(params, betas=(0.5, 0.9)) if optimizer == "adam" else torch.optim.SGD(params, momentum=momentum)
+    scaler = ctx.runtime.grad_scaler()
     for step in range(steps):
         full = torch.cat([frozen, moving])[restore]
         loss = fresh.loss(full, labels, REFINE_STEP + step)
         if not torch.isfinite(loss):
             raise DivergenceError(f"refinement loss became {loss.item()} at step {step}; lower refine_lr")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        backward_step(loss, opt, scaler)
         fresh.after_step(full.detach(), labels, REFINE_STEP + step)
     return torch.cat([frozen, moving.detach()])[restore]

@@ -1,17 +1,13 @@
-"""Registers the ``mgdd`` synthesizer and the ``mgdd`` generator type (``condensery generate``)."""
+"""Registers the ``mgdd`` synthesizer and the ``mgdd`` generator type (``condensery generate``), by reference."""
 
 from condensery import hookimpl
 
 
 @hookimpl
 def register_synthesizers(register) -> None:
-    from .synthesizer import MGDDSynthesizer
-
-    register("mgdd", MGDDSynthesizer)
+    register("mgdd", "condensery_mgdd.synthesizer:MGDDSynthesizer")
 
 
 @hookimpl
 def register_generators(register) -> None:
-    from .artifact import MGDDGenerator
-
-    register("mgdd", MGDDGenerator)
+    register("mgdd", "condensery_mgdd.artifact:MGDDGenerator")

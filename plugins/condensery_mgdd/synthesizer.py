@@ -36,6 +36,7 @@ from condensery import (
     SynthesizerOptions,
     SyntheticSet,
     UserError,
+    backward_step,
     load_optimizer_state,
     make_generator,
     optimizer_state,
@@ -215,6 +216,7 @@ class MGDDSynthesizer(Synthesizer):
                 labeler = self.labeler_for(sub)
                 fast = copy.deepcopy(gen)
                 inner = torch.optim.Adam(param_groups(fast, o.inner_lr, o.step_lr_scale))
+                scaler = rt.grad_scaler()
                 for i in range(o.inner_steps):
                     loss = self.task_loss(sub, matcher, labeler, fast, task.ipc, ("inner", i), step * o.inner_steps + i)
                     check_finite(ctx, loss, "meta-train", step)
@@ -223,8 +225,7 @@ class MGDDSynthesizer(Synthesizer):
                     if i == o.inner_steps - 1:
                         losses[1] += loss.detach()
                     inner.zero_grad(set_to_none=True)
-                    loss.backward()
-                    inner.step()
+                    backward_step(loss, inner, scaler)
                 for d, p, q in zip(delta, params, fast.parameters()):
                     d += q.detach() - p.detach()
             flat = rt.sum_(torch.cat([d.reshape(-1) for d in delta] + [losses]))
@@ -246,6 +247,7 @@ class MGDDSynthesizer(Synthesizer):
         o, rt = self.options, ctx.runtime
         params = [p for p in gen.parameters()]
         opt = torch.optim.Adam(param_groups(gen, o.adapt_lr, o.step_lr_scale))
+        scaler = rt.grad_scaler()  # fp16: every task's loss scaled alike, the sum unscaled in step
         if o.loss_dsa:
             self.augmented(ctx, ctx.matcher)  # exists before resume, so its real-batch stream is restored too
         start = self.resume(ctx, gen, opt, "mgdd-adapt", self.stateful_matchers(ctx))
@@ -265,11 +267,12 @@ class MGDDSynthesizer(Synthesizer):
                 draw = step % o.adapt_draws if o.adapt_draws else step
                 loss = self.task_loss(ctx, ctx.matcher, labeler, gen, ipcs[pick], ("adapt", draw, j), step)
                 check_finite(ctx, loss, "adapt", step)
-                (loss / o.adapt_batch).backward()
+                scaler.scale(loss / o.adapt_batch).backward()
                 total += loss.detach()
             rt.sum_grads(params)
             rt.sum_(total)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             if step % o.log_every == 0 or step == o.adapt_steps - 1:
                 ctx.log("adapt", step, loss=total.item() / o.adapt_batch)
             if (step + 1) % rt.options.checkpoint_every == 0 and step + 1 < o.adapt_steps and rt.is_main:

@@ -1,10 +1,8 @@
-"""Registers the ``seqmatch`` synthesizer (sequential subsets over a wrapped matcher)."""
+"""Registers the ``seqmatch`` synthesizer (sequential subsets over a wrapped matcher), by reference."""
 
 from condensery import hookimpl
-
-from .synthesizer import SeqMatchSynthesizer
 
 
 @hookimpl
 def register_synthesizers(register) -> None:
-    register("seqmatch", SeqMatchSynthesizer)
+    register("seqmatch", "condensery_seqmatch.synthesizer:SeqMatchSynthesizer")

@@ -77,7 +77,7 @@ def warm_train(
         train_classifier(
             model, images[idx], labels[idx], epochs=epochs, lr=lr, generator=gen, batch_size=batch_size,
             momentum=momentum, weight_decay=weight_decay, augment=DSA() if dsa else None,
-            autocast=ctx.runtime.autocast,
+            autocast=ctx.runtime.autocast, scaler=ctx.runtime.grad_scaler(),
         )
     return model
 
@@ -111,7 +111,7 @@ def stage_experts(
         train_classifier(
             model, ctx.data.train_x, ctx.data.train_y, epochs=spec.epochs, lr=spec.lr, generator=gen,
             batch_size=spec.batch_size, momentum=0.0, weight_decay=0.0,
-            augment=DSA() if spec.dsa else None, autocast=rt.autocast, lr_schedule="none",
+            augment=DSA() if spec.dsa else None, autocast=rt.autocast, scaler=rt.grad_scaler(), lr_schedule="none",
             on_epoch=lambda _epoch, m, s=snapshots: s.append(flat_parameters(m)),
         )
         write_expert(expert_path(directory, i), torch.stack(snapshots), spec.header(i, rt.seed))

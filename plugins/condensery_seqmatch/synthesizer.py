@@ -26,6 +26,7 @@ from condensery import (
     RunContext,
     SyntheticSet,
     UserError,
+    backward_step,
     load_optimizer_state,
     make_generator,
     optimizer_state,
@@ -110,6 +111,7 @@ class SeqMatchSynthesizer(PixelSynthesizer):
             extras = matcher.parameters()
             groups = [{"params": [x], "lr": o.lr}] + [{"params": [t], "lr": lr} for t, lr in extras]
             opt = self.make_optimizer(groups)
+            scaler = rt.grad_scaler()
             resumed = saved is not None and k == first
             if not resumed:
                 with torch.no_grad():  # each stage learns its own lr, from the initial value
@@ -133,8 +135,7 @@ class SeqMatchSynthesizer(PixelSynthesizer):
                 if not torch.isfinite(loss.detach()):
                     self._diverged(ctx, f"matcher loss became {loss.item()} (stage {k + 1})", g)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                backward_step(loss, opt, scaler)
                 if not torch.isfinite(x).all():
                     self._diverged(ctx, f"the synthetic images of stage {k + 1} became non-finite", g)
                 images = torch.cat([frozen, x]) if lo else x

@@ -3,7 +3,11 @@
 ``depth`` blocks of Conv3x3(width) -> norm -> ReLU -> pool, then a linear classifier.
 ``instancenorm`` is GroupNorm with one group per channel (affine), as the DC/DSA/DM/MTT
 code does. 28x28 inputs get padding 3 in the first conv so they pool like 32x32.
-After ``import condensery.models`` it is ``timm.create_model("convnet", ...)``.
+After ``import condensery.models`` it is ``timm.create_model("convnet", ...)``, built by
+timm's ``build_model_with_cfg`` with a default ``pretrained_cfg`` (no weights: ``url`` empty;
+``input_size``/``mean``/``std`` are CIFAR-10's, for timm's data config — condensery itself
+normalises with the statistics of the task's own training split). ``features_only=True``
+returns timm's ``FeatureListNet`` with one NCHW map per block (after its pool).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Literal
 
 import torch
 import torch.nn as nn
-from timm.models import register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 Norm = Literal["instancenorm", "batchnorm", "layernorm", "groupnorm", "none"]
 Pool = Literal["avgpooling", "maxpooling", "none"]
@@ -61,7 +65,8 @@ class ConvNet(nn.Module):
             raise ValueError(f"depth and width must be at least 1, got depth {depth}, width {width}")
         h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
         layers: list[nn.Module] = []
-        c = in_chans
+        self.feature_info: list[dict] = []  # timm's per-block feature description (features_only)
+        c, reduction = in_chans, 1
         for d in range(depth):
             pad = 3 if d == 0 and (h, w) == (28, 28) else 1
             layers += [nn.Conv2d(c, width, 3, padding=pad), _norm(norm, width), _activation(activation)]
@@ -70,7 +75,9 @@ class ConvNet(nn.Module):
             if pooling != "none" and min(h, w) >= 2:
                 layers.append(_pool(pooling))
                 h, w = h // 2, w // 2
+                reduction *= 2
             c = width
+            self.feature_info.append({"num_chs": width, "reduction": reduction, "module": f"features.{len(layers) - 1}"})
         self.features = nn.Sequential(*layers)
         self.num_features = width * h * w
         self.num_classes = num_classes
@@ -101,27 +108,49 @@ def _activation(kind: str) -> nn.Module:
     return acts[kind]()
 
 
-def _build(pretrained: bool, defaults: dict, kwargs: dict) -> ConvNet:
+# CIFAR-10's full training set, per channel over every pixel (how RealData computes its own).
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+def _cfg(input_size: tuple[int, int, int] = (3, 32, 32)) -> dict:
+    return {
+        "url": "", "num_classes": 10, "input_size": input_size, "pool_size": None, "fixed_input_size": True,
+        "interpolation": "bilinear", "crop_pct": 1.0, "mean": CIFAR10_MEAN, "std": CIFAR10_STD,
+        "first_conv": "features.0", "classifier": "head",
+    }
+
+
+default_cfgs = generate_default_cfgs({
+    "convnet": _cfg(),
+    "convnet_d4": _cfg((3, 64, 64)),
+    "convnet_bn": _cfg(),
+})
+
+
+def _build(variant: str, pretrained: bool, defaults: dict, kwargs: dict) -> ConvNet:
     if pretrained:
         raise ValueError("DD ConvNets have no pretrained weights; use pretrained=False")
-    for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir", "features_only"):
-        kwargs.pop(key, None)
-    return ConvNet(**{**defaults, **kwargs})
+    kwargs = {**defaults, **kwargs}
+    depth = kwargs.get("depth", 3)
+    # every block is a feature level; flatten_sequential lets timm reach the blocks inside ``features``
+    feature_cfg = {"out_indices": tuple(range(depth)) if isinstance(depth, int) else (), "flatten_sequential": True}
+    return build_model_with_cfg(ConvNet, variant, pretrained, feature_cfg=feature_cfg, **kwargs)
 
 
 @register_model
 def convnet(pretrained: bool = False, **kwargs) -> ConvNet:
     """ConvNet-3, width 128, instance norm, average pooling (the DD default)."""
-    return _build(pretrained, {}, kwargs)
+    return _build("convnet", pretrained, {}, kwargs)
 
 
 @register_model
 def convnet_d4(pretrained: bool = False, **kwargs) -> ConvNet:
     """ConvNet-4, used for 64x64 data (Tiny-ImageNet)."""
-    return _build(pretrained, {"depth": 4}, kwargs)
+    return _build("convnet_d4", pretrained, {"depth": 4}, kwargs)
 
 
 @register_model
 def convnet_bn(pretrained: bool = False, **kwargs) -> ConvNet:
     """ConvNet-3 with batch norm (BN-statistics matching needs running statistics)."""
-    return _build(pretrained, {"norm": "batchnorm"}, kwargs)
+    return _build("convnet_bn", pretrained, {"norm": "batchnorm"}, kwargs)

@@ -1,0 +1,59 @@
+"""``condensery experts``: a light module (click only), so building the CLI imports no torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+# -- `condensery experts RECIPE` --------------------------------------------------------
+@click.command("experts")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "output", default=None, help="run directory (default runs/<name>); experts go to its experts/ unless the recipe sets experts_dir")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a recipe value")
+@click.option("--num-experts", type=int, default=None, help="train this many (default: the recipe's num_experts)")
+@click.option("--process-index", type=int, default=None, help="this process's index (default: from Accelerate)")
+@click.option("--num-processes", type=int, default=None, help="number of processes sharing the work (default: from Accelerate)")
+@click.option("--quiet", is_flag=True)
+def experts_command(recipe, output, overrides, num_experts, process_index, num_processes, quiet) -> None:
+    """Train the expert trajectories RECIPE's trajectory matcher needs (resumable, splittable).
+
+    Expert i is trained by process i % num_processes; finished shards are skipped, so the
+    same command resumes an interrupted job.
+    """
+    from condensery import UserError
+    from condensery.context import RunContext
+    from condensery.plugins import get_registry
+    from condensery.progress import set_quiet
+    from condensery.recipe import load_recipe
+    from condensery.runner import load_data, make_task
+    from condensery.runtime import Runtime
+
+    from .experts import available_experts, train_experts
+    from .trajectory import TrajectoryMatcher
+
+    set_quiet(quiet)
+    registry = get_registry()
+    plan = load_recipe(recipe, list(overrides), registry)
+    matcher = plan.matcher
+    if not isinstance(matcher, TrajectoryMatcher):
+        raise UserError(f"recipe '{recipe}' has no trajectory matcher (synthesizer.matcher.name: trajectory); nothing to train")
+    runtime = Runtime(plan.runtime, plan.seed)
+    nproc = num_processes if num_processes is not None else runtime.num_processes
+    pidx = process_index if process_index is not None else runtime.process_index
+    if nproc < 1 or not 0 <= pidx < nproc:
+        raise UserError(f"--process-index {pidx} must be in [0, --num-processes {nproc})")
+    data = load_data(plan, runtime)
+    run_dir = Path(output) if output else Path("runs") / plan.name
+    ctx = RunContext(make_task(plan, data), data, runtime, registry, run_dir, plan.resolved)
+    net = ctx.create_model(matcher.options.model)
+    matcher.numels = [p.numel() for p in net.parameters()]
+    spec = matcher.spec(ctx)
+    directory = matcher.experts_directory(ctx)
+    count = num_experts or matcher.options.num_experts
+    done = train_experts(ctx, spec, directory, count, process_index=pidx, num_processes=nproc,
+                         model_name=matcher.options.model)
+    if not quiet:
+        click.echo(f"trained {len(done)} expert(s) in {directory} (process {pidx} of {nproc}); "
+                   f"{len(available_experts(directory, spec))} available")

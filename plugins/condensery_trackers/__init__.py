@@ -1,0 +1,1 @@
+"""Experiment tracking through Accelerate's trackers (tensorboard, wandb, mlflow, aim, ...)."""
