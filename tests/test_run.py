@@ -72,13 +72,16 @@ def test_a_torn_last_log_line_does_not_swallow_the_next_row(tmp_path):
     (tmp_path / "logs" / "steps.jsonl").write_text('{"stage": "synthesize", "step": 0, "loss": 1.0}\n{"stage": "synth')
     ctx = RunContext.__new__(RunContext)  # only what log() touches
     ctx.run_dir, ctx.history, ctx._log_checked = tmp_path, [], False
+    ctx._started, ctx._last_logged = __import__("time").monotonic(), {}
     ctx.runtime = SimpleNamespace(is_main=True)
     ctx.registry = SimpleNamespace(pm=SimpleNamespace(hook=SimpleNamespace(on_step=lambda **kw: None)))
     ctx.log("synthesize", 5, loss=0.5)
     ctx.log("synthesize", 6, loss=0.4)
     lines = (tmp_path / "logs" / "steps.jsonl").read_text().splitlines()
-    assert json.loads(lines[-2]) == {"stage": "synthesize", "step": 5, "loss": 0.5}
-    assert json.loads(lines[-1]) == {"stage": "synthesize", "step": 6, "loss": 0.4}
+    first, second = json.loads(lines[-2]), json.loads(lines[-1])
+    assert {k: first[k] for k in ("stage", "step", "loss")} == {"stage": "synthesize", "step": 5, "loss": 0.5}
+    assert {k: second[k] for k in ("stage", "step", "loss")} == {"stage": "synthesize", "step": 6, "loss": 0.4}
+    assert "step_s" not in first and second["step_s"] >= 0 and second["time_s"] >= first["time_s"]  # wall time per step
     assert lines[1] == '{"stage": "synth'  # the torn line stays (readers skip it); nothing else is lost
 
 

@@ -28,8 +28,10 @@ def cli() -> None:
 @click.option("--processes", type=click.IntRange(min=1), default=None,
               help="split the run over N local processes (gloo on the CPU, loopback only); "
                    "what `torchrun --nproc_per_node N -m condensery run` or `accelerate launch --multi_gpu` start")
+@click.option("--no-eval", "no_eval", is_flag=True,
+              help="stop after the set (synthesis-only or timing runs); rerun without it to evaluate")
 def run(recipe: str, output: str | None, overrides: tuple[str, ...], quiet: bool, force: bool,
-        processes: int | None) -> None:
+        processes: int | None, no_eval: bool) -> None:
     """Run RECIPE: distil, save the set, evaluate it next to the random real subset."""
     from .launch import in_launched_process, launch, world_size
     from .recipe import load_recipe
@@ -43,14 +45,14 @@ def run(recipe: str, output: str | None, overrides: tuple[str, ...], quiet: bool
     if launching and not is_finished(plan, registry, output, force):  # a finished run needs no processes
         args = ["run", recipe, *(["-o", output] if output else []),
                 *(a for o in overrides for a in ("--set", o)), *(["--quiet"] if quiet else []),
-                *(["--force"] if force else []), "--processes", str(processes)]
+                *(["--force"] if force else []), *(["--no-eval"] if no_eval else []), "--processes", str(processes)]
         code = launch(args, processes)
         if code:
             sys.exit(code)  # the failing rank already printed its one-line error
         return
     if processes and in_launched_process() and processes != world_size():
         raise UserError(f"--processes {processes} disagrees with the launcher's WORLD_SIZE={world_size()}; drop --processes")
-    metrics = run_plan(plan, registry, output, force)
+    metrics = run_plan(plan, registry, output, force, evaluate=not no_eval)
     if not quiet and os.environ.get("RANK", "0") == "0":
         click.echo(f"wrote {output or 'runs/' + plan.name} ({len(metrics['results'])} results)")
 
@@ -128,10 +130,44 @@ def generate(generator_dir: str, ipc: int, output: str, seed: int, refine_steps:
     click.echo(f"wrote {path}")
 
 
+#: the core's own commands (plugins add theirs in build_cli)
+_CORE_COMMANDS = tuple(cli.commands)
+
+
+class _CommandsOf:
+    """What one plugin's ``register_commands`` sees: the group, with clashes refused by name."""
+
+    def __init__(self, group: click.Group, plugin: str, owners: dict[str, str]) -> None:
+        self._group, self._plugin, self._owners = group, plugin, owners
+
+    def add_command(self, command: click.Command, name: str | None = None) -> None:
+        name = name or command.name
+        owner = self._owners.get(name)
+        if owner is not None and owner != self._plugin:
+            raise UserError(
+                f"command '{name}' is added by two plugins, '{owner}' and '{self._plugin}'; uninstall one, or skip "
+                f"one with CONDENSERY_BLOCK_PLUGINS={self._plugin}"
+            )
+        self._owners[name] = self._plugin
+        self._group.add_command(command, name)
+
+    def command(self, *args, **kwargs):
+        def decorator(f):
+            cmd = click.command(*args, **kwargs)(f)
+            self.add_command(cmd)
+            return cmd
+        return decorator
+
+    def __getattr__(self, name: str):
+        return getattr(self._group, name)
+
+
 def build_cli() -> click.Group:
-    """The command group with every plugin's ``register_commands`` applied."""
+    """The command group with every plugin's ``register_commands`` applied, one plugin at a time."""
     registry = get_registry()
-    registry.pm.hook.register_commands(cli=cli)
+    owners = dict.fromkeys(_CORE_COMMANDS, "condensery")
+    for impl in registry.pm.hook.register_commands.get_hookimpls():
+        impl.function(cli=_CommandsOf(cli, impl.plugin_name, owners))
     return cli
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import torch.nn as nn
 from .checkpoints import CheckpointStore
 from .data.realdata import RealData
 from .errors import UserError
-from .progress import progress
+from .progress import note_metrics, progress
 from .runtime import Runtime, make_generator
 from .synthetic import SyntheticSet
 
@@ -61,6 +62,8 @@ class RunContext:
         self.checkpoints = CheckpointStore((self.run_dir or Path(".")) / "checkpoints")
         self.history: list[dict[str, Any]] = []
         self._log_checked = False  # whether logs/steps.jsonl was checked for a torn last line
+        self._started = time.monotonic()
+        self._last_logged: dict[str, tuple[int, float]] = {}  # stage -> (step, time) of its last row
 
     @property
     def device(self) -> torch.device:
@@ -77,9 +80,20 @@ class RunContext:
 
         Appended line by line (main process only) so the curve of a run that is killed, or
         stops on a NaN, is still on disk; a resumed run appends after what its first attempt wrote.
+        Each row also has ``time_s`` (seconds since this attempt's context was made) and
+        ``step_s`` (mean wall seconds per step since the stage's previous row): timing
+        without a profiler. Trackers and ``on_step`` get the metrics alone.
         """
-        row = {"stage": stage, "step": step, **{k: float(v) for k, v in metrics.items()}}
+        values = {k: float(v) for k, v in metrics.items()}
+        now = time.monotonic()
+        previous = self._last_logged.get(stage)
+        timing = {"time_s": round(now - self._started, 3)}
+        if previous is not None and step > previous[0]:
+            timing["step_s"] = round((now - previous[1]) / (step - previous[0]), 4)
+        self._last_logged[stage] = (step, now)
+        row = {"stage": stage, "step": step, **values, **timing}
         self.history.append(row)
+        note_metrics(stage, step, values)
         if self.run_dir is not None and self.runtime.is_main:
             path = self.run_dir / "logs" / "steps.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -175,7 +175,7 @@ def loss_curves(rows: list[dict[str, Any]]) -> dict[str, dict[str, Segments]]:
     for row in rows:
         stage, step = row["stage"], float(row["step"])
         for key, value in row.items():
-            if key in ("stage", "step") or isinstance(value, bool) or not isinstance(value, int | float):
+            if key in ("stage", "step", "time_s", "step_s") or isinstance(value, bool) or not isinstance(value, int | float):
                 continue
             if not math.isfinite(value):
                 continue

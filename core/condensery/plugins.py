@@ -9,12 +9,19 @@ A component may be registered as the object itself or, to keep start-up fast, as
 ``"package.module:Name"`` reference: ``condensery --help``, ``plugins`` and a recipe that
 names an unknown component then never import torch. The reference is imported the first
 time the component is used (``ComponentInfo.obj``).
+
+Which plugins load: ``CONDENSERY_LOAD_PLUGINS=a,b`` loads only those entry points (an empty
+value loads none), ``CONDENSERY_BLOCK_PLUGINS=a,b`` skips those; names as `condensery plugins`
+shows them. A hook implementation whose name is no hook spec (``register_synthesizer``) is a
+broken plugin, listed with the name, rather than silently never called.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata as md
+import os
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,11 +168,24 @@ def _short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
+def _names_from_env(variable: str) -> set[str] | None:
+    value = os.environ.get(variable)
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
+def wanted(plugin: str) -> bool:
+    """Whether the environment lets ``plugin`` load (``CONDENSERY_LOAD_PLUGINS`` / ``CONDENSERY_BLOCK_PLUGINS``)."""
+    allowed, blocked = _names_from_env("CONDENSERY_LOAD_PLUGINS"), _names_from_env("CONDENSERY_BLOCK_PLUGINS")
+    return (allowed is None or plugin in allowed) and plugin not in (blocked or set())
+
+
 def _load_entry_points(pm: pluggy.PluginManager, registry: Registry) -> None:
     for ep in md.entry_points(group=hookspecs.PROJECT):
         dist = ep.dist.metadata["Name"] if ep.dist is not None else "(unknown)"
         version = ep.dist.version if ep.dist is not None else ""
-        if pm.get_plugin(ep.name) is not None:
+        if pm.get_plugin(ep.name) is not None or not wanted(ep.name):
             continue
         try:
             module = ep.load()
@@ -174,6 +194,22 @@ def _load_entry_points(pm: pluggy.PluginManager, registry: Registry) -> None:
             registry.broken.append(BrokenPlugin(ep.name, dist, version, _short_error(exc)))
             continue
         registry.note_distribution(ep.name, dist, version)
+
+
+def _check_hook_names(pm: pluggy.PluginManager, registry: Registry) -> None:
+    """A hook implementation with no matching spec is a broken plugin, named with the hook."""
+    specs = [name for name in vars(hookspecs) if getattr(getattr(hookspecs, name), "condensery_spec", None)]
+    for name, caller in vars(pm.hook).items():
+        if name.startswith("_") or caller.spec is not None:
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.optionalhook:
+                continue
+            close = difflib.get_close_matches(name, specs, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            dist, version = registry._dist_of_plugin.get(impl.plugin_name, ("(unknown)", ""))
+            registry.broken.append(BrokenPlugin(impl.plugin_name, dist, version,
+                                                f"unknown hook '{name}'{hint}: condensery never calls it"))
 
 
 def _collect(pm: pluggy.PluginManager, registry: Registry) -> None:
@@ -203,6 +239,7 @@ def build_registry(extra_plugins: list[tuple[str, Any]] | None = None) -> Regist
     for name, module in extra_plugins or []:
         pm.register(module, name=name)
         registry.note_distribution(name, "(in-process)", "")
+    _check_hook_names(pm, registry)
     _collect(pm, registry)
     return registry
 

@@ -74,8 +74,13 @@ def task_record(plan: Plan, task: Task) -> dict[str, Any]:
     return {**task.to_json(), "data": data, "metric": "test accuracy at the end of training"}
 
 
-def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force: bool = False) -> dict[str, Any]:
+def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force: bool = False,
+        evaluate: bool = True) -> dict[str, Any]:
     """Run ``plan`` and write its run directory; a finished run is reused unless ``force``.
+
+    ``evaluate=False`` (``--no-eval``) stops after the set, its pictures and the logs: no
+    ``metrics.json`` is written, so the same command without it later evaluates the saved
+    set (a synthesis-only or timing run, with the recipe unchanged).
 
     Every process of a multi-process run executes this function; components split their
     work with ``ctx.runtime.split`` / ``gather``, and only the main process writes files.
@@ -97,7 +102,7 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
             if not force and (run_dir / "logs" / "steps.jsonl").is_file():  # resuming: the first attempt's curves
                 save_curves(run_dir)
         runtime.wait()  # nobody reads a checkpoint the main process is about to remove
-        return _run_in(plan, registry, run_dir, runtime, t0)
+        return _run_in(plan, registry, run_dir, runtime, t0, evaluate)
 
 
 def save_picture(synset: SyntheticSet, data: RealData, task: Task, run_dir: Path) -> None:
@@ -126,7 +131,8 @@ def finished_metrics(run_dir: Path) -> dict[str, Any]:
         raise UserError(f"'{path}' is not valid JSON ({exc}); pass --force to run it again") from None
 
 
-def _run_in(plan: Plan, registry: Registry, run_dir: Path, runtime: Runtime, t0: float) -> dict[str, Any]:
+def _run_in(plan: Plan, registry: Registry, run_dir: Path, runtime: Runtime, t0: float,
+            evaluate: bool = True) -> dict[str, Any]:
     """The run itself, under the run directory's lock."""
     timings: dict[str, float] = {}
     metrics_path = run_dir / "metrics.json"
@@ -182,6 +188,9 @@ def _run_in(plan: Plan, registry: Registry, run_dir: Path, runtime: Runtime, t0:
             save_curves(run_dir)
     timings["synthesize"] = float(synset.metadata.get("seconds_synthesize", time.perf_counter() - t))
 
+    if not evaluate:
+        return synthesis_only(plan, runtime, run_dir, synset, timings, t0, reused)
+
     t = time.perf_counter()
     results = evaluate_all(plan, ctx, synset)
     timings["evaluate"] = time.perf_counter() - t
@@ -206,6 +215,20 @@ def _run_in(plan: Plan, registry: Registry, run_dir: Path, runtime: Runtime, t0:
         runtime.say(line)
     runtime.wait()  # the main process has written everything before anyone exits
     return metrics
+
+
+def synthesis_only(plan: Plan, runtime: Runtime, run_dir: Path, synset: SyntheticSet, timings: dict[str, float],
+                   t0: float, reused: list[str]) -> dict[str, Any]:
+    """End a ``--no-eval`` run: logs and curves, no ``metrics.json`` (the run stays unevaluated)."""
+    timings["total"] = time.perf_counter() - t0
+    write_process_logs(runtime, run_dir, timings)
+    if runtime.is_main:
+        save_curves(run_dir)
+    runtime.say(f"  synthesis only (--no-eval): {timings['synthesize']:.1f} s; "
+                f"rerun without --no-eval to evaluate {run_dir / 'synthetic.safetensors'}")
+    runtime.wait()
+    return {"recipe": plan.name, "evaluated": False, "num_images": len(synset), "results": [],
+            "seconds": {k: round(v, 3) for k, v in timings.items()}, "reused": reused}
 
 
 def run_dir_of(plan: Plan, out_dir: str | Path | None = None) -> Path:
