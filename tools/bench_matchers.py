@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-METHODS = ("dc", "dsa", "dm", "mtt", "mtt-ckpt", "krr")
+METHODS = ("dc", "dsa", "dm", "mtt", "mtt-ckpt", "krr", "dwa")
 TRAJ = {10: dict(syn_steps=30, expert_epochs=2, max_start_epoch=20), 50: dict(syn_steps=30, expert_epochs=2, max_start_epoch=40)}
 
 
@@ -45,6 +45,8 @@ def matcher_spec(method: str, ipc: int, quick: bool, experts_dir: str) -> dict:
             t.update(syn_steps=2)
         return {"name": "trajectory", **t, "train_epochs": 50, "num_experts": 2, "experts_dir": experts_dir,
                 "checkpoint_unroll": method == "mtt-ckpt", "batch_syn": None if method == "mtt" else 100}
+    if method == "dwa":  # DWA / SRe2L recover: BN-statistics matching against a (random) BN teacher
+        return {"name": "bnstats"}
     if method == "krr":
         return {"name": "krr", "num_models": 2 if quick else 8, "width": 128 if quick else 1024,
                 "batch_real": 16 if quick else 128}
@@ -84,6 +86,9 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool,
         for i in range(2):
             write_expert(expert_path(Path(tmp), i), torch.randn(51, numel, generator=g) * 0.05, es.header(i, 0))
     matcher.prepare(ctx)
+    if method == "dwa":  # the recover step's network: a ConvNet-BN teacher (its weights do not change the cost)
+        teacher = ctx.create_model("convnet_bn", width=model["width"])
+        matcher.set_teacher(teacher)
     images = data.train_x[torch.arange(k).repeat_interleave(ipc) * per_class].clone().requires_grad_(True)
     labels = torch.arange(k, device=runtime.device).repeat_interleave(ipc)
     groups = [{"params": [images], "lr": 0.01}] + [{"params": [t], "lr": lr} for t, lr in matcher.parameters()]
