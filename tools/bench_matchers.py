@@ -1,4 +1,4 @@
-"""Seconds per distillation step and peak memory of every matcher, as JSON.
+"""Seconds per distillation step, peak memory and achieved GFLOP/s of every matcher, as JSON.
 
 CIFAR-10 shape (3x32x32, 10 classes, ConvNet-3 width 128) with random tensors standing in
 for the data, so no files are needed; IPC 10 and 50; mixed precision off and on (fp16 on a
@@ -8,6 +8,9 @@ includes the inner training of its network). Each configuration runs in its own 
 so peak memory is its own: ``torch.cuda.max_memory_allocated`` on a GPU, the peak resident
 set size (``ru_maxrss``) on a CPU. Trajectory matching reads random expert shards written
 to a temporary folder (timing does not depend on what the experts learned).
+FLOPs of one step are counted with ``torch.utils.flop_counter`` (forward, backward and any
+inner loop) and reported as achieved GFLOP/s next to the machine's measured square-matmul
+throughput at the same precision (``fraction_of_matmul``: how far a step is from the limit).
 
     python tools/bench_matchers.py                       # full settings (a GPU is advised)
     python tools/bench_matchers.py --quick --iterations 2  # a small CPU check
@@ -103,6 +106,11 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool,
         matcher.after_step(images, labels, i)
 
     step(0)  # warm-up (allocations, kernels) is not timed
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:  # the FLOPs of one step (forward, backward, inner loops)
+        step(iterations + 1)
+    flops = counter.get_total_flops()
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -114,7 +122,8 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool,
     seconds = (time.perf_counter() - t0) / iterations
     row = {"method": method, "matcher": cls.__name__, "ipc": ipc, "mixed_precision": precision,
            "device": str(runtime.device), "iterations": iterations, "seconds_per_step": round(seconds, 4),
-           "quick": quick, "model_width": model["width"], "threads": torch.get_num_threads()}
+           "quick": quick, "model_width": model["width"], "threads": torch.get_num_threads(),
+           "gflop_per_step": round(flops / 1e9, 3), "achieved_gflops": round(flops / 1e9 / seconds, 2)}
     if cuda:
         row["peak_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         row["memory_kind"] = "cuda max_memory_allocated"
@@ -122,6 +131,24 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool,
         row["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         row["memory_kind"] = "process peak RSS"
     return row
+
+
+def matmul_gflops(precision: str, device: str, repeats: int = 5) -> float:
+    """The machine's measured square-matmul throughput at ``precision``: the limit a step aims at."""
+    import torch
+
+    n = 8192 if device == "cuda" else 1024  # CPU bf16 without AMX is slow: keep the probe short
+    dtype = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    a = torch.randn(n, n, device=device).to(dtype)
+    a @ a
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ a
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return round(repeats * 2 * n**3 / (time.perf_counter() - t0) / 1e9, 1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -143,6 +170,8 @@ def main(argv: list[str] | None = None) -> None:
 
     gpu = torch.cuda.is_available() and args.device != "cpu"
     precisions = args.precisions.split(",") if args.precisions else ["no", "fp16" if gpu else "bf16"]
+    ceiling = {p: matmul_gflops(p, "cuda" if gpu else "cpu") for p in precisions}
+    print(json.dumps({"matmul_gflops": ceiling}), file=sys.stderr, flush=True)
     rows = []
     for method in args.methods.split(","):
         for ipc in (int(i) for i in args.ipcs.split(",")):
@@ -157,6 +186,9 @@ def main(argv: list[str] | None = None) -> None:
                 else:
                     tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
                     row = {"method": method, "ipc": ipc, "mixed_precision": precision, "error": tail}
+                if "achieved_gflops" in row and ceiling.get(precision):
+                    row["matmul_gflops"] = ceiling[precision]
+                    row["fraction_of_matmul"] = round(row["achieved_gflops"] / ceiling[precision], 4)
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
     text = json.dumps(rows, indent=2)
