@@ -6,7 +6,7 @@ size on the pool's folder (and on an mgdd folder, if given): median of ``--repea
 both the whole call and the generation alone (``generate_seconds``, no data loading). JSON out.
 
     python tools/bench_generators.py --pool-recipe recipes/digits/multisize-dm.yaml \\
-        --pixel-recipe recipes/digits/dm-ipc10.yaml --sizes 1 7 10 23 50 --iterations 300 \\
+        --pixel-recipe recipes/digits/dm-ipc1.yaml --sizes 1 7 10 23 50 --iterations 300 \\
         --set "data.classes=[5,6,7,8,9]" --mgdd runs/digits-mgdd-adapt/generator -o bench.json
 
 Run it alone on the machine (one job per core); read ratios, not seconds.

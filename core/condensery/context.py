@@ -91,8 +91,8 @@ class RunContext:
         if previous is not None and step > previous[0]:
             timing["step_s"] = round((now - previous[1]) / (step - previous[0]), 4)
         self._last_logged[stage] = (step, now)
+        self.history.append({"stage": stage, "step": step, **values})
         row = {"stage": stage, "step": step, **values, **timing}
-        self.history.append(row)
         note_metrics(stage, step, values)
         if self.run_dir is not None and self.runtime.is_main:
             path = self.run_dir / "logs" / "steps.jsonl"
