@@ -214,3 +214,14 @@ def test_ranking_reuses_its_random_arm_until_the_teacher_changes(ctx, synset, tm
     third, trained_third = evaluate()
     assert trained_third == trained_first
     assert all("random_source" not in r.extra for (_, s), r in third.items() if s == "random")
+
+
+def test_a_validation_tie_goes_to_the_fixed_lr_then_the_partners_then_the_smallest():
+    from condensery_eval.protocol import best_lr
+
+    # digits seqmatch-ipc10's random arm, session 13: a three-way tie at 96.50 %
+    scores = {0.0033: 0.9650, 0.0066: 0.9580, 0.01: 0.9650, 0.0132: 0.9650}
+    assert best_lr(scores, fixed=0.01, partner=0.0066) == 0.01
+    assert best_lr({0.0033: 0.9, 0.0066: 0.9, 0.0132: 0.8}, fixed=0.01, partner=0.0066) == 0.0066
+    assert best_lr({0.0033: 0.9, 0.0066: 0.9}, fixed=0.01, partner=None) == 0.0033
+    assert best_lr({0.0033: 0.8, 0.0066: 0.9, 0.01: 0.85}, fixed=0.01) == 0.0066  # no tie: the best

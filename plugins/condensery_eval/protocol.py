@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,6 +190,21 @@ def random_arm_grid(protocol: TrainProtocol, partner_lr: float) -> list[float]:
     return sorted(grid)
 
 
+def best_lr(scores: dict[float, float], fixed: float, partner: float | None = None) -> float:
+    """The lr with the best validation accuracy; a tie goes to the protocol's fixed lr, then to
+    the partner's learned lr, then to the smallest tied.
+
+    Small validation splits tie often (digits: 143 images); taking the first candidate would
+    quietly hand the random arm the smallest lr of its grid.
+    """
+    top = max(scores.values())
+    tied = [lr for lr, acc in scores.items() if acc == top]
+    for preferred in (fixed, partner):
+        if preferred is not None and any(math.isclose(lr, preferred, rel_tol=1e-9) for lr in tied):
+            return next(lr for lr in tied if math.isclose(lr, preferred, rel_tol=1e-9))
+    return min(tied)
+
+
 def choose_lr(
     ctx: RunContext, protocol: TrainProtocol, synset: SyntheticSet, labels: torch.Tensor, tag: str,
     train: Callable[[float, tuple], torch.nn.Module] | None = None,
@@ -228,7 +244,7 @@ def choose_lr(
         scores[lr] = accuracy(model, ctx.data.val_x, ctx.data.val_y, ctx.runtime.autocast)
     if not scores:
         raise DivergenceError(f"training diverged at every lr of {list(grid)}; add smaller ones to lr_grid")
-    best = max(scores, key=lambda k: scores[k])
+    best = best_lr(scores, protocol.lr, partner)
     info: dict[str, Any] = {"lr_source": source, "lr_grid": list(grid), "val_accuracy_by_lr": scores}
     if partner is not None:
         info["partner_lr"] = float(partner)
