@@ -19,6 +19,8 @@ __version__ = "0.1.0"
 
 #: public name -> the submodule that defines it
 _LAZY: dict[str, str] = {
+    **dict.fromkeys(['get_registry'], ".plugins"),
+    **dict.fromkeys(['set_quiet'], ".progress"),
     **dict.fromkeys(['CheckpointStore', 'load_optimizer_state', 'optimizer_state'], ".checkpoints"),
     **dict.fromkeys(['comparisons', 'describe_comparison', 'paired_interval', 'pooled_interval', 'result_lines', 'welch_interval'], ".compare"),
     **dict.fromkeys(['Component', 'Evaluator', 'Matcher', 'Result', 'Synthesizer', 'SynthesizerOptions'], ".components"),
@@ -76,6 +78,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
     )
     from .models import embed, embed_batched  # noqa: F401
     from .options import Options  # noqa: F401
+    from .plugins import get_registry  # noqa: F401
+    from .progress import set_quiet  # noqa: F401
     from .runtime import Runtime, make_generator  # noqa: F401
     from .runtime_options import RuntimeOptions  # noqa: F401
     from .synthetic import SyntheticSet  # noqa: F401
@@ -84,7 +88,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
     from .training import accuracy, backward_step, predict, soft_cross_entropy, train_classifier  # noqa: F401
 
 __all__ = [
-    "__version__", "hookimpl", "Options", "Component", "Synthesizer", "SynthesizerOptions",
+    "__version__", "hookimpl", "get_registry", "set_quiet", "Options", "Component", "Synthesizer", "SynthesizerOptions",
     "Matcher", "Evaluator", "Result", "SyntheticSet", "RunContext", "Task", "build_model", "random_subset_draw",
     "label_like",
     "Runtime", "RuntimeOptions", "make_generator", "read_safetensors", "RealData", "DatasetSource", "DatasetOptions",

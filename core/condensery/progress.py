@@ -33,8 +33,9 @@ def is_quiet() -> bool:
 
 def note_metrics(stage: str, step: int, metrics: dict[str, float]) -> None:
     """Remember the latest logged metrics for the next progress line."""
+    count = _LAST.get("count", 0) + 1
     _LAST.clear()
-    _LAST.update(stage=stage, step=step, metrics=dict(metrics))
+    _LAST.update(stage=stage, step=step, metrics=dict(metrics), count=count)
 
 
 def _interval() -> float:
@@ -46,7 +47,7 @@ def _interval() -> float:
 
 def _log_lines(iterable: Iterable[T], desc: str, total: int | None) -> Iterator[T]:
     every, start = _interval(), time.monotonic()
-    last_line = start
+    last_line, logged_before = start, _LAST.get("count", 0)  # a loss logged before this loop is another loop's
     for i, item in enumerate(iterable):
         yield item
         now = time.monotonic()
@@ -55,7 +56,7 @@ def _log_lines(iterable: Iterable[T], desc: str, total: int | None) -> Iterator[
             last_line = now
             rate = done / max(now - start, 1e-9)
             line = f"  {desc}: {done}" + (f"/{total}" if total else "") + f" steps, {rate:.3g} steps/s"
-            metrics = _LAST.get("metrics") or {}
+            metrics = (_LAST.get("metrics") or {}) if _LAST.get("count", 0) > logged_before else {}
             loss = next((v for k, v in metrics.items() if "loss" in k), None)
             if loss is not None:
                 line += f", {_LAST['stage']} loss {loss:.5g} at step {_LAST['step']}"

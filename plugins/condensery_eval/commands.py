@@ -54,7 +54,7 @@ def export_command(synset: str, directory: str, recipe: str | None, overrides: t
     8-bit PNGs, de-normalised with the set's mean/std, one folder per class name; set.json
     keeps the lr, soft labels and metadata. `condensery eval DIRECTORY` reads it all back.
     """
-    from condensery.plugins import get_registry
+    from condensery import get_registry
 
     from .export import INFO, export_set
 

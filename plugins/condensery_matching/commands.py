@@ -22,13 +22,9 @@ def experts_command(recipe, output, overrides, num_experts, process_index, num_p
     Expert i is trained by process i % num_processes; finished shards are skipped, so the
     same command resumes an interrupted job.
     """
-    from condensery import UserError
-    from condensery.context import RunContext
-    from condensery.plugins import get_registry
-    from condensery.progress import set_quiet
+    from condensery import RunContext, Runtime, UserError, get_registry, set_quiet
     from condensery.recipe import load_recipe
     from condensery.runner import load_data, make_task
-    from condensery.runtime import Runtime
 
     from .experts import available_experts, train_experts
     from .trajectory import TrajectoryMatcher
