@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,16 +22,23 @@ try:
     main({argv!r})
 except SystemExit as exc:
     code = exc.code
-heavy = sorted(m for m in ("torch", "timm", "accelerate", "condensery_matching.pixel", "condensery_eval.protocol")
-               if m in sys.modules)
+heavy = sorted(m for m in sys.modules if m in HEAVY or m.split(".")[0] in HEAVY)
 print("PROBE" + __import__("json").dumps({{"code": code, "heavy": heavy}}), file=sys.stderr)
 """
+#: what a command that needs no network must not import: torch (and what imports it), and the
+#: plugins' component modules (their options modules are light and fine)
+HEAVY = ("torch", "timm", "accelerate", "torchvision", "condensery_matching.pixel", "condensery_matching.distribution",
+         "condensery_eval.protocol", "condensery_eval.hard_label", "condensery.components", "condensery.context",
+         "condensery.data", "condensery.models")
 
 
 def _probe(argv: list[str]) -> dict:
-    proc = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv)], capture_output=True, text=True, timeout=120)
+    code = f"HEAVY = {HEAVY!r}\n" + PROBE.format(argv=argv)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     line = next(ln for ln in proc.stderr.splitlines() if ln.startswith("PROBE"))
-    return json.loads(line[len("PROBE"):])
+    result = json.loads(line[len("PROBE"):])
+    result["err"] = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("PROBE")]
+    return result
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["plugins"], ["plugins", "--json"], ["run", "--help"]])
@@ -45,6 +53,67 @@ def test_a_recipe_naming_an_unknown_component_fails_before_torch(tmp_path):
     recipe.write_text("name: r\ndata: {name: digits}\nsynthesizer: {name: pixell, ipc: 1}\n")
     result = _probe(["run", str(recipe)])
     assert result["code"] == 2
+    assert result["heavy"] == []
+
+
+GOOD = """name: r
+data: {name: digits}
+model: {name: convnet, depth: 2, width: 8}
+synthesizer: {name: pixel, ipc: 1, iterations: 2, matcher: {name: distribution, batch_real: 8}}
+evaluators: [{name: hard-label, runs: 1, epochs: 1}]
+"""
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("ipc: 1,", "ipc: -1,", "synthesizer 'pixel': option 'ipc': Input should be greater than or equal to 1 (got -1)"),
+    ("width: 8", "widht: 8", "model 'convnet' has no option 'widht' (did you mean 'width'?)"),
+    ("width: 8", "width: 8, norm: batchnrom", "model 'convnet': option 'norm'"),
+    ("batch_real: 8", "batch_real: 0", "synthesizer.matcher 'distribution': option 'batch_real'"),
+    ("epochs: 1", "epochs: many", "evaluators[0] 'hard-label': option 'epochs'"),
+    ("{name: digits}", "{name: digits, val_fraction: 2}", "data 'digits': option 'val_fraction'"),
+    ("{name: hard-label, runs: 1, epochs: 1}", "{name: cross-arch, protocol: {name: soft-label, epoch: 3}}",
+     "evaluators[0] 'cross-arch'"),
+    ("{name: pixel, ipc: 1, iterations: 2,", "{name: seqmatch, ipc: 3, subsets: [1, 1], iterations: 2,",
+     "subsets [1, 1] must be positive and add up to ipc (3)"),
+])
+def test_a_bad_option_value_or_model_option_fails_before_torch(tmp_path, old, new, expected):
+    """Every section is validated against options that import no torch, before any component loads."""
+    assert old in GOOD
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(GOOD.replace(old, new))
+    result = _probe(["run", str(recipe), "-o", str(tmp_path / "run"), "--quiet"])
+    assert result["code"] == 2, result
+    assert len(result["err"]) == 1 and expected in result["err"][0], result["err"]
+    assert result["heavy"] == []
+    assert not (tmp_path / "run").exists()  # nothing written
+
+
+VALIDATE_ALL = """
+import json, sys
+from pathlib import Path
+from condensery.plugins import get_registry
+from condensery.recipe import load_yaml, validate
+registry = get_registry()
+checked = []
+for path in sorted(Path({root!r}).rglob("*.yaml")):
+    doc = load_yaml(path)
+    if doc.get("model", {{}}).get("name", "convnet") not in registry.components["model"]:
+        continue  # a timm name: only timm (torch) knows whether it is one
+    validate(doc, registry, needs_synthesizer="synthesizer" in doc)
+    checked.append(str(path))
+heavy = sorted(m for m in sys.modules if m in HEAVY or m.split(".")[0] in HEAVY)
+print(json.dumps({{"checked": len(checked), "heavy": heavy}}))
+"""
+
+
+def test_every_shipped_recipe_validates_without_importing_torch():
+    """The guard against a heavy import creeping back into an options module (or into validate)."""
+    root = Path(__file__).resolve().parents[1] / "recipes"
+    code = f"HEAVY = {HEAVY!r}\n" + VALIDATE_ALL.format(root=str(root))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["checked"] >= 50
     assert result["heavy"] == []
 
 

@@ -199,7 +199,7 @@ def test_digits_recipe_chains_run_end_to_end_with_no_files(cli, tmp_path):
     assert synset.images.shape == (35, 1, 8, 8) and synset.metadata["class_names"] == ["5", "6", "7", "8", "9"]
     assert synset.label_kind == "regression" and torch.equal(synset.hard_labels, torch.arange(5).repeat_interleave(7))
     # multisize: the pool recipe, then a prefix
-    pool = cli("run", str(REPO_RECIPES / "multisize-dm.yaml"), "-o", str(tmp_path / "pool"), "--quiet",
+    pool = cli("run", str(REPO_RECIPES.parent / "any-size" / "digits-pool-dm.yaml"), "-o", str(tmp_path / "pool"), "--quiet",
                "--set", "synthesizer.iterations=3", "--set", "synthesizer.ipc=4", "--set", QUICK_EVAL)
     assert pool.code == 0, pool.err
     two = cli("generate", str(tmp_path / "pool" / "generator"), "--ipc", "2", "-o", str(tmp_path / "two.safetensors"))

@@ -165,7 +165,7 @@ def test_experts_are_written_resumable_and_split(tmp_path):
     ctx = make_ctx(tmp_path, model=TINY, train_per_class=20)
     m = TrajectoryMatcher(traj_options(tmp_path))
     m.numels = [p.numel() for p in ctx.create_model().parameters()]
-    spec = m.spec(ctx)
+    spec = m.expert_spec(ctx)
     d = tmp_path / "experts"
     # process 1 of 2 trains only the odd experts
     assert train_experts(ctx, spec, d, 3, process_index=1, num_processes=2) == [1]
@@ -344,3 +344,41 @@ def test_distribution_loss_decreases(tmp_path):
     m.prepare(ctx)
     losses = optimise(m, ctx, ipc=1, steps=20, lr=1.0)
     assert sum(losses[-5:]) < 0.8 * sum(losses[:5]), losses
+
+
+def test_distribution_real_chunks_change_memory_not_the_loss(tmp_path, monkeypatch):
+    """DM embeds the real batch in chunks: with per-sample normalisation the loss (and so the set)
+    is the same bit for bit for any chunk size; with batch norm it embeds everything at once."""
+    from condensery_matching.distribution import DistributionMatcher, DistributionOptions
+
+    ctx = make_ctx(tmp_path, ipc=2)
+    images = ctx.data.train_x[torch.arange(10).repeat_interleave(2) * 5].clone().requires_grad_(True)
+    labels = torch.arange(10).repeat_interleave(2)
+    grads = []
+    for chunk in (7, 64, 100_000):
+        m = DistributionMatcher(DistributionOptions(batch_real=16, real_chunk=chunk))
+        m.prepare(ctx)
+        images.grad = None
+        loss = m.loss(images, labels, 3)
+        loss.backward()
+        grads.append((loss.detach(), images.grad.clone()))
+    assert all(torch.equal(g[0], grads[0][0]) and torch.equal(g[1], grads[0][1]) for g in grads[1:])
+
+    batch_sizes: list[int] = []
+    conv_forward = torch.nn.Conv2d.forward
+
+    def spy(self, x):
+        batch_sizes.append(x.shape[0])
+        return conv_forward(self, x)
+
+    monkeypatch.setattr(torch.nn.Conv2d, "forward", spy)
+    m = DistributionMatcher(DistributionOptions(batch_real=16, real_chunk=7))
+    m.prepare(make_ctx(tmp_path / "bn", ipc=2, model={"name": "convnet_bn", "depth": 2, "width": 8}))
+    batch_sizes.clear()
+    m.loss(images.detach(), labels, 3)
+    assert 160 in batch_sizes and 7 not in batch_sizes  # batch norm: the whole real batch (10 x 16) at once
+    m = DistributionMatcher(DistributionOptions(batch_real=16, real_chunk=7))
+    m.prepare(ctx)
+    batch_sizes.clear()
+    m.loss(images.detach(), labels, 3)
+    assert 7 in batch_sizes and 160 not in batch_sizes  # instance norm: chunks of 7

@@ -103,3 +103,63 @@ def test_bad_set_value_on_cli(cli, tiny_recipe, tmp_path):
 def test_load_recipe_from_file(tiny_recipe):
     plan = load_recipe(tiny_recipe, ["synthesizer.iterations=3"], get_registry())
     assert plan.synthesizer.options.iterations == 3
+
+
+@pytest.mark.parametrize("model, expected", [
+    ({"name": "convnet", "widht": 16}, "model 'convnet' has no option 'widht' (did you mean 'width'?); valid options: "
+                                       "activation, depth, norm, pooling, small_stem, width"),
+    ({"name": "convnet", "depth": 0}, "model 'convnet': option 'depth': Input should be greater than or equal to 1"),
+    ({"name": "convnet_bn", "pooling": "sum"}, "model 'convnet_bn': option 'pooling'"),
+    ({"name": "resnet18", "stem_type": "deep"}, "model 'resnet18' has no option 'stem_type'; valid options: "
+                                                "drop_path_rate, drop_rate, global_pool, small_stem"),
+    ({"name": "resnet18", "small_stem": "yes"}, "model 'resnet18': option 'small_stem'"),
+    ({"name": "resnet10t", "drop_rat": 0.1}, "model 'resnet10t' has no option 'drop_rat' (did you mean 'drop_rate'?)"),
+    ({"name": "vgg11_dd", "width": 8}, "model 'vgg11_dd' has no option 'width'"),
+    ({"name": "mlp", "activation": "swish"}, "model 'mlp': option 'activation'"),
+    ({"name": "convnett", "width": 8}, "unknown model 'convnett' (did you mean 'convnet'?)"),  # the name first
+])
+def test_model_options_are_validated_when_the_recipe_resolves(model, expected):
+    with pytest.raises(UserError) as exc:
+        resolve(_doc(model=model), get_registry())
+    assert expected in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_the_resolved_model_keeps_the_keys_given_coerced():
+    """Defaults are not written into the model spec: a set's stored task and cache keys stay as they were."""
+    plan = resolve(_doc(model={"name": "convnet", "width": 16.0, "norm": "batchnorm"}), get_registry())
+    assert plan.model == {"name": "convnet", "width": 16, "norm": "batchnorm"} == plan.resolved["model"]
+    assert type(plan.model["width"]) is int
+    plan = resolve(_doc(model={"name": "resnet10t", "small_stem": False, "drop_rate": 0.1}), get_registry())
+    assert plan.model == {"name": "resnet10t", "small_stem": False, "drop_rate": 0.1}
+    assert resolve(_doc(model=None), get_registry()).model == {"name": "convnet"}
+
+
+def test_a_model_factory_without_options_takes_its_keys_unchecked():
+    import types
+
+    from condensery import hookimpl
+    from condensery.plugins import build_registry
+
+    def factory(num_classes, in_chans, img_size, **options):
+        raise AssertionError("not built while resolving")
+
+    plugin = types.ModuleType("free_model")
+    plugin.register_models = hookimpl(lambda register: register("free-net", factory))
+    reg = build_registry([("free", plugin)])
+    plan = resolve(_doc(model={"name": "free-net", "anything": [1, 2]}), reg)
+    assert plan.model == {"name": "free-net", "anything": [1, 2]}
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"synthesizer": {"name": "pixel", "matcher": {"name": "distribution", "model": "convnett"}}},
+     "synthesizer.matcher 'distribution': option 'model': Value error, unknown model 'convnett' (did you mean 'convnet'?)"),
+    ({"synthesizer": {"name": "dwa", "teacher_model": {"name": "convnet_bn", "widht": 32}}},
+     "synthesizer 'dwa': option 'teacher_model': Value error, model 'convnet_bn' has no option 'widht' (did you mean 'width'?)"),
+    ({"synthesizer": {"name": "herding", "feature_model": "vgg11dd"}}, "option 'feature_model'"),
+    ({"evaluators": [{"name": "soft-label", "teacher": {"model": "convnet_bn", "model_options": {"depht": 2}}}]},
+     "teacher model 'convnet_bn' has no option 'depht' (did you mean 'depth'?)"),
+])
+def test_model_names_and_specs_inside_options_are_validated_too(change, expected):
+    with pytest.raises(UserError) as exc:
+        resolve(_doc(**change), get_registry())
+    assert expected in str(exc.value) and "\n" not in str(exc.value)

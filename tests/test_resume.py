@@ -161,12 +161,12 @@ def test_checkpoint_write_is_atomic(tmp_path):
     store = CheckpointStore(tmp_path)
     store.save("pixel", {"images": torch.ones(2, 3)}, {"step": 10})
     # a write cut off by a kill leaves only a temp file; the last whole checkpoint stays
-    (tmp_path / "pixel.safetensors.tmp").write_bytes(b"\x00garbage")
+    (tmp_path / ".pixel.safetensors.999999999.tmp").write_bytes(b"\x00garbage")
     tensors, meta = store.load("pixel")
     assert meta == {"step": 10} and torch.equal(tensors["images"], torch.ones(2, 3))
     store.save("pixel", {"images": torch.zeros(2, 3)}, {"step": 20})
     assert store.load("pixel")[1] == {"step": 20}
-    assert not (tmp_path / "pixel.safetensors.tmp").exists()
+    assert not (tmp_path / ".pixel.safetensors.999999999.tmp").exists()
 
 
 MGDD_META = """

@@ -156,13 +156,10 @@ def test_init_from_continues_a_finished_set_and_refuses_a_mismatched_one(cli, ti
 
 def test_pixel_init_random_subset_refines_exactly_the_random_baseline(cli, tiny_recipe, tmp_path):
     # paired comparison: the synthetic set starts from the very images the evaluators report as "random"
-    from condensery import Runtime, random_subset_draw
-    from condensery.plugins import get_registry
-    from condensery.recipe import load_recipe
-    from condensery.runner import load_data
+    from condensery import get_registry, open_task, random_subset_draw
 
-    plan = load_recipe(str(tiny_recipe), None, get_registry())
-    draw, labels = random_subset_draw(load_data(plan, Runtime(plan.runtime, plan.seed, announce=False)), 1, plan.seed)
+    plan, ctx = open_task(tiny_recipe, get_registry(), needs_synthesizer=True, announce=False)
+    draw, labels = random_subset_draw(ctx.data, 1, plan.seed)
     start = {}
     for init in ("random-subset", "real"):
         out = tmp_path / init

@@ -40,3 +40,35 @@ def test_quiet_prints_no_progress(cli, tiny_recipe, tmp_path, monkeypatch):
     monkeypatch.setenv("CONDENSERY_PROGRESS_EVERY", "0")
     res = cli("run", str(tiny_recipe), "-o", str(tmp_path / "run"), "--no-eval", "--quiet")
     assert res.code == 0 and res.err == ""
+
+
+def test_a_recipe_without_evaluators_is_a_finished_producer_run(cli, tiny_recipe, tmp_path):
+    """``evaluators: []``: the set is saved, ``metrics.json`` has no results, a rerun reuses it."""
+    import yaml
+
+    doc = yaml.safe_load(tiny_recipe.read_text())
+    doc["evaluators"] = []
+    recipe = tmp_path / "producer.yaml"
+    recipe.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "run"
+    res = cli("run", str(recipe), "-o", str(out))
+    assert res.code == 0, res.err
+    assert "no evaluators: the set only" in res.out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["results"] == [] and metrics["comparisons"] == []
+    assert (out / "synthetic.safetensors").is_file()
+    before = (out / "metrics.json").read_bytes()
+    again = cli("run", str(recipe), "-o", str(out))
+    assert again.code == 0 and "no evaluators" in again.out, again.err
+    assert "already finished" in again.err and (out / "metrics.json").read_bytes() == before  # nothing redone
+
+
+def test_evaluators_must_be_a_list(cli, tiny_recipe, tmp_path):
+    import yaml
+
+    doc = yaml.safe_load(tiny_recipe.read_text())
+    doc["evaluators"] = {"name": "hard-label"}
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text(yaml.safe_dump(doc))
+    res = cli("run", str(recipe), "-o", str(tmp_path / "run"))
+    assert res.code == 2 and "'evaluators' must be a list" in res.err and not (tmp_path / "run").exists()

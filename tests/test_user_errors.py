@@ -137,8 +137,8 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "unknown matcher option": (lambda d: run(d, text=edited("batch_real: 8", "batch_reel: 8")), "batch_reel"),
     "unknown evaluator": (lambda d: run(d, text=edited("name: hard-label", "name: hard")), "hard"),
     "unknown evaluator option": (lambda d: run(d, text=edited("runs: 1", "rnus: 1")), "rnus"),
-    "no evaluators": (lambda d: run(d, text=edited("evaluators: [{name: hard-label, runs: 1, epochs: 1}]",
-                                                   "evaluators: []")), "evaluators"),
+    "evaluators not a list": (lambda d: run(d, text=edited("evaluators: [{name: hard-label, runs: 1, epochs: 1}]",
+                                                           "evaluators: {name: hard-label}")), "must be a list"),
     "unknown dataset": (lambda d: run(d, text=edited("name: digits", "name: digitz")), "digitz"),
     "unknown dataset option": (lambda d: run(d, text=edited("{name: digits}", "{name: digits, val_frac: 0.1}")), "val_frac"),
     "unknown model": (lambda d: run(d, text=edited("name: convnet", "name: convnett")), "convnett"),
@@ -286,10 +286,15 @@ def test_a_bug_in_a_plugin_names_the_plugin_exit_1_and_debug_shows_the_traceback
 
 
 def test_a_model_typo_leaves_nothing_that_refuses_the_corrected_recipe(cli, tmp_path):
+    """The model section is validated with the rest of the recipe, before the run directory exists."""
     out = tmp_path / "run"
     bad = recipe(tmp_path, edited("width: 8", "widht: 8"), "bad.yaml")
     res = cli("run", bad, "-o", str(out), "--quiet")
-    assert res.code == 2 and "widht" in res.err
-    assert not (out / "recipe.yaml").exists()
+    assert res.code == 2, res.err
+    [line] = [x for x in res.err.splitlines() if x.strip()]
+    assert line == ("error: model 'convnet' has no option 'widht' (did you mean 'width'?); "
+                    "valid options: activation, depth, norm, pooling, small_stem, width")
+    assert not out.exists()  # not even the lock: nothing was written
     res = cli("run", recipe(tmp_path), "-o", str(out), "--quiet")  # no --force needed
     assert res.code == 0, res.err
+    assert (out / "metrics.json").is_file() and (out / "recipe.yaml").is_file()

@@ -1,4 +1,4 @@
-"""How long the command line takes to answer: ``--help``, ``plugins`` and a recipe error.
+"""How long the command line takes to answer: ``--help``, ``plugins`` and recipe errors.
 
 Each command runs in a fresh interpreter ``--repeats`` times; the median wall time is
 reported next to the target (1.5 s), plus the same for ``python -c "import torch"`` as the
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -26,6 +27,12 @@ evaluators: [{name: hard-label}]
 BAD_OPTION = """name: bad
 data: {name: digits}
 synthesizer: {name: pixel, ipc: -1, matcher: {name: distribution}}
+evaluators: [{name: hard-label}]
+"""
+BAD_MODEL = """name: bad
+data: {name: digits}
+model: {name: convnet, widht: 16}
+synthesizer: {name: pixel, ipc: 1, matcher: {name: distribution}}
 evaluators: [{name: hard-label}]
 """
 
@@ -45,18 +52,21 @@ def main() -> None:
     args = ap.parse_args()
     py = [sys.executable, "-m", "condensery"]
     with tempfile.TemporaryDirectory() as tmp:
-        bad_name, bad_option = Path(tmp) / "name.yaml", Path(tmp) / "option.yaml"
+        bad_name, bad_option, bad_model = Path(tmp) / "name.yaml", Path(tmp) / "option.yaml", Path(tmp) / "model.yaml"
         bad_name.write_text(BAD_NAME)
         bad_option.write_text(BAD_OPTION)
+        bad_model.write_text(BAD_MODEL)
         cases = {
             "condensery --help": [*py, "--help"],
             "condensery plugins": [*py, "plugins"],
             "recipe error: unknown component name": [*py, "run", str(bad_name)],
-            "recipe error: bad option value (imports the component, so torch)": [*py, "run", str(bad_option)],
+            "recipe error: bad option value (validated against the light options module)": [*py, "run", str(bad_option)],
+            "recipe error: bad model option (model: {name: convnet, widht: 16})": [*py, "run", str(bad_model)],
             "python -c 'import torch' (floor for anything that needs torch)": [sys.executable, "-c", "import torch"],
         }
         out = {name: wall(cmd, args.repeats) for name, cmd in cases.items()}
-    print(json.dumps({"target_s": 1.5, "repeats": args.repeats, "results": out}, indent=2))
+    print(json.dumps({"target_s": 1.5, "repeats": args.repeats, "load_average": [round(x, 2) for x in os.getloadavg()],
+                      "results": out}, indent=2))
 
 
 if __name__ == "__main__":

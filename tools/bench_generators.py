@@ -5,7 +5,7 @@ and peak resident memory are its own; then ``condensery generate`` is timed in-p
 size on the pool's folder (and on an mgdd folder, if given): median of ``--repeats`` calls,
 both the whole call and the generation alone (``generate_seconds``, no data loading). JSON out.
 
-    python tools/bench_generators.py --pool-recipe recipes/digits/multisize-dm.yaml \\
+    python tools/bench_generators.py --pool-recipe recipes/any-size/digits-pool-dm.yaml \\
         --pixel-recipe recipes/digits/dm-ipc1.yaml --sizes 1 7 10 23 50 --iterations 300 \\
         --set "data.classes=[5,6,7,8,9]" --mgdd runs/digits-mgdd-adapt/generator -o bench.json
 

@@ -19,9 +19,11 @@ throughput at the same precision (``fraction_of_matmul``: how far a step is from
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,33 +58,30 @@ def matcher_spec(method: str, ipc: int, quick: bool, experts_dir: str) -> dict:
     raise SystemExit(f"unknown method {method}; use {', '.join(METHODS)}")
 
 
-def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool, device: str) -> dict:
+def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool, device: str,
+            classes: int = 10, profile: int = 0) -> dict:
     """Time one configuration in this process and return its JSON row."""
     import torch
-    from condensery import RunContext, Task
-    from condensery.data.realdata import RealData
-    from condensery.options import validate_options
-    from condensery.plugins import get_registry
-    from condensery.runtime import Runtime, RuntimeOptions
+    from condensery import RealData, context_of, get_registry, load_plan
     from condensery_matching.experts import ExpertSpec, data_identity, expert_path, write_expert
 
     per_class = 60 if quick else 500
-    k = 10
+    k = classes
     g = torch.Generator().manual_seed(0)
     x = torch.randn(per_class * k, 3, 32, 32, generator=g)
     y = torch.arange(k).repeat_interleave(per_class)
     data = RealData("bench", x, y, x[:0], y[:0], x[:100], y[:100], [str(i) for i in range(k)], [0.0] * 3, [1.0] * 3)
-    runtime = Runtime(RuntimeOptions(cpu=device == "cpu", mixed_precision=precision), seed=0)
-    data = data.to(runtime.device)
     model = {"name": "convnet", "depth": 3, "width": 32 if quick else 128, "norm": "instancenorm"}
-    task = Task("cifar10-shape", k, data.class_names, (3, 32, 32), [0.0] * 3, [1.0] * 3, model)
     registry = get_registry()
     tmp = tempfile.mkdtemp(prefix="bench-experts-")
-    recipe = {"synthesizer": {"ipc": ipc}, "data": {"name": "bench"}}
-    ctx = RunContext(task, data, runtime, registry, Path(tmp), recipe)
-    spec = matcher_spec(method, ipc, quick, tmp)
-    cls = registry.get("matcher", spec.pop("name")).obj
-    matcher = cls(validate_options(cls.Options, spec, method))
+    # the recipe states the model, ipc, matcher and runtime; its data section only names a
+    # registered source (nothing is read): the data are the random tensors above
+    recipe = {"name": f"bench-{method}", "seed": 0, "data": {"name": "digits"}, "model": model,
+              "synthesizer": {"name": "pixel", "ipc": ipc, "matcher": matcher_spec(method, ipc, quick, tmp)},
+              "runtime": {"cpu": device == "cpu", "mixed_precision": precision}}
+    plan = load_plan(recipe, registry, needs_synthesizer=True)
+    ctx = context_of(plan, registry, run_dir=Path(tmp), data=data)
+    runtime, data, matcher = ctx.runtime, ctx.data, plan.matcher
     if method.startswith("mtt"):  # random expert shards of the right size
         numel = sum(p.numel() for p in ctx.create_model().parameters())
         es = ExpertSpec(50, 0.01, 256, True, data_identity(ctx), dict(model), numel)
@@ -114,14 +113,17 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool,
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
+    times = []
     for i in range(1, iterations + 1):
+        t0 = time.perf_counter()
         step(i)
-    if cuda:
-        torch.cuda.synchronize()
-    seconds = (time.perf_counter() - t0) / iterations
-    row = {"method": method, "matcher": cls.__name__, "ipc": ipc, "mixed_precision": precision,
-           "device": str(runtime.device), "iterations": iterations, "seconds_per_step": round(seconds, 4),
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    seconds = statistics.median(times)
+    row = {"method": method, "matcher": type(matcher).__name__, "ipc": ipc, "mixed_precision": precision,
+           "device": str(runtime.device), "iterations": iterations, "classes": k,
+           "seconds_per_step": round(seconds, 4), "step_seconds": [round(s, 4) for s in times],
            "quick": quick, "model_width": model["width"], "threads": torch.get_num_threads(),
            "gflop_per_step": round(flops / 1e9, 3), "achieved_gflops": round(flops / 1e9 / seconds, 2)}
     if cuda:
@@ -130,7 +132,23 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool,
     else:
         row["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         row["memory_kind"] = "process peak RSS"
+    if profile:
+        row["top_ops"] = top_ops(lambda: step(iterations + 2), profile, cuda)
     return row
+
+
+def top_ops(fn, count: int, cuda: bool) -> list[dict]:
+    """Where one step's time goes: the ``count`` operators with the most self time (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        fn()
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    events = sorted(prof.key_averages(), key=lambda e: getattr(e, key), reverse=True)
+    total = sum(getattr(e, key) for e in events) or 1.0
+    return [{"op": e.key, "self_s": round(getattr(e, key) / 1e6, 4), "share": round(getattr(e, key) / total, 4),
+             "calls": e.count} for e in events[:count]]
 
 
 def matmul_gflops(precision: str, device: str, repeats: int = 5) -> float:
@@ -159,12 +177,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="small settings: ConvNet width 32, real batch 16, 2-step unrolls, narrow KRR nets")
     ap.add_argument("--device", choices=("auto", "cpu"), default="auto")
+    ap.add_argument("--classes", default="10", help="comma-separated class counts (cost against the number of classes)")
+    ap.add_argument("--profile", type=int, default=0, metavar="N", help="also list the N operators with the most self time")
     ap.add_argument("-o", "--output", default=None, help="also write the JSON list here")
     ap.add_argument("--one", nargs=3, metavar=("METHOD", "IPC", "PRECISION"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
         method, ipc, precision = args.one
-        print(json.dumps(run_one(method, int(ipc), precision, args.iterations, args.quick, args.device)))
+        print(json.dumps(run_one(method, int(ipc), precision, args.iterations, args.quick, args.device,
+                                 int(args.classes), args.profile)))
         return
     import torch
 
@@ -174,23 +195,25 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps({"matmul_gflops": ceiling}), file=sys.stderr, flush=True)
     rows = []
     for method in args.methods.split(","):
-        for ipc in (int(i) for i in args.ipcs.split(",")):
-            for precision in precisions:
-                cmd = [sys.executable, __file__, "--one", method, str(ipc), precision,
-                       "--iterations", str(args.iterations), "--device", args.device]
-                if args.quick:
-                    cmd.append("--quick")
-                proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
-                if proc.returncode == 0:
-                    row = json.loads(proc.stdout.strip().splitlines()[-1])
-                else:
-                    tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-                    row = {"method": method, "ipc": ipc, "mixed_precision": precision, "error": tail}
-                if "achieved_gflops" in row and ceiling.get(precision):
-                    row["matmul_gflops"] = ceiling[precision]
-                    row["fraction_of_matmul"] = round(row["achieved_gflops"] / ceiling[precision], 4)
-                rows.append(row)
-                print(json.dumps(row), file=sys.stderr, flush=True)
+        for ipc, classes, precision in itertools.product(
+                (int(i) for i in args.ipcs.split(",")), (int(c) for c in args.classes.split(",")), precisions):
+            cmd = [sys.executable, __file__, "--one", method, str(ipc), precision, "--iterations",
+                   str(args.iterations), "--device", args.device, "--classes", str(classes),
+                   "--profile", str(args.profile)]
+            if args.quick:
+                cmd.append("--quick")
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
+            if proc.returncode == 0:
+                row = json.loads(proc.stdout.strip().splitlines()[-1])
+            else:
+                tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+                row = {"method": method, "ipc": ipc, "classes": classes, "mixed_precision": precision,
+                       "error": tail}
+            if "achieved_gflops" in row and ceiling.get(precision):
+                row["matmul_gflops"] = ceiling[precision]
+                row["fraction_of_matmul"] = round(row["achieved_gflops"] / ceiling[precision], 4)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
     text = json.dumps(rows, indent=2)
     if args.output:
         Path(args.output).write_text(text + "\n")

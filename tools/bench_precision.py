@@ -65,11 +65,7 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, device: str,
             work: Path, extra: list[str]) -> dict:
     """Time one configuration in this process; return its JSON row."""
     import torch
-    from condensery import RunContext
-    from condensery.plugins import get_registry
-    from condensery.recipe import load_recipe
-    from condensery.runner import load_data, make_task
-    from condensery.runtime import Runtime
+    from condensery import RunContext, context_of, get_registry, load_plan
 
     spec = METHODS[method]
     overrides = [s.format(work=work) for s in spec["set"]] + [
@@ -78,20 +74,18 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, device: str,
         "data.name=imagefolder", f"data.root={data_root}", *extra,
     ]
     registry = get_registry()
-    plan = load_recipe(REPO / spec["recipe"].format(ipc=ipc), overrides, registry)
-    runtime = Runtime(plan.runtime, plan.seed, announce=False)
-    data = load_data(plan, runtime)
+    plan = load_plan(REPO / spec["recipe"].format(ipc=ipc), registry, overrides=overrides, needs_synthesizer=True)
     run_dir = work / "run"
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # never resume another config
-    cuda = runtime.device.type == "cuda"
-    timer = StepTimer(spec["stage"], cuda)
 
     class TimedContext(RunContext):
         def log(self, stage: str, step: int, **metrics: float) -> None:
-            timer.mark(stage, step)
+            timer.mark(stage, step)  # made just below, once the device is known; before any step
             super().log(stage, step, **metrics)
 
-    ctx = TimedContext(make_task(plan, data), data, runtime, registry, run_dir, plan.resolved, plan.matcher)
+    ctx = context_of(plan, registry, run_dir=run_dir, announce=False, context_class=TimedContext)
+    runtime = ctx.runtime
+    timer = StepTimer(spec["stage"], runtime.device.type == "cuda")
     if plan.matcher is not None:
         plan.matcher.prepare(ctx)
     plan.synthesizer.synthesize(ctx)

@@ -21,24 +21,19 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parents[1]
 
 
 def full_data_accuracy(plan, registry, epochs: int, lr: float, runs: int) -> float:
     """The recipe's MLP trained on every real training point (the ceiling of the task)."""
-    from condensery import RunContext, accuracy, make_generator, train_classifier
-    from condensery.runner import load_data, make_task
-    from condensery.runtime import Runtime
+    from condensery import accuracy, context_of, make_generator, seed_global_from, train_classifier
 
-    runtime = Runtime(plan.runtime, plan.seed, announce=False)
-    data = load_data(plan, runtime)
-    ctx = RunContext(make_task(plan, data), data, runtime, registry)
+    ctx = context_of(plan, registry, announce=False)
+    data = ctx.data
     accs = []
     for r in range(runs):
         gen = make_generator(plan.seed, "full-data", r)
-        torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
+        seed_global_from(gen)
         model = train_classifier(ctx.create_model(), data.train_x, data.train_y, epochs=epochs, lr=lr,
                                  generator=gen, batch_size=256, augment=None)
         accs.append(accuracy(model, data.test_x, data.test_y))

@@ -16,22 +16,15 @@ import tempfile
 import time
 
 import torch
-from condensery import make_generator
-from condensery.context import RunContext
-from condensery.plugins import get_registry
-from condensery.recipe import apply_overrides, load_yaml, resolve
-from condensery.runner import load_data, make_task
-from condensery.runtime import Runtime
-from condensery.training import accuracy, train_classifier
+from condensery import accuracy, get_registry, make_generator, open_task, train_classifier
 
 
 def probe(recipe: str, overrides: list[str], evals: int, epochs: int) -> dict:
     """Synthesize under ``overrides``; train ``evals`` fresh task networks on the set; test accuracy."""
     registry = get_registry()
-    plan = resolve(apply_overrides(load_yaml(recipe), overrides), registry)
-    runtime = Runtime(plan.runtime, plan.seed, announce=False)
-    data = load_data(plan, runtime)
-    ctx = RunContext(make_task(plan, data), data, runtime, registry, tempfile.mkdtemp(), plan.resolved, plan.matcher)
+    plan, ctx = open_task(recipe, registry, overrides=overrides, needs_synthesizer=True, run_dir=tempfile.mkdtemp(),
+                          announce=False)
+    data = ctx.data
     if plan.matcher is not None:
         plan.matcher.prepare(ctx)
     t = time.perf_counter()

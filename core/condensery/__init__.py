@@ -20,21 +20,29 @@ __version__ = "0.1.0"
 #: public name -> the submodule that defines it
 _LAZY: dict[str, str] = {
     **dict.fromkeys(['get_registry'], ".plugins"),
-    **dict.fromkeys(['set_quiet'], ".progress"),
+    **dict.fromkeys(['say', 'set_quiet'], ".progress"),
+    **dict.fromkeys(['write_json', 'write_yaml'], ".rundir"),
+    **dict.fromkeys(['write_atomic', 'atomic_path'], ".atomic"),
+    **dict.fromkeys(['environment'], ".runner"),
     **dict.fromkeys(['CheckpointStore', 'load_optimizer_state', 'optimizer_state'], ".checkpoints"),
     **dict.fromkeys(['comparisons', 'describe_comparison', 'paired_interval', 'pooled_interval', 'result_lines', 'welch_interval'], ".compare"),
-    **dict.fromkeys(['Component', 'Evaluator', 'Matcher', 'Result', 'Synthesizer', 'SynthesizerOptions'], ".components"),
+    **dict.fromkeys(['Component', 'Evaluator', 'Matcher', 'Result', 'Synthesizer'], ".components"),
+    # options need no torch: a recipe is validated against them before any component is imported
+    **dict.fromkeys(['DSA_OPS', 'DatasetOptions', 'SynthesizerOptions'], ".component_options"),
+    **dict.fromkeys(['ModelName', 'ModelSpec', 'is_model_name', 'validated_model_name', 'validated_model_spec'],
+                    ".model_options"),
     **dict.fromkeys(['RunContext', 'Task', 'build_model', 'label_like', 'random_subset_draw'], ".context"),
-    **dict.fromkeys(['AugParams', 'DSA', 'DatasetOptions', 'DatasetSource', 'RawSplits', 'RealData', 'crop_flip'], ".data"),
+    **dict.fromkeys(['AugParams', 'DSA', 'DatasetSource', 'RawSplits', 'RealData', 'crop_flip'], ".data"),
     **dict.fromkeys(['cache_dir'], ".data.realdata"),
     **dict.fromkeys(['CondenseryError', 'DivergenceError', 'UserError'], ".errors"),
     **dict.fromkeys(['GenerateOptions', 'Generator', 'load_generator', 'read_generator_config', 'save_generator', 'task_config'], ".generators"),
     **dict.fromkeys(['embed', 'embed_batched'], ".models"),
     **dict.fromkeys(['Options'], ".options"),
-    **dict.fromkeys(['Runtime', 'make_generator'], ".runtime"),
+    **dict.fromkeys(['Runtime', 'make_generator', 'seed_global', 'seed_global_from'], ".runtime"),
     **dict.fromkeys(['RuntimeOptions'], ".runtime_options"),
     **dict.fromkeys(['SyntheticSet'], ".synthetic"),
-    **dict.fromkeys(['context_of', 'open_task'], ".tasks"),
+    **dict.fromkeys(['context_of', 'load_plan', 'open_task', 'read_recipe', 'task_record'], ".tasks"),
+    **dict.fromkeys(['check_set', 'class_index', 'to_task_space'], ".task_space"),
     **dict.fromkeys(['read_safetensors'], ".tensorfile"),
     **dict.fromkeys(['accuracy', 'backward_step', 'predict', 'soft_cross_entropy', 'train_classifier'], ".training"),
 }
@@ -54,6 +62,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
+    from .atomic import atomic_path, write_atomic  # noqa: F401
     from .checkpoints import CheckpointStore, load_optimizer_state, optimizer_state  # noqa: F401
     from .compare import (  # noqa: F401
         comparisons,
@@ -63,9 +72,23 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
         result_lines,
         welch_interval,
     )
-    from .components import Component, Evaluator, Matcher, Result, Synthesizer, SynthesizerOptions  # noqa: F401
-    from .context import RunContext, Task, build_model, label_like, random_subset_draw  # noqa: F401
-    from .data import DSA, AugParams, DatasetOptions, DatasetSource, RawSplits, RealData, crop_flip  # noqa: F401
+    from .component_options import DSA_OPS, DatasetOptions, SynthesizerOptions  # noqa: F401
+    from .components import Component, Evaluator, Matcher, Result, Synthesizer  # noqa: F401
+    from .context import (  # noqa: F401
+        RunContext,
+        Task,
+        build_model,
+        label_like,
+        random_subset_draw,
+    )
+    from .data import (  # noqa: F401
+        DSA,
+        AugParams,
+        DatasetSource,
+        RawSplits,
+        RealData,
+        crop_flip,
+    )
     from .data.realdata import cache_dir  # noqa: F401
     from .errors import CondenseryError, DivergenceError, UserError  # noqa: F401
     from .generators import (  # noqa: F401
@@ -76,14 +99,24 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
         save_generator,
         task_config,
     )
+    from .model_options import (  # noqa: F401
+        ModelName,
+        ModelSpec,
+        is_model_name,
+        validated_model_name,
+        validated_model_spec,
+    )
     from .models import embed, embed_batched  # noqa: F401
     from .options import Options  # noqa: F401
     from .plugins import get_registry  # noqa: F401
-    from .progress import set_quiet  # noqa: F401
-    from .runtime import Runtime, make_generator  # noqa: F401
+    from .progress import say, set_quiet  # noqa: F401
+    from .rundir import write_json, write_yaml  # noqa: F401
+    from .runner import environment  # noqa: F401
+    from .runtime import Runtime, make_generator, seed_global, seed_global_from  # noqa: F401
     from .runtime_options import RuntimeOptions  # noqa: F401
     from .synthetic import SyntheticSet  # noqa: F401
-    from .tasks import context_of, open_task  # noqa: F401
+    from .task_space import check_set, class_index, to_task_space  # noqa: F401
+    from .tasks import context_of, load_plan, open_task, read_recipe, task_record  # noqa: F401
     from .tensorfile import read_safetensors  # noqa: F401
     from .training import accuracy, backward_step, predict, soft_cross_entropy, train_classifier  # noqa: F401
 
@@ -91,11 +124,14 @@ __all__ = [
     "__version__", "hookimpl", "get_registry", "set_quiet", "Options", "Component", "Synthesizer", "SynthesizerOptions",
     "Matcher", "Evaluator", "Result", "SyntheticSet", "RunContext", "Task", "build_model", "random_subset_draw",
     "label_like",
-    "Runtime", "RuntimeOptions", "make_generator", "read_safetensors", "RealData", "DatasetSource", "DatasetOptions",
+    "Runtime", "RuntimeOptions", "make_generator", "seed_global", "seed_global_from", "read_safetensors", "RealData", "DatasetSource", "DatasetOptions",
     "RawSplits", "DSA", "AugParams", "crop_flip", "CheckpointStore", "optimizer_state",
     "load_optimizer_state", "UserError", "DivergenceError", "CondenseryError",
     "Generator", "GenerateOptions", "save_generator", "load_generator", "read_generator_config", "task_config",
-    "open_task", "context_of", "cache_dir",
+    "open_task", "context_of", "load_plan", "read_recipe", "task_record", "cache_dir",
+    "check_set", "class_index", "to_task_space", "is_model_name", "DSA_OPS",
+    "ModelName", "ModelSpec", "validated_model_name", "validated_model_spec",
+    "say", "atomic_path", "write_atomic", "write_json", "write_yaml", "environment",
     "comparisons", "describe_comparison", "paired_interval", "welch_interval", "pooled_interval", "result_lines",
     "train_classifier", "backward_step", "embed", "embed_batched", "predict", "accuracy", "soft_cross_entropy",
 ]

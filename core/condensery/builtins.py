@@ -10,12 +10,16 @@ from typing import Any
 
 from .hookspecs import hookimpl
 
-_DATASETS = {
-    "digits": "sources:Digits", "mnist": "sources:MNIST", "fashion-mnist": "sources:FashionMNIST",
-    "cifar10": "sources:CIFAR10", "cifar100": "sources:CIFAR100", "imagefolder": "sources:ImageFolder",
-    "tensors": "sources:Tensors", "huggingface": "huggingface:HuggingFace",
+_DATASETS = {  # name -> (source, its options in the light component_options module)
+    "digits": ("sources:Digits", "DigitsOptions"), "mnist": ("sources:MNIST", "RootOptions"),
+    "fashion-mnist": ("sources:FashionMNIST", "RootOptions"), "cifar10": ("sources:CIFAR10", "RootOptions"),
+    "cifar100": ("sources:CIFAR100", "RootOptions"), "imagefolder": ("sources:ImageFolder", "ImageFolderOptions"),
+    "tensors": ("sources:Tensors", "TensorsOptions"), "huggingface": ("huggingface:HuggingFace", "HuggingFaceOptions"),
 }
-_MODELS = ("convnet", "convnet_d4", "convnet_bn", "resnet18")
+_MODELS = {  # name -> its options in model_options
+    "convnet": "ConvNetOptions", "convnet_d4": "ConvNetD4Options", "convnet_bn": "ConvNetBNOptions",
+    "resnet18": "TimmOptions",
+}
 
 
 class TimmModel:
@@ -33,11 +37,11 @@ class TimmModel:
 
 @hookimpl
 def register_datasets(register) -> None:
-    for name, target in _DATASETS.items():
-        register(name, f"condensery.data.{target}")
+    for name, (target, options) in _DATASETS.items():
+        register(name, f"condensery.data.{target}", options=f"condensery.component_options:{options}")
 
 
 @hookimpl
 def register_models(register) -> None:
-    for name in _MODELS:
-        register(name, TimmModel(name))
+    for name, options in _MODELS.items():
+        register(name, TimmModel(name), options=f"condensery.model_options:{options}")

@@ -11,6 +11,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .atomic import atomic_path
 from .errors import UserError
 
 
@@ -26,18 +27,15 @@ class CheckpointStore:
     def save(self, name: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any] | None = None) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.path(name)
-        tmp = path.with_name(path.name + ".tmp")
         data = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        save_file(data, str(tmp), metadata={"meta": json.dumps(meta or {})})
-        with open(tmp, "rb") as f:  # on disk before the rename makes it the checkpoint
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:  # on disk before the rename makes it the checkpoint
+            save_file(data, str(tmp), metadata={"meta": json.dumps(meta or {})})
         return path
 
     def load(self, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
         """The tensors and meta of checkpoint ``name``, or None if there is none.
 
-        A leftover ``.tmp`` (a write cut off by a kill) is never read: the previous
+        A leftover temporary file (a write cut off by a kill) is never read: the previous
         checkpoint under the real name is still whole.
         """
         path = self.path(name)

@@ -54,12 +54,14 @@ def run(recipe: str, output: str | None, overrides: tuple[str, ...], quiet: bool
         raise UserError(f"--processes {processes} disagrees with the launcher's WORLD_SIZE={world_size()}; drop --processes")
     metrics = run_plan(plan, registry, output, force, evaluate=not no_eval)
     if not quiet and os.environ.get("RANK", "0") == "0":
-        click.echo(f"wrote {output or 'runs/' + plan.name} ({len(metrics['results'])} results)")
+        judged = f"{len(metrics['results'])} results" if plan.evaluators else "no evaluators: the set only"
+        click.echo(f"wrote {output or 'runs/' + plan.name} ({judged})")
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of objects")
-@click.option("--check", is_flag=True, help="also import every component (slower): a reference that fails is listed as broken")
+@click.option("--check", is_flag=True, help="also import every component (slower): a reference that fails, or declared "
+              "options that are not the component's own, is listed as broken")
 def plugins(as_json: bool, check: bool) -> None:
     """List every component: kind, name, providing distribution and version."""
     from .plugins import BrokenPlugin, PluginLoadError
@@ -68,7 +70,7 @@ def plugins(as_json: bool, check: bool) -> None:
     if check:
         for c in registry.all():
             try:
-                _ = c.obj
+                c.check()  # imports it; its declared options must be its own Options
             except PluginLoadError as exc:
                 registry.broken.append(BrokenPlugin(f"{c.plugin} ({c.kind} {c.name})", c.distribution, c.version, str(exc)))
     rows = [

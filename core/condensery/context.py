@@ -14,6 +14,7 @@ import torch.nn as nn
 from .checkpoints import CheckpointStore
 from .data.realdata import RealData
 from .errors import UserError
+from .model_options import is_model_name  # noqa: F401  (defined without torch, for options validators)
 from .progress import note_metrics, progress
 from .runtime import Runtime, make_generator
 from .synthetic import SyntheticSet

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .atomic import atomic_path
 
 if TYPE_CHECKING:
     import torch
@@ -25,13 +26,8 @@ MAX_NAME = 24  # characters of a class name shown; longer names are cut with "..
 
 def _atomic_save(path: Path, save: Any) -> Path:
     """Call ``save(tmp)`` on a temp file next to ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one temp file per process writing it
-    try:
+    with atomic_path(path) as tmp:  # one temp file per process writing it
         save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -35,7 +35,7 @@ def generation_context(generator: Generator, seed: int, overrides: list[str] | N
     matcher = None
     if recipe.get("matcher"):
         matcher = build_matcher(registry, recipe["matcher"], "the generator's recipe.matcher")[1]
-    _, ctx = open_task(doc, registry, None, overrides, announce=False, matcher=matcher)
+    _, ctx = open_task(doc, registry, overrides=overrides, announce=False, matcher=matcher)
     want = generator.class_names
     if want and list(ctx.task.class_names) != want:
         raise UserError(f"the data opened for generation has classes {ctx.task.class_names[:5]}..., the generator was "

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .atomic import write_atomic  # noqa: F401  (its old home)
 from .figures import save_grid  # noqa: F401  (the grid's old home)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write text so a reader never sees half a file, even after a crash: temp file, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_json(path: Path, data: Any) -> None:

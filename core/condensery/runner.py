@@ -6,8 +6,6 @@ import json
 import platform
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ from . import progress as progress_module
 from .compare import comparisons, result_lines
 from .components import Result
 from .context import RunContext, Task, label_like
-from .data.realdata import RealData, load_raw, restrict
+from .data.realdata import RealData
 from .errors import UserError
 from .figures import save_grid, write_curves
 from .identity import check_identity, run_lock
@@ -28,6 +26,7 @@ from .recipe import Plan
 from .rundir import write_json, write_yaml
 from .runtime import Runtime
 from .synthetic import SyntheticSet
+from .tasks import context_of, task_record
 
 
 def environment(runtime: Runtime) -> dict[str, Any]:
@@ -40,38 +39,6 @@ def environment(runtime: Runtime) -> dict[str, Any]:
         "device": str(runtime.device), "mixed_precision": runtime.options.mixed_precision,
         "processes": runtime.num_processes, "threads": torch.get_num_threads(),
     }
-
-
-def load_data(plan: Plan, runtime: Runtime) -> RealData:
-    opts = plan.source.options
-    raw = restrict(load_raw(plan.data_name, plan.source), getattr(opts, "classes", None),
-                   getattr(opts, "train_per_class", None))
-    return RealData.from_raw(plan.data_name, raw, opts.val_fraction, opts.normalize,
-                             getattr(opts, "zca", False), getattr(opts, "zca_eps", 0.1)).to(runtime.device)
-
-
-def make_task(plan: Plan, data: RealData) -> Task:
-    return Task(
-        dataset=plan.data_name, num_classes=data.num_classes, class_names=data.class_names,
-        image_shape=data.image_shape, mean=data.mean, std=data.std, model=dict(plan.model),
-        protocol=plan.resolved["evaluators"],
-    )
-
-
-#: data options that say where files live, how fast they decode or how much real data a
-#: CPU budget keeps; they do not change what the distilled set is for
-_NOT_TASK_DATA = ("root", "cache", "workers", "val_fraction", "train_per_class")
-
-
-def task_record(plan: Plan, task: Task) -> dict[str, Any]:
-    """The task a set is distilled for, as stored in its metadata (``metadata["task"]``).
-
-    Distillation is only well posed for a stated task: the dataset (with options such as
-    ``classes``), the model, the evaluation protocol and the metric. ``condensery eval``
-    compares this record with its recipe's and warns when a set is judged on another task.
-    """
-    data = {k: v for k, v in plan.resolved["data"].items() if k not in _NOT_TASK_DATA}
-    return {**task.to_json(), "data": data, "metric": "test accuracy at the end of training"}
 
 
 def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force: bool = False,
@@ -136,16 +103,14 @@ def _run_in(plan: Plan, registry: Registry, run_dir: Path, runtime: Runtime, t0:
     """The run itself, under the run directory's lock."""
     timings: dict[str, float] = {}
     metrics_path = run_dir / "metrics.json"
-    with main_first(runtime):  # the first decode writes the shared cache once
-        data = load_data(plan, runtime)
+    ctx = context_of(plan, registry, runtime=runtime, run_dir=run_dir)  # the main process decodes first
     timings["data"] = time.perf_counter() - t0
-    task = make_task(plan, data)
+    task, data = ctx.task, ctx.data
     ipc = plan.synthesizer.options.ipc
     smallest = min(data.class_count(c) for c in range(data.num_classes))
     if smallest < ipc:
         raise UserError(f"ipc {ipc} exceeds the smallest class of '{plan.data_name}' ({smallest} training images); lower synthesizer.ipc")
 
-    ctx = RunContext(task, data, runtime, registry, run_dir, plan.resolved, plan.matcher)
     with torch.random.fork_rng(devices=[]):  # a bad model option fails now, before recipe.yaml claims the directory,
         ctx.create_model()                    # and the trial build leaves the seeded RNG untouched
     if runtime.is_main:
@@ -248,16 +213,6 @@ def prepare_run_dir(plan: Plan, run_dir: Path, force: bool) -> None:
             (run_dir / name).unlink(missing_ok=True)
         for folder in ("checkpoints", "logs", "trackers"):
             shutil.rmtree(run_dir / folder, ignore_errors=True)
-
-
-@contextmanager
-def main_first(runtime: Runtime) -> Iterator[None]:
-    """The main process runs the block first, then the others (e.g. to fill a cache once)."""
-    if not runtime.is_main:
-        runtime.wait()
-    yield
-    if runtime.is_main:
-        runtime.wait()
 
 
 def share_main_copy(runtime: Runtime, synset: SyntheticSet) -> SyntheticSet:

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
+from .atomic import atomic_path
 from .errors import UserError
 from .tensorfile import read_safetensors
 
@@ -158,9 +159,8 @@ class SyntheticSet:
             "stage_lrs": s.stage_lrs,
             "metadata": s.metadata,
         }
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(header, default=str)})
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(header, default=str)})
         return path
 
     @classmethod

@@ -36,8 +36,7 @@ def analyze_command(run_dir: str, output: str | None, epochs: int | None, augmen
 
     Writes RUN_DIR/analysis/report.md with PNG figures and analysis.json.
     """
-    from condensery.plugins import get_registry
-    from condensery.progress import set_quiet
+    from condensery import get_registry, set_quiet
 
     from .analyze import AnalysisOptions, analyze
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .options import MLPOptions
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
@@ -39,3 +41,6 @@ class TwoLayerMLP(nn.Module):
 def mlp_factory(num_classes: int, in_chans: int, img_size: int, width: int = 64, activation: str = "relu") -> nn.Module:
     """``register_models`` factory: square ``in_chans x img_size x img_size`` inputs, flattened."""
     return TwoLayerMLP(num_classes, in_chans * img_size * img_size, width, activation)
+
+
+mlp_factory.Options = MLPOptions  # what a recipe's model spec may give (registered with it)

@@ -19,45 +19,20 @@ Links ``g``:
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from condensery import DatasetOptions, DatasetSource, RawSplits, UserError, make_generator
-from pydantic import Field
+from condensery import DatasetSource, RawSplits, make_generator
 
-Link = Literal["norm", "argmax", "sign-product"]
-
-
-class MultiIndexOptions(DatasetOptions):
-    d: int = Field(16, ge=1, description="input dimension")
-    r: int = Field(2, ge=1, description="dimension of the projection the label depends on")
-    link: Link = Field("norm", description="label function of the projection")
-    num_classes: int | None = Field(None, ge=2, description="classes of the norm link (default 2); argmax has r, sign-product 2")
-    n_train: int = Field(4000, ge=2, description="training points (before the validation split)")
-    n_test: int = Field(2000, ge=1, description="test points")
-    task_seed: int = Field(0, ge=0, description="draws W and the points; part of the task, not of the run")
-    normalize: bool = Field(False, description="inputs are already standard Gaussian; keep them as drawn")
+from .options import MultiIndexOptions
 
 
 class MultiIndex(DatasetSource):
     """Gaussian inputs ``[d,1,1]`` with labels ``g(Wᵀx)``; generated, never cached on disk."""
 
-    Options = MultiIndexOptions
-
-    def __init__(self, options: MultiIndexOptions) -> None:
-        super().__init__(options)
-        o = options
-        if o.r > o.d:
-            raise UserError(f"multi-index needs r <= d, got r={o.r} > d={o.d}; lower data.r or raise data.d")
-        if o.link == "argmax" and o.r < 2:
-            raise UserError("the argmax link needs r >= 2 (it has r classes); raise data.r or use link: norm")
-        if o.link != "norm" and o.num_classes is not None and o.num_classes != self.num_classes:
-            raise UserError(f"link '{o.link}' has {self.num_classes} classes; drop data.num_classes")
+    Options = MultiIndexOptions  # r, d, link and num_classes are checked with the options (options.py)
 
     @property
     def num_classes(self) -> int:
-        o = self.options
-        return {"norm": o.num_classes or 2, "argmax": o.r, "sign-product": 2}[o.link]
+        return self.options.link_classes()
 
     def projection(self) -> torch.Tensor:
         """``W`` ``[d, r]`` with orthonormal columns, fixed by ``task_seed``."""

@@ -1,7 +1,8 @@
 """Registers ``condensery analyze``, the ``multi-index`` dataset and the two-layer ``mlp`` model.
 
-Components are registered by reference (``"module:Name"``), imported on first use, so
-loading this plugin costs no torch import.
+Components are registered by reference (``"module:Name"``), imported on first use, and with
+their options (``options``, no torch), so loading this plugin or validating a recipe costs no
+torch import.
 """
 
 from condensery import hookimpl
@@ -9,12 +10,13 @@ from condensery import hookimpl
 
 @hookimpl
 def register_datasets(register) -> None:
-    register("multi-index", "condensery_analysis.multi_index:MultiIndex")
+    register("multi-index", "condensery_analysis.multi_index:MultiIndex",
+             options="condensery_analysis.options:MultiIndexOptions")
 
 
 @hookimpl
 def register_models(register) -> None:
-    register("mlp", "condensery_analysis.mlp:mlp_factory")
+    register("mlp", "condensery_analysis.mlp:mlp_factory", options="condensery_analysis.options:MLPOptions")
 
 
 @hookimpl

@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from condensery import RunContext, SyntheticSet
-from condensery.rundir import write_atomic
+from condensery import RunContext, SyntheticSet, atomic_path, write_atomic
 
 FIGURES = {"substitution": "substitution.png", "dynamics": "dynamics.png", "per-image": "per_image.png"}
 
@@ -30,10 +29,9 @@ def display(x: torch.Tensor, ctx: RunContext) -> Any:
 def _save(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     plt.close(fig)
-    tmp.replace(path)
 
 
 def plot_substitution(sub: dict[str, Any], path: Path) -> None:

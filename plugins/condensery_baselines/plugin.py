@@ -1,9 +1,10 @@
-"""Registers the coreset baselines (by reference: imported on first use)."""
+"""Registers the coreset baselines (by reference: imported on first use; options from ``options``, no torch)."""
 
 from condensery import hookimpl
 
 
 @hookimpl
 def register_synthesizers(register) -> None:
-    for name, cls in (("random", "Random"), ("herding", "Herding"), ("kcenter", "KCenter"), ("kmeans", "KMeans")):
-        register(name, f"condensery_baselines.selection:{cls}")
+    for name, cls, options in (("random", "Random", "RandomOptions"), ("herding", "Herding", "SelectionOptions"),
+                               ("kcenter", "KCenter", "SelectionOptions"), ("kmeans", "KMeans", "SelectionOptions")):
+        register(name, f"condensery_baselines.selection:{cls}", options=f"condensery_baselines.options:{options}")

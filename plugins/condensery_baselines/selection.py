@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from condensery import RunContext, Synthesizer, SynthesizerOptions, SyntheticSet, embed_batched
-from pydantic import Field
+from condensery import RunContext, Synthesizer, SyntheticSet, embed_batched, seed_global_from
+
+from .options import RandomOptions, SelectionOptions
 
 
 def herding(features: torch.Tensor, k: int) -> torch.Tensor:
@@ -76,11 +77,6 @@ def kmeans(features: torch.Tensor, k: int, generator: torch.Generator, iteration
     return torch.tensor(chosen, device=features.device)
 
 
-class SelectionOptions(SynthesizerOptions):
-    feature_model: str | None = Field(None, description="model whose features are used (default: the task model, random init)")
-    batch_size: int = Field(512, ge=1)
-
-
 class Selection(Synthesizer):
     """Base of feature-space selection: subclasses implement ``pick(features, k, generator)``."""
 
@@ -94,7 +90,7 @@ class Selection(Synthesizer):
         picks do not depend on the number of processes."""
         ipc, name = self.options.ipc, type(self).__name__
         gen = ctx.generator("selection", name)
-        torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
+        seed_global_from(gen)
         model = ctx.create_model(self.options.feature_model).eval()
         picked = []
         for c in ctx.progress(ctx.runtime.split(range(ctx.task.num_classes), "select classes"), desc="select"):
@@ -125,6 +121,8 @@ class KMeans(Selection):
 
 class Random(Synthesizer):
     """The class-balanced random real subset (the baseline every result sits next to)."""
+
+    Options: ClassVar[type[RandomOptions]] = RandomOptions
 
     def synthesize(self, ctx: RunContext) -> SyntheticSet:
         idx = ctx.data.balanced_indices(self.options.ipc, ctx.generator("selection", "random"))

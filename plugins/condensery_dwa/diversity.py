@@ -26,7 +26,8 @@ from condensery import (
     UserError,
     embed_batched,
 )
-from pydantic import Field
+
+from .options import DiversityOptions
 
 
 @torch.no_grad()
@@ -47,12 +48,6 @@ def feature_diversity(model: nn.Module, images: torch.Tensor, labels: torch.Tens
         mean_cos = (sim.sum() - sim.diagonal().sum()) / (n * (n - 1))
         per_class.append(1.0 - float(mean_cos))
     return sum(per_class) / len(per_class) if per_class else None
-
-
-class DiversityOptions(Options):
-    teacher: str | None = Field(
-        None, description="teacher .safetensors (default: the set's metadata teacher, else RUN_DIR/teacher.safetensors)"
-    )
 
 
 class DiversityEvaluator(Evaluator):

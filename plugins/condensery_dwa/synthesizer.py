@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
@@ -33,7 +33,6 @@ from condensery import (
     DivergenceError,
     RunContext,
     Synthesizer,
-    SynthesizerOptions,
     SyntheticSet,
     UserError,
     accuracy,
@@ -41,44 +40,15 @@ from condensery import (
     build_model,
     crop_flip,
     make_generator,
+    seed_global_from,
     train_classifier,
 )
-from pydantic import Field
 
 from .adjust import directed_perturbation, global_norm, perturbed_parameters
 from .diversity import feature_diversity
+from .options import DWAOptions
 
 TEACHER_FILE = "teacher.safetensors"
-
-
-class DWAOptions(SynthesizerOptions):
-    # squeeze
-    teacher: str | None = Field(None, description="load this teacher .safetensors instead of training one")
-    teacher_model: dict[str, Any] = Field(
-        default_factory=lambda: {"name": "resnet18"},
-        description="teacher spec {name, **options}; needs BatchNorm (resnet18, convnet_bn)",
-    )
-    teacher_epochs: int = Field(200, ge=1)
-    teacher_lr: float = Field(0.1, gt=0)
-    teacher_batch_size: int = Field(128, ge=1)
-    teacher_weight_decay: float = Field(5e-4, ge=0)
-    teacher_augment: Literal["crop-flip", "crop", "none"] = "crop-flip"
-    # directed weight adjustment
-    rho: float = Field(0.015, ge=0, description="norm budget of the weight perturbation (0: SRe2L)")
-    steps: int = Field(12, ge=1, description="K: normalised ascent steps per batch")
-    # recover
-    iterations: int = Field(1000, ge=0)
-    lr: float = Field(0.25, gt=0, description="Adam lr (cosine to 0)")
-    init: Literal["real", "noise"] = "real"
-    alpha_bn: float = Field(0.01, ge=0)
-    var_weight: float = Field(1.0, ge=0, description="decoupled variance weight lambda_var (SRe2L: 1)")
-    first_bn_weight: float = Field(10.0, ge=0)
-    augment: Literal["auto", "shift", "crop-flip", "none"] = "auto"
-    shift: int = Field(4, ge=0)
-    classes_per_batch: int | None = Field(None, ge=1, description="classes per batch (default: all)")
-    # relabel
-    temperature: float = Field(20.0, gt=0, description="T of the stored soft labels")
-    log_every: int = Field(100, ge=1)
 
 
 class DWASynthesizer(Synthesizer):
@@ -126,7 +96,7 @@ class DWASynthesizer(Synthesizer):
     def train_teacher(self, ctx: RunContext, spec: dict[str, Any]) -> nn.Module:
         o = self.options
         gen = make_generator(ctx.runtime.seed, "dwa", "teacher")
-        torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
+        seed_global_from(gen)
         model = build_model(ctx.registry, spec, ctx.task).to(ctx.device)
         pad = max(1, round(ctx.task.image_shape[-1] / 8))
         augment = None
@@ -193,7 +163,7 @@ class DWASynthesizer(Synthesizer):
             with torch.no_grad():
                 x.copy_(torch.maximum(torch.minimum(x, hi), lo))
             if step % o.log_every == 0 or step == o.iterations - 1:
-                ctx.log("recover", step, batch=b, loss=float(loss.detach()), **{k: float(v) for k, v in matcher.last.items()})
+                ctx.log("recover", step, batch=b, loss=float(loss.detach()), **{k: float(v) for k, v in matcher.loss_terms().items()})
         matcher.set_teacher(teacher, None)
         return x.detach(), {"delta_norm": dnorm, "loss": float(loss.detach())}
 
@@ -226,8 +196,7 @@ class DWASynthesizer(Synthesizer):
             done[b], infos[b] = self.recover_batch(ctx, teacher, matcher, b, real, labels)
             ctx.checkpoints.save(name, {f"b{j}": t for j, t in done.items()},
                                  {"config": config, "infos": {str(j): v for j, v in infos.items()}})
-        if getattr(matcher, "recorder", None) is not None:
-            matcher.recorder.remove()
+        matcher.close()
         results = rt.gather([(b, done[b].cpu(), infos[b]) for b in mine])
         images = torch.empty(k * ipc, *ctx.task.image_shape)
         labels = torch.empty(k * ipc, dtype=torch.long)

@@ -7,46 +7,15 @@ result; the runner does the same on the random subset of the same size.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from condensery import Evaluator, Options, Result, RunContext, SyntheticSet
-from pydantic import Field, field_validator, model_validator
 
 from .hard_label import HardLabelEvaluator
+from .options import CrossArchOptions
 from .soft_label import SoftLabelEvaluator
 
 PROTOCOLS: dict[str, type[Evaluator]] = {"hard-label": HardLabelEvaluator, "soft-label": SoftLabelEvaluator}
-
-
-class CrossArchOptions(Options):
-    models: list[str] = Field(default_factory=lambda: ["convnet", "resnet18", "vgg11_dd"], min_length=1,
-                              description="registered model names or timm names")
-    protocol: dict[str, Any] = Field(default_factory=lambda: {"name": "hard-label"},
-                                     description="the evaluator to apply, with its options: {name: hard-label|soft-label, ...}")
-
-    @field_validator("models")
-    @classmethod
-    def _known_models(cls, models: list[str]) -> list[str]:
-        import timm
-        from condensery.models import convnet  # noqa: F401  (registers the DD ConvNets into timm)
-        from condensery.plugins import get_registry
-
-        registered = get_registry().names("model")
-        for m in models:
-            if m not in registered and not timm.is_model(m):
-                raise ValueError(f"unknown model '{m}'; use one of {', '.join(registered)} or any timm model name")
-        return models
-
-    @model_validator(mode="after")
-    def _valid_protocol(self) -> CrossArchOptions:
-        spec = dict(self.protocol)
-        name = spec.pop("name", "hard-label")
-        if name not in PROTOCOLS:
-            raise ValueError(f"protocol name '{name}' is not one of {', '.join(PROTOCOLS)}")
-        if "model" in spec:
-            raise ValueError("protocol must not set 'model'; list the networks in 'models'")
-        PROTOCOLS[name].Options(**spec)  # raises with the bad key / value
-        return self
 
 
 class CrossArchEvaluator(Evaluator):

@@ -11,7 +11,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from condensery import Result, RunContext, SyntheticSet, UserError, comparisons, result_lines
+from condensery import (
+    Result,
+    RunContext,
+    SyntheticSet,
+    UserError,
+    comparisons,
+    context_of,
+    load_plan,
+    result_lines,
+    say,
+    task_record,
+    write_json,
+    write_yaml,
+)
 
 from .protocol import class_counts, random_like
 from .sets import load_set
@@ -19,16 +32,12 @@ from .sets import load_set
 
 def plan_for_eval(recipe: str | Path, overrides: list[str], registry: Any):
     """The recipe resolved as for a run; it needs no synthesizer (it only states the task)."""
-    from condensery.recipe import apply_overrides, load_yaml, resolve
-
-    return resolve(apply_overrides(load_yaml(recipe), overrides), registry, needs_synthesizer=False)
+    return load_plan(recipe, registry, overrides=overrides)
 
 
 def context_for(plan: Any, registry: Any, run_dir: Path | None) -> RunContext:
     """Runtime, data and task of ``plan``, as ``condensery run`` builds them, without synthesis."""
-    from condensery import context_of
-
-    return context_of(plan, registry, run_dir)
+    return context_of(plan, registry, run_dir=run_dir)
 
 
 def evaluate_set(plan: Any, ctx: RunContext, synset: SyntheticSet) -> list[Result]:
@@ -95,8 +104,6 @@ def _short(value: Any) -> str:
 
 def warn_task_mismatch(synset: SyntheticSet, plan: Any, ctx: RunContext) -> list[str]:
     """Print one warning line when the set was distilled for another task than the recipe's."""
-    from condensery.runner import task_record
-
     diffs = task_differences(synset.metadata.get("task"), task_record(plan, ctx.task))
     if diffs:
         import click
@@ -108,9 +115,7 @@ def warn_task_mismatch(synset: SyntheticSet, plan: Any, ctx: RunContext) -> list
 
 def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | None,
              overrides: list[str], registry: Any) -> tuple[dict[str, Any], Path]:
-    from condensery.progress import say
-    from condensery.rundir import write_json, write_yaml
-    from condensery.runner import environment
+    from condensery import environment  # imports the run pipeline: only when evaluating
 
     t0 = time.perf_counter()
     synset_path = Path(synset_path)

@@ -189,7 +189,9 @@ def is_export(root: Path) -> bool:
 
 def read_export(root: Path, task: Task) -> SyntheticSet:
     """A folder written by ``export_set``, in the task's normalised space (before any ZCA)."""
-    from .sets import class_index, read_pixels
+    from condensery import class_index
+
+    from .sets import read_pixels
 
     path = root / INFO
     try:

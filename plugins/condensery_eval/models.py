@@ -15,6 +15,8 @@ from typing import Any
 
 import torch.nn as nn
 
+from .options import SmallVGGOptions
+
 
 def small_vgg_factory(name: str):
     """A ``register_models`` factory: timm's VGG ``name`` with the small-image changes above."""
@@ -53,3 +55,4 @@ def small_vgg_factory(name: str):
 
 #: the factory ``register_models`` names by reference (``condensery_eval.models:vgg11_dd``)
 vgg11_dd = small_vgg_factory("vgg11")
+vgg11_dd.Options = SmallVGGOptions  # what a recipe's spec may give (registered with it)

@@ -15,51 +15,27 @@ import torch
 from condensery import (
     DSA,
     DivergenceError,
-    Options,
     RunContext,
     SyntheticSet,
     UserError,
     accuracy,
     crop_flip,
     label_like,
-    make_generator,
+    seed_global,
     train_classifier,
 )
-from pydantic import Field, PositiveFloat
 
-Augmentation = Literal["dsa", "crop-flip", "flip", "none"]
+from .options import Augmentation, TrainProtocol  # noqa: F401  (Augmentation: its old home)
+
 T = TypeVar("T")
-
-
-class TrainProtocol(Options):
-    model: str | None = Field(None, description="network to train (default: the task model)")
-    runs: int = Field(3, ge=1, description="fresh networks trained; mean ± std over them")
-    epochs: int = Field(300, ge=1)
-    lr: float = Field(0.01, gt=0, description="used unless the set carries a learned lr")
-    lr_grid: list[float] | None = Field(None, description="if set, pick the lr on the validation split")
-    use_learned_lr: bool = True
-    batch_size: int = Field(256, ge=1)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(5e-4, ge=0)
-    augment: Augmentation = "dsa"
-    sequential: bool = Field(True, description="train stage by stage (S_1, then S_1 ∪ S_2, ...) when the set carries stages")
-    random_draws: Literal["one", "per-run"] = Field(
-        "per-run", description="random baseline: a fresh class-balanced draw for every network (its ± then "
-                               "includes which real images were drawn, large at IPC 1), or one draw trained `runs` times")
-    paired: bool = Field(True, description="network r of the synthetic and of the random arm share initialisation, "
-                                           "batch order and augmentation stream, so their difference is paired")
-    random_lr_factors: list[PositiveFloat] = Field(
-        [0.5, 1.0, 2.0], min_length=1, description="when the set brings a learned lr α, the random arm's lr is chosen "
-        "on the validation split from α times these factors plus `lr` (never handicapped by α alone)")
-    targets: Literal["hard", "stored"] = Field(
-        "hard", description="hard: train on the class labels; stored: on the set's own labels (regression "
-                            "labels with squared error, soft ones with soft cross-entropy)")
 
 
 def augmenter(kind: str):
     """The batched augmentation callable for a protocol (None for no augmentation)."""
     if kind == "dsa":
         return DSA()
+    if kind == "dsa-paper":
+        return DSA(variant="paper")
     if kind == "crop-flip":
         return crop_flip
     if kind == "flip":
@@ -73,9 +49,7 @@ def model_name(ctx: RunContext, protocol: Any) -> str:
 
 def seed_torch(stream: tuple, seed: int) -> torch.Generator:
     """A generator for ``stream``; also seeds torch's global RNG (weight init) from it."""
-    gen = make_generator(seed, *stream)
-    torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
-    return gen
+    return seed_global(seed, *stream)
 
 
 def training_targets(synset: SyntheticSet, stored: bool) -> tuple[torch.Tensor, str]:

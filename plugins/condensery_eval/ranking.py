@@ -24,15 +24,13 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, accuracy
-from pydantic import Field
+from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, accuracy, write_atomic
 
 from .hard_label import HardLabelEvaluator
+from .options import RankingOptions
 from .protocol import (
-    Augmentation,
-    TrainProtocol,
     cache_root,
     class_counts,
     data_fingerprint,
@@ -42,7 +40,7 @@ from .protocol import (
     spread_runs,
     train_once,
 )
-from .soft_label import SoftLabelEvaluator, SoftLabelOptions
+from .soft_label import SoftLabelEvaluator
 
 _LOW, _HIGH = math.exp(-1), math.e
 
@@ -86,26 +84,7 @@ def read_cached_arms(path: Path | None) -> dict[str, dict]:
 
 
 def write_cached_arms(path: Path, arms: dict[str, dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"arms": arms}))
-    os.replace(tmp, path)
-
-
-class RankingOptions(Options):
-    hard: TrainProtocol = Field(default_factory=TrainProtocol, description="hard-label protocol (HLR, full data)")
-    protocol: Literal["auto", "hard-label", "soft-label"] = Field(
-        "auto", description="the method's protocol for IOR/ARS; auto: soft-label for soft-labelled sets")
-    soft: SoftLabelOptions = Field(default_factory=SoftLabelOptions, description="soft-label protocol options")
-    aug: Augmentation | None = Field(None, description="augmentation of ARS's 'aug' arm (default: the protocol's, or dsa)")
-    w: float = Field(0.5, ge=0, le=1)
-    gamma: float = Field(0.5, ge=0, le=1)
-    full_epochs: int = Field(50, ge=1, description="epochs of the full-data hard-label training")
-    full_runs: int = Field(1, ge=1)
-    full_accuracy: float | None = Field(None, ge=0, le=1, description="Acc(full real, hard) if already known")
-    cache: bool = Field(True, description="cache the full-data accuracy as JSON")
-    cache_random: bool = Field(True, description="cache the random arms' results as JSON and reuse them in any run "
-                                                 "with the same data, teacher, protocol and subset size")
+    write_atomic(path, json.dumps({"arms": arms}))
 
 
 class RankingEvaluator(Evaluator):
@@ -141,11 +120,8 @@ class RankingEvaluator(Evaluator):
 
         values = spread_runs(ctx, proto.runs, one, desc="full-data accuracy")
         if o.cache and ctx.runtime.is_main:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps({"values": values, "dataset": ctx.task.dataset, "model": spec,
-                                       "protocol": proto.model_dump(mode="json"), "seed": ctx.runtime.seed}))
-            os.replace(tmp, path)
+            write_atomic(path, json.dumps({"values": values, "dataset": ctx.task.dataset, "model": spec,
+                                           "protocol": proto.model_dump(mode="json"), "seed": ctx.runtime.seed}))
         return values, "computed"
 
     def random_cache_path(self, ctx: RunContext, rnd: SyntheticSet, method: str, aug_kind: str) -> Path:

@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from condensery import UserError, comparisons, pooled_interval
+from condensery import UserError, atomic_path, comparisons, pooled_interval
 
 #: runtime settings that change speed or bookkeeping, never the numbers
 _SPEED_ONLY = ("threads", "checkpoint_every", "log_with")
@@ -64,11 +64,10 @@ def _with_current_defaults(doc: dict[str, Any]) -> dict[str, Any]:
     A recipe that no longer resolves (its plugin gone, an option since removed) is compared
     as written.
     """
-    from condensery.plugins import get_registry
-    from condensery.recipe import resolve
+    from condensery import get_registry, load_plan
 
     try:
-        return resolve(dict(doc), get_registry()).resolved
+        return load_plan(doc, get_registry(), needs_synthesizer=True).resolved
     except UserError:
         return doc
 
@@ -79,11 +78,11 @@ def _recipe_without_seed(run: dict[str, Any]) -> tuple[str, int] | None:
     Evaluations of an existing set (``condensery eval``) keep their source in the key, so
     only evaluations of the same set are pooled.
     """
-    from condensery.recipe import load_yaml
+    from condensery import read_recipe
 
     base = Path(run["_path"])
     try:
-        doc = load_yaml((base if base.is_dir() else base.parent) / "recipe.yaml")
+        doc = read_recipe((base if base.is_dir() else base.parent) / "recipe.yaml")
     except (UserError, UnicodeDecodeError):
         return None  # no readable recipe beside it: the run is reported, just not pooled
     if not isinstance(doc.get("seed"), int):
@@ -259,15 +258,13 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-    tmp.replace(path)
 
 
 def write_report(run_dirs: list[str], output: str | Path) -> tuple[Path, Path]:
-    from condensery.rundir import write_atomic
+    from condensery import write_atomic
 
     if not run_dirs:
         raise UserError("give at least one run directory, e.g. condensery report runs/a runs/b")

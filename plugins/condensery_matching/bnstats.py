@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
@@ -36,32 +36,16 @@ from condensery import (
     Options,
     RunContext,
     UserError,
+    atomic_path,
     build_model,
     crop_flip,
     read_safetensors,
     soft_cross_entropy,
 )
-from pydantic import Field
+
+from .options import BNStatsOptions
 
 TEACHER_KEY = "condensery_teacher"
-
-Augment = Literal["auto", "shift", "crop-flip", "none"]
-
-
-class BNStatsOptions(Options):
-    teacher: str | None = Field(
-        None, description="teacher .safetensors (written by the dwa synthesizer); dwa sets its own"
-    )
-    alpha_bn: float = Field(0.01, ge=0, description="weight of the BN-statistics term")
-    var_weight: float = Field(1.0, ge=0, description="lambda_var: variance term weight (SRe2L: 1)")
-    first_bn_weight: float = Field(10.0, ge=0, description="m_1: weight of the first BN layer")
-    ce_weight: float = Field(1.0, ge=0, description="weight of the cross-entropy term")
-    augment: Augment = Field(
-        "auto", description="auto: shift for <= 32 px, crop-flip above; applied to synthetic images"
-    )
-    shift: int = Field(4, ge=0, description="max random shift in pixels (augment: shift)")
-    min_scale: float = Field(0.08, gt=0, le=1, description="smallest crop area (augment: crop-flip)")
-
 
 # -- teacher files -----------------------------------------------------------------------
 def save_teacher(path: str | os.PathLike[str], model: nn.Module, spec: dict[str, Any], **info: Any) -> Path:
@@ -69,12 +53,10 @@ def save_teacher(path: str | os.PathLike[str], model: nn.Module, spec: dict[str,
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     header = json.dumps({"model": spec, **info}, default=str)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={TEACHER_KEY: header})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={TEACHER_KEY: header})
     return path
 
 
@@ -201,6 +183,7 @@ class BNStatsMatcher(Matcher):
 
     net: nn.Module | None = None
     params: dict[str, torch.Tensor] | None = None
+    recorder: BNStatsRecorder | None = None  # forward hooks on ``net``'s BN layers
 
     def prepare(self, ctx: RunContext) -> None:
         super().prepare(ctx)
@@ -214,13 +197,21 @@ class BNStatsMatcher(Matcher):
     def set_teacher(self, net: nn.Module, params: dict[str, torch.Tensor] | None = None) -> None:
         """Match against ``net`` (eval mode), evaluated at ``params`` if given (functional_call)."""
         if self.net is not net:
-            if getattr(self, "recorder", None) is not None:
-                self.recorder.remove()
+            self.close()
             self.net = net.eval()
             self.recorder = BNStatsRecorder(net)
             if not self.recorder.layers:
                 raise UserError("the bnstats matcher needs a teacher with BatchNorm layers (e.g. convnet_bn, resnet18)")
         self.params = params
+
+    def close(self) -> None:
+        """Remove the forward hooks from the teacher."""
+        if self.recorder is not None:
+            self.recorder.remove()
+
+    def loss_terms(self) -> dict[str, torch.Tensor]:
+        """``ce`` and ``bn`` of the last loss."""
+        return self.last
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.params is None:

@@ -22,30 +22,24 @@ def experts_command(recipe, output, overrides, num_experts, process_index, num_p
     Expert i is trained by process i % num_processes; finished shards are skipped, so the
     same command resumes an interrupted job.
     """
-    from condensery import RunContext, Runtime, UserError, get_registry, set_quiet
-    from condensery.recipe import load_recipe
-    from condensery.runner import load_data, make_task
+    from condensery import Runtime, UserError, context_of, get_registry, load_plan, set_quiet
 
     from .experts import available_experts, train_experts
-    from .trajectory import TrajectoryMatcher
 
     set_quiet(quiet)
     registry = get_registry()
-    plan = load_recipe(recipe, list(overrides), registry)
+    plan = load_plan(recipe, registry, overrides=list(overrides), needs_synthesizer=True)
     matcher = plan.matcher
-    if not isinstance(matcher, TrajectoryMatcher):
+    if not matcher.uses_experts:
         raise UserError(f"recipe '{recipe}' has no trajectory matcher (synthesizer.matcher.name: trajectory); nothing to train")
     runtime = Runtime(plan.runtime, plan.seed)
     nproc = num_processes if num_processes is not None else runtime.num_processes
     pidx = process_index if process_index is not None else runtime.process_index
     if nproc < 1 or not 0 <= pidx < nproc:
         raise UserError(f"--process-index {pidx} must be in [0, --num-processes {nproc})")
-    data = load_data(plan, runtime)
     run_dir = Path(output) if output else Path("runs") / plan.name
-    ctx = RunContext(make_task(plan, data), data, runtime, registry, run_dir, plan.resolved)
-    net = ctx.create_model(matcher.options.model)
-    matcher.numels = [p.numel() for p in net.parameters()]
-    spec = matcher.spec(ctx)
+    ctx = context_of(plan, registry, runtime=runtime, run_dir=run_dir)
+    spec = matcher.expert_spec(ctx)  # before prepare, which would train the experts itself
     directory = matcher.experts_directory(ctx)
     count = num_experts or matcher.options.num_experts
     done = train_experts(ctx, spec, directory, count, process_index=pidx, num_processes=nproc,

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import torch
-from condensery import DSA, Options, RealData
-from condensery.data.augment import DSA_OPS
-from pydantic import Field
+from condensery import DSA, RealData
 
-
-class DSAOptions(Options):
-    dsa: bool = Field(True, description="differentiable siamese augmentation on both sides")
-    dsa_ops: list[str] = Field(default_factory=lambda: list(DSA_OPS))
+from .options import DSAOptions
 
 
 def real_class_batches(data: RealData, per_class: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,4 +52,4 @@ def class_means(features: torch.Tensor, labels: torch.Tensor, k: int) -> torch.T
 
 
 def dsa_from(options: DSAOptions) -> DSA | None:
-    return DSA(options.dsa_ops) if options.dsa else None
+    return DSA(options.dsa_ops, variant=options.dsa_variant) if options.dsa else None

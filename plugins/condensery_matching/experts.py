@@ -13,7 +13,6 @@ seed and ``i``, so the split does not change the experts.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +20,15 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from condensery import DSA, RunContext, UserError, make_generator, train_classifier
+from condensery import (
+    DSA,
+    RunContext,
+    UserError,
+    atomic_path,
+    make_generator,
+    seed_global_from,
+    train_classifier,
+)
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
@@ -111,7 +118,7 @@ def _without_unset(value: Any) -> Any:
 def train_expert(ctx: RunContext, spec: ExpertSpec, index: int, model_name: str | None = None) -> torch.Tensor:
     """Train expert ``index`` on the real training split; return its ``[epochs + 1, P]`` trajectory."""
     gen = make_generator(ctx.runtime.seed, "expert", index)
-    torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
+    seed_global_from(gen)
     model = ctx.create_model(model_name)
     snapshots = [flat_parameters(model)]
     train_classifier(
@@ -125,10 +132,8 @@ def train_expert(ctx: RunContext, spec: ExpertSpec, index: int, model_name: str 
 
 def write_expert(path: Path, trajectory: torch.Tensor, header: dict[str, Any]) -> Path:
     """Write atomically (temp file, then rename): a killed run never leaves half a shard."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({"params": trajectory.contiguous()}, str(tmp), metadata={_META_KEY: json.dumps(header)})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({"params": trajectory.contiguous()}, str(tmp), metadata={_META_KEY: json.dumps(header)})
     return path
 
 

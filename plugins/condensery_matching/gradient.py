@@ -20,17 +20,15 @@ real and the synthetic batch of a class; the inner training uses independent DSA
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from condensery import Matcher, Options, RunContext, backward_step, make_generator
-from pydantic import Field
+from condensery import Matcher, Options, RunContext, backward_step, make_generator, seed_global_from
 
-from .common import DSAOptions, dsa_from, siamese_batches
-
-Distance = Literal["channel-cosine", "mse", "cosine"]
+from .common import dsa_from, siamese_batches
+from .options import Distance, GradientOptions
 
 #: Paper defaults (outer_loop, inner_loop) by images per class; other IPCs use the nearest.
 LOOPS_BY_IPC = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -70,24 +68,14 @@ def gradient_distance(
     return 1 - (flat_r * flat_s).sum() / (flat_r.norm() * flat_s.norm() + 1e-6)
 
 
-class GradientOptions(DSAOptions):
-    batch_real: int = Field(256, ge=1, description="real images per class per step")
-    outer_loop: int | None = Field(None, ge=1, description="synthesizer steps per network (default by ipc)")
-    inner_loop: int | None = Field(None, ge=0, description="epochs the network trains on the synthetic set between steps (default by ipc)")
-    net_lr: float = Field(0.01, gt=0, description="lr of the network's inner training")
-    net_momentum: float = Field(0.5, ge=0, lt=1)
-    batch_train: int = Field(256, ge=1, description="batch size of the inner training")
-    distance: Distance = Field("channel-cosine", description="DC's per-channel cosine, or plain mse/cosine")
-    model: str | None = Field(None, description="matching network (default: the task model)")
-
-
 class GradientMatcher(Matcher):
     """DC (``dsa: false``) and DSA (``dsa: true``) gradient matching."""
 
     Options: ClassVar[type[Options]] = GradientOptions
     #: the loss is a sum of per-class terms; the random streams advance the same way for
     #: any subset of classes, so the inner training stays identical across processes
-    class_separable: ClassVar[bool] = True
+    class_separable = True
+    supports_warm_start: ClassVar[bool] = True
 
     def prepare(self, ctx: RunContext) -> None:
         super().prepare(ctx)
@@ -117,7 +105,7 @@ class GradientMatcher(Matcher):
         iteration = step // self.outer
         if self.net is None or iteration != self.net_iteration:
             seed_gen = make_generator(self.ctx.runtime.seed, "gm-net", iteration)
-            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=seed_gen)))
+            seed_global_from(seed_gen)
             self.net = self.ctx.create_model(self.options.model)
             if self.warm_start is not None:
                 self.warm_start(self.net, iteration)

@@ -24,10 +24,18 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from condensery import Matcher, Options, RunContext, UserError, embed, make_generator
-from pydantic import Field
+from condensery import (
+    Matcher,
+    Options,
+    RunContext,
+    UserError,
+    embed,
+    make_generator,
+    seed_global_from,
+)
 
-from .common import DSAOptions, dsa_from, real_class_batches, siamese_batches
+from .common import dsa_from, real_class_batches, siamese_batches
+from .options import KRROptions
 
 
 def centred_one_hot(labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -69,21 +77,14 @@ def solve_krr_labels(
     return (torch.linalg.pinv(a, rtol=1e-8) @ y_real.double()).to(features_syn.dtype)
 
 
-class KRROptions(DSAOptions):
-    dsa: bool = Field(False, description="siamese DSA on real and synthetic batches (RFAD: off)")
-    num_models: int = Field(8, ge=1, description="M random networks whose features form the kernel")
-    resample_every: int = Field(5, ge=1, description="redraw the random networks every this many steps")
-    width: int | None = Field(1024, ge=1, description="width of the random ConvNets (None: the task model's)")
-    model: str | None = Field(None, description="feature network (default: the task model)")
-    batch_real: int = Field(64, ge=1, description="real images per class per step")
-    reg: float = Field(1e-6, gt=0, description="ridge λ relative to tr(K_ss)/n_s")
-    learn_labels: bool = Field(False, description="learn the support labels alongside the pixels")
-    label_lr: float = Field(1e-3, gt=0, description="lr of the learned labels")
-
-
 class KRRMatcher(Matcher):
     Options: ClassVar[type[Options]] = KRROptions
     solves_labels: ClassVar[bool] = True
+    supports_targets: ClassVar[bool] = True
+
+    def __init__(self, options: Options) -> None:
+        super().__init__(options)
+        self.labels: torch.Tensor | None = None  # the learned support labels (``learn_labels``, from ``prepare``)
 
     def prepare(self, ctx: RunContext) -> None:
         super().prepare(ctx)
@@ -102,6 +103,7 @@ class KRRMatcher(Matcher):
         return [(self.labels, self.options.label_lr)] if self.labels is not None else []
 
     def learned_labels(self) -> torch.Tensor | None:
+        """The learned support labels (``learn_labels``; None before ``prepare``)."""
         return None if self.labels is None else self.labels.detach()
 
     def networks(self, step: int) -> list[nn.Module]:
@@ -115,7 +117,7 @@ class KRRMatcher(Matcher):
                 opts["width"] = self.options.width
             self.nets = []
             for _ in range(self.options.num_models):
-                torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
+                seed_global_from(gen)
                 net = self.ctx.create_model(self.options.model, **opts)
                 for p in net.parameters():
                     p.requires_grad_(False)

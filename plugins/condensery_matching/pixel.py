@@ -14,35 +14,23 @@ classes and the gradients are summed; any other matcher runs whole on every proc
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 from condensery import (
     DivergenceError,
     RunContext,
     Synthesizer,
-    SynthesizerOptions,
     SyntheticSet,
     UserError,
+    check_set,
     load_optimizer_state,
     optimizer_state,
     random_subset_draw,
+    to_task_space,
 )
-from pydantic import Field
 
-
-class PixelOptions(SynthesizerOptions):
-    iterations: int = Field(1000, ge=0, description="optimisation steps")
-    lr: float = Field(1.0, gt=0, description="image learning rate")
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    momentum: float = Field(0.5, ge=0, lt=1, description="SGD momentum (DC/DM use 0.5)")
-    init: Literal["real", "random-subset", "noise"] = Field(
-        "real", description="real: a class-balanced real draw of its own; random-subset: exactly the random "
-        "baseline's draw (the evaluators' one-draw subset), so synthetic vs random is a paired comparison; noise")
-    init_from: str | None = Field(
-        None, description="a synthetic set (.safetensors) whose images start the optimisation instead of `init`, "
-        "e.g. to continue a finished run for more iterations; same ipc, classes, image shape and whitening")
-    log_every: int = Field(50, ge=1)
+from .options import PixelOptions
 
 
 class PixelSynthesizer(Synthesizer):
@@ -51,6 +39,11 @@ class PixelSynthesizer(Synthesizer):
     Options: ClassVar[type[PixelOptions]] = PixelOptions
     uses_matcher = True
     CHECKPOINT = "pixel"
+
+    def __init__(self, options: PixelOptions) -> None:
+        super().__init__(options)
+        #: the last images known finite and in range; written as ``last-sane.safetensors`` on divergence
+        self.sane: torch.Tensor | None = None
 
     def initial_images(self, ctx: RunContext) -> tuple[torch.Tensor, torch.Tensor]:
         ipc, k = self.options.ipc, ctx.task.num_classes
@@ -73,14 +66,9 @@ class PixelSynthesizer(Synthesizer):
         Continuing a set is only meaningful in the space it was optimised in, so a set
         whitened differently (ZCA on/off, another fit) is refused rather than silently mixed.
         """
-        from condensery_eval.sets import (  # the eval command's checks
-            check_compatible,
-            to_task_space,
-        )
-
         ipc, k = self.options.ipc, ctx.task.num_classes
         synset = SyntheticSet.load(path)
-        check_compatible(synset, ctx.task, path)
+        check_set(synset, ctx.task, path)  # the checks condensery eval applies
         synset = to_task_space(synset, ctx.task)
         fix = "point synthesizer.init_from at a set of this dataset and ipc, or drop it"
         if synset.soft:
@@ -114,7 +102,7 @@ class PixelSynthesizer(Synthesizer):
         learnables = [images, *(t for t, _ in extras)]
         rows = self._class_share(ctx, labels)
         start = self._resume(ctx, images, opt, matcher)
-        self._sane = images.detach().clone()  # the last images known finite and in range
+        self.sane = images.detach().clone()
         every = rt.options.checkpoint_every
         scaler = rt.grad_scaler()  # fp16: the image gradients are scaled, summed over processes, then unscaled
         steps = range(start, self.options.iterations)
@@ -138,7 +126,7 @@ class PixelSynthesizer(Synthesizer):
                 self._check_sane(ctx, images, labels, step, start)  # never checkpoint images that blew up
                 if rt.is_main:
                     self._checkpoint(ctx, images, opt, matcher, step + 1)
-                    self._sane = images.detach().clone()
+                    self.sane = images.detach().clone()
         return self.result(ctx, images.detach(), labels, matcher)
 
     def step_loss(self, matcher, images: torch.Tensor, labels: torch.Tensor, step: int,
@@ -157,7 +145,7 @@ class PixelSynthesizer(Synthesizer):
         batch, too) and the gradients are summed over processes, so every process takes
         the same step on the same images. Other matchers see every class on every process.
         """
-        if not getattr(ctx.matcher, "class_separable", False):
+        if not ctx.matcher.class_separable:
             return None
         mine = ctx.runtime.split(range(ctx.task.num_classes), "synthesize classes")
         if ctx.runtime.num_processes == 1:
@@ -185,7 +173,7 @@ class PixelSynthesizer(Synthesizer):
             cause = f"likely cause: the step size (image lr {lr:g}; the last sane images are from before step {step})"
         kept = ctx.checkpoints.path(self.CHECKPOINT)
         hint = ""
-        sane = getattr(self, "_sane", None)
+        sane = self.sane
         if labels is not None and sane is not None and ctx.runtime.is_main and ctx.run_dir is not None:
             path = Path(ctx.run_dir) / "last-sane.safetensors"
             SyntheticSet(sane.cpu(), labels.cpu(), metadata={
@@ -201,12 +189,11 @@ class PixelSynthesizer(Synthesizer):
         )
 
     def result(self, ctx: RunContext, images: torch.Tensor, labels: torch.Tensor, matcher) -> SyntheticSet:
-        lr = getattr(matcher, "learned_lr", None)
-        learned = getattr(matcher, "learned_labels", None)
-        learned = learned() if learned is not None else None
+        lr = matcher.learned_lr()
+        learned = matcher.learned_labels()
         meta = {"labels": "learned"} if learned is not None else {}
         return SyntheticSet(images, labels if learned is None else learned.float(),
-                            lr=None if lr is None else float(lr()), metadata=meta)
+                            lr=None if lr is None else float(lr), metadata=meta)
 
     # -- checkpoints ----------------------------------------------------------------
     def _checkpoint(self, ctx: RunContext, images, opt, matcher, step: int) -> None:

@@ -26,7 +26,7 @@ the generated set.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 from condensery import (
@@ -44,7 +44,8 @@ from condensery import (
 from pydantic import Field
 from safetensors.torch import save_file
 
-from .pixel import PixelOptions, PixelSynthesizer
+from .options import MultisizeOptions
+from .pixel import PixelSynthesizer
 from .refine import refine_images
 
 TYPE = "pool"
@@ -80,13 +81,6 @@ def draw_prefix_sizes(seed: int, step: int, pool_ipc: int, count: int, sampling:
         weights = torch.ones(len(candidates), dtype=torch.float64)
     picks = torch.multinomial(weights, count, replacement=False, generator=gen)
     return sorted(candidates[i] for i in picks.tolist())
-
-
-class MultisizeOptions(PixelOptions):
-    prefix_samples: int = Field(2, ge=0, description="prefix sizes drawn per step besides the full pool")
-    prefix_sampling: Literal["uniform", "log-uniform"] = Field(
-        "log-uniform", description="how prefix sizes are drawn from 1..ipc-1: log-uniform (P(k) ~ 1/k) favours the "
-                                   "small prefixes; uniform draws k = 1 only 2/(ipc-1) of the steps")
 
 
 class MultisizeSynthesizer(PixelSynthesizer):

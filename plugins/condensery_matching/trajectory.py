@@ -25,11 +25,10 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from condensery import Matcher, Options, RunContext, UserError
-from pydantic import Field, model_validator
 from torch.func import functional_call
 from torch.utils.checkpoint import checkpoint
 
-from .common import DSAOptions, dsa_from
+from .common import dsa_from
 from .experts import (
     ExpertSpec,
     available_experts,
@@ -37,37 +36,18 @@ from .experts import (
     read_epochs,
     train_experts,
 )
-
-
-class TrajectoryOptions(DSAOptions):
-    syn_steps: int = Field(20, ge=1, description="N: student SGD steps on synthetic data per iteration")
-    expert_epochs: int = Field(2, ge=1, description="M: expert epochs the student's N steps should cover")
-    max_start_epoch: int = Field(20, ge=1, description="T+: the start epoch is drawn from [0, T+)")
-    lr_init: float = Field(0.01, gt=0, description="α0: initial learned student lr")
-    lr_lr: float = Field(1e-5, gt=0, description="learning rate of α")
-    lr_min: float = Field(1e-6, gt=0, description="α is projected to at least this after each step")
-    batch_syn: int | None = Field(None, ge=1, description="synthetic minibatch per student step (default: all images)")
-    checkpoint_unroll: bool = Field(False, description="recompute each unroll step in backward: memory O(N·P), same result")
-    experts_dir: str | None = Field(None, description="folder of expert shards (default: <run dir>/experts)")
-    num_experts: int = Field(100, ge=1, description="experts used; missing ones are trained first")
-    train_epochs: int = Field(50, ge=1, description="epochs each expert trains on real data")
-    expert_lr: float = Field(0.01, gt=0, description="expert SGD lr (no momentum, no weight decay)")
-    expert_batch: int = Field(256, ge=1)
-    expert_dsa: bool = Field(True, description="DSA (per image) while training experts")
-    model: str | None = Field(None, description="student/expert network (default: the task model)")
-
-    @model_validator(mode="after")
-    def _fits_in_trajectory(self) -> TrajectoryOptions:
-        if self.max_start_epoch + self.expert_epochs > self.train_epochs:
-            raise ValueError(
-                f"max_start_epoch ({self.max_start_epoch}) + expert_epochs ({self.expert_epochs}) "
-                f"exceeds train_epochs ({self.train_epochs}); lower them or train longer experts"
-            )
-        return self
+from .options import TrajectoryOptions
 
 
 class TrajectoryMatcher(Matcher):
     Options: ClassVar[type[Options]] = TrajectoryOptions
+    uses_experts: ClassVar[bool] = True
+
+    def __init__(self, options: Options) -> None:
+        super().__init__(options)
+        #: parameter count of each tensor of the matched network (set by ``prepare``, or by
+        #: ``expert_spec`` when asked before it)
+        self.numels: list[int] | None = None
 
     # -- setup ----------------------------------------------------------------------
     def prepare(self, ctx: RunContext) -> None:
@@ -86,8 +66,10 @@ class TrajectoryMatcher(Matcher):
         self._last_good_lr = float(o.lr_init)
         self.experts = self.ensure_experts(ctx)
 
-    def spec(self, ctx: RunContext) -> ExpertSpec:
+    def expert_spec(self, ctx: RunContext) -> ExpertSpec:
         o = self.options
+        if self.numels is None:  # not prepared (`condensery experts`): count the network's parameters
+            self.numels = [p.numel() for p in ctx.create_model(o.model).parameters()]
         model = dict(ctx.task.model) if o.model is None else {"name": o.model}
         return ExpertSpec(o.train_epochs, o.expert_lr, o.expert_batch, o.expert_dsa, data_identity(ctx),
                           model, sum(self.numels))
@@ -100,7 +82,7 @@ class TrajectoryMatcher(Matcher):
     def ensure_experts(self, ctx: RunContext) -> list[Path]:
         """Use the stored experts; train the missing ones first (each process its share)."""
         directory = self.experts_directory(ctx)
-        spec = self.spec(ctx)
+        spec = self.expert_spec(ctx)
         have = available_experts(directory, spec, self.options.num_experts)
         if len(have) < self.options.num_experts:
             rt = ctx.runtime
@@ -122,6 +104,7 @@ class TrajectoryMatcher(Matcher):
         return [(self.syn_lr, self.options.lr_lr)]
 
     def learned_lr(self) -> float:
+        """α, the student lr learned with the images."""
         return float(self.syn_lr.detach())
 
     # -- the unroll -------------------------------------------------------------------

@@ -5,7 +5,7 @@ from condensery import hookimpl
 
 @hookimpl
 def register_synthesizers(register) -> None:
-    register("mgdd", "condensery_mgdd.synthesizer:MGDDSynthesizer")
+    register("mgdd", "condensery_mgdd.synthesizer:MGDDSynthesizer", options="condensery_mgdd.options:MGDDOptions")
 
 
 @hookimpl

@@ -12,10 +12,11 @@ Every mode saves the generator (``RUN_DIR/generator/``; not in ``generate`` mode
 the set of the recipe's ``ipc`` generated with the recipe seed -- the same set
 ``condensery generate RUN_DIR/generator --ipc N --seed SEED`` writes.
 
-The loss of a task is the matcher's loss on ``G(X0)``; with the ``krr`` matcher and
-``krr_labels`` the support labels are the closed-form KRR solution for ``X0`` in a separate
-random-feature space (``tasks.KRRLabeler``), as MGDD prescribes ("solve the labels in the
-original space, then pass through the generator"). Work is split over Accelerate processes
+The loss of a task is the matcher's loss on ``G(X0)``; with a matcher that takes support
+targets (``supports_targets``: ``krr``) and ``krr_labels`` the support labels are the
+closed-form KRR solution for ``X0`` in a separate random-feature space
+(``tasks.KRRLabeler``), as MGDD prescribes ("solve the labels in the original space, then
+pass through the generator"). Work is split over Accelerate processes
 by task (meta-train) or by initial set (adapt); weight deltas / gradients are summed.
 """
 
@@ -25,7 +26,7 @@ import copy
 import time
 import weakref
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 from condensery import (
@@ -33,7 +34,6 @@ from condensery import (
     RealData,
     RunContext,
     Synthesizer,
-    SynthesizerOptions,
     SyntheticSet,
     UserError,
     backward_step,
@@ -41,68 +41,14 @@ from condensery import (
     make_generator,
     optimizer_state,
     random_subset_draw,
+    seed_global,
     task_config,
 )
-from condensery_matching.krr import KRRMatcher
-from pydantic import Field, model_validator
 
 from .artifact import load_meta_generator, save_meta_generator
 from .generator import GradientFn, MetaGenerator, build_generator
+from .options import MGDDOptions
 from .tasks import KRRLabeler, sample_task, task_context
-
-
-class MGDDOptions(SynthesizerOptions):
-    mode: Literal["meta-train", "adapt", "generate"] = Field("adapt", description="what to do with the generator")
-    generator: str | None = Field(None, description="generator folder to start from (required for adapt/generate)")
-    # architecture of a fresh generator (meta-train without `generator`)
-    resolution: int = Field(32, ge=8, description="working resolution images are resized to")
-    working_channels: int = Field(3, ge=1, description="channels inside the refiner")
-    block_out_channels: list[int] = Field(default_factory=lambda: [32, 64], description="UNet2DModel widths")
-    layers_per_block: int = Field(1, ge=1)
-    context_pool: int = Field(4, ge=1, description="class prototypes are pooled to this size")
-    gradient_input: bool = Field(
-        False, description="the refiner also reads the normalised matcher-loss gradient at X0 (draw-specific "
-                          "information; a fresh generator only, a saved one keeps its own)")
-    refine_steps: int = Field(
-        0, ge=0, description="0: one-shot residual; T: unrolled refiner, T learned Adam-direction steps along the "
-                             "matcher gradient plus a UNet correction (a fresh generator only)")
-    refine_lr: float = Field(0.1, gt=0, description="the unrolled refiner's initial step size (Adam lr equivalent)")
-    step_lr_scale: float = Field(
-        10.0, gt=0, description="the unrolled refiner's step sizes train at this multiple of every lr (few parameters, "
-                                "each worth a whole schedule)")
-    loss_dsa: bool = Field(
-        False, description="train the generator on the matcher's loss under siamese DSA (the gradients an unrolled "
-                           "refiner steps along stay the matcher's own): a refinement must survive augmentation")
-    # meta-training
-    meta_steps: int = Field(100, ge=0, description="outer (Reptile) steps")
-    meta_batch: int = Field(2, ge=1, description="sub-tasks per outer step (split over processes)")
-    meta_lr: float = Field(1e-3, gt=0, description="Adam lr of the outer update")
-    inner_steps: int = Field(3, ge=1, description="Adam steps on a sub-task before the outer update")
-    inner_lr: float = Field(1e-3, gt=0)
-    task_ipcs: list[int] = Field(default_factory=lambda: [1, 2, 5, 10, 20], description="ipc of sub-tasks, drawn uniformly")
-    task_min_classes: int = Field(2, ge=2, description="smallest class subset of a sub-task")
-    task_max_classes: int | None = Field(None, ge=2, description="largest class subset (default: all)")
-    # adaptation
-    adapt_steps: int = Field(20, ge=0, description="Adam steps on the target dataset")
-    adapt_lr: float = Field(1e-3, gt=0)
-    adapt_ipcs: list[int] | None = Field(None, description="ipc of the initial sets drawn while adapting (default: [ipc])")
-    adapt_batch: int = Field(1, ge=1, description="initial sets per adaptation step (split over processes)")
-    adapt_draws: int = Field(0, ge=0, description="0: a fresh initial set every step; n: cycle through n fixed draws")
-    # labels
-    krr_labels: bool = Field(True, description="support labels of the krr matcher: closed-form KRR solve on X0")
-    label_models: int = Field(2, ge=1, description="random ConvNets of the label-solve feature space")
-    label_width: int = Field(128, ge=1)
-    label_batch_real: int = Field(64, ge=1, description="real images per class in the label solve")
-    label_reg: float = Field(1e-6, gt=0)
-    set_labels: Literal["hard", "krr"] = Field("hard", description="labels stored in the set: classes or the KRR solve")
-    log_every: int = Field(10, ge=1)
-
-    @model_validator(mode="after")
-    def _one_refiner(self) -> MGDDOptions:
-        if self.gradient_input and self.refine_steps:
-            raise ValueError("gradient_input and refine_steps exclude each other (the unrolled refiner reads its own "
-                             "gradients); set one of them")
-        return self
 
 
 class MGDDSynthesizer(Synthesizer):
@@ -112,7 +58,7 @@ class MGDDSynthesizer(Synthesizer):
     # -- entry point --------------------------------------------------------------------
     def synthesize(self, ctx: RunContext) -> SyntheticSet:
         o = self.options
-        if getattr(ctx.matcher.options, "learn_labels", False):
+        if ctx.matcher.learned_labels() is not None:
             raise UserError("mgdd solves the support labels in closed form; set synthesizer.matcher.learn_labels=false")
         gen, info = self.starting_generator(ctx)
         t = time.perf_counter()
@@ -164,7 +110,8 @@ class MGDDSynthesizer(Synthesizer):
     # -- one task's loss ----------------------------------------------------------------
     def labeler_for(self, ctx: RunContext) -> KRRLabeler | None:
         o = self.options
-        needs = o.set_labels == "krr" or (o.krr_labels and isinstance(ctx.matcher, KRRMatcher))
+        # a meta-training sub-task's context has no matcher (``task_context``): no labeler there
+        needs = o.set_labels == "krr" or (o.krr_labels and ctx.matcher is not None and ctx.matcher.supports_targets)
         if not needs:
             return None
         return KRRLabeler(ctx, o.label_models, o.label_width, o.label_batch_real, o.label_reg)
@@ -177,7 +124,7 @@ class MGDDSynthesizer(Synthesizer):
         with ctx.runtime.autocast():  # an unrolled step t of training step s uses feature draw s * T + t
             x = run_generator(gen, matcher, x0, y0, ipc, GRADIENT_STEP + step * max(gen.refine_steps, 1)).float()
         judge = self.augmented(ctx, matcher) if self.options.loss_dsa else matcher
-        if labeler is not None and isinstance(matcher, KRRMatcher):
+        if labeler is not None and matcher.supports_targets:
             ys = labeler.labels(x0, 0, g)  # one fixed feature space: labels are a function of X0
             return judge.loss(x, y0, step, targets=ys)
         return judge.loss(x, y0, step)
@@ -411,6 +358,3 @@ def check_finite(ctx: RunContext, loss: torch.Tensor, stage: str, step: int) -> 
                               "lower the learning rate (meta_lr / inner_lr / adapt_lr) and rerun with --force")
 
 
-def seed_global(seed: int, *stream: object) -> None:
-    """Seed torch's global RNG (module init) from a named stream."""
-    torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=make_generator(seed, *stream))))

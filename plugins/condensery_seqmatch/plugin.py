@@ -5,4 +5,5 @@ from condensery import hookimpl
 
 @hookimpl
 def register_synthesizers(register) -> None:
-    register("seqmatch", "condensery_seqmatch.synthesizer:SeqMatchSynthesizer")
+    register("seqmatch", "condensery_seqmatch.synthesizer:SeqMatchSynthesizer",
+             options="condensery_seqmatch.options:SeqMatchOptions")

@@ -22,7 +22,14 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from condensery import DSA, RunContext, UserError, make_generator, train_classifier
+from condensery import (
+    DSA,
+    RunContext,
+    UserError,
+    make_generator,
+    seed_global_from,
+    train_classifier,
+)
 from condensery_matching.experts import (
     ExpertSpec,
     available_experts,
@@ -32,13 +39,7 @@ from condensery_matching.experts import (
     write_expert,
 )
 
-
-def split_ipc(ipc: int, k: int) -> list[int]:
-    """``ipc`` images per class over ``k`` subsets, earlier subsets taking the remainder (50/3 -> 17,17,16)."""
-    if not 1 <= k <= ipc:
-        raise UserError(f"seqmatch: k={k} subsets cannot split ipc {ipc}; use 1 <= k <= ipc")
-    base, extra = divmod(ipc, k)
-    return [base + (1 if i < extra else 0) for i in range(k)]
+from .options import split_ipc  # noqa: F401  (defined with the options that split ipc)
 
 
 def stage_layout(sizes: list[int], num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,7 +105,7 @@ def stage_experts(
             if read_header(expert_path(directory, i)) is None and i % rt.num_processes == rt.process_index]
     for i in ctx.progress(todo, desc=f"stage {stage + 1} experts", total=len(todo)):
         gen = make_generator(rt.seed, "seqmatch-expert", stage, i)
-        torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=gen)))
+        seed_global_from(gen)
         model = ctx.create_model(model_name)
         warm(model, gen)
         snapshots = [flat_parameters(model)]

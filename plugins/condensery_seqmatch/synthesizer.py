@@ -5,10 +5,10 @@ from the matcher's initial value) while S_<k stay frozen: the matcher sees the c
 ``[S_<k (detached), S_k]`` so its student trains on S_<k ∪ S_k. What makes S_k target a
 later stage of training is the warm start (``stages.py``):
 
-- trajectory matcher (it has ``use_experts``): stage-k experts start from a network trained
+- trajectory matcher (``uses_experts``): stage-k experts start from a network trained
   sequentially on S_1 .. S_<k with their lrs, then train on real data; they are generated
   inside the run directory before the stage starts (stage 1 uses the matcher's own experts);
-- gradient matcher (it has ``set_warm_start``): every fresh matching network is first
+- gradient matcher (``supports_warm_start``): every fresh matching network is first
   trained sequentially on S_1 .. S_<k.
 
 ``iterations`` is the total over all stages (split evenly unless ``stage_iterations``), so a
@@ -31,56 +31,17 @@ from condensery import (
     make_generator,
     optimizer_state,
 )
-from condensery_matching.pixel import PixelOptions, PixelSynthesizer
-from pydantic import Field, model_validator
+from condensery_matching.pixel import PixelSynthesizer
 
+from .options import SeqMatchOptions
 from .stages import (
     history_key,
-    split_ipc,
     stage_bounds,
     stage_experts,
     stage_layout,
     staged_spec,
     warm_train,
 )
-
-
-class SeqMatchOptions(PixelOptions):
-    subsets: list[int] | None = Field(None, description="images per class of S_1..S_K, summing to ipc (e.g. [17, 17, 16])")
-    k: int | None = Field(None, ge=1, description="number of subsets, ipc split evenly (default 2; ignored with subsets)")
-    stage_iterations: list[int] | None = Field(None, description="iterations of each stage (default: iterations split evenly)")
-    warm_epochs: int = Field(50, ge=0, description="epochs a warm network trains on each earlier stage (S_1, S_1 ∪ S_2, ...)")
-    warm_lr: float = Field(0.01, gt=0, description="lr of that training for stages without a learned lr")
-    warm_momentum: float = Field(0.9, ge=0, lt=1)
-    warm_weight_decay: float = Field(5e-4, ge=0)
-    warm_dsa: bool = Field(True, description="DSA while training on the earlier subsets")
-    stage_experts: int | None = Field(None, ge=1, description="trajectory matcher: experts per later stage (default: its num_experts)")
-
-    @model_validator(mode="after")
-    def _sizes_fit(self) -> SeqMatchOptions:
-        sizes = self.sizes()
-        if any(n < 1 for n in sizes) or sum(sizes) != self.ipc:
-            raise ValueError(f"subsets {sizes} must be positive and add up to ipc ({self.ipc}) per class")
-        if self.stage_iterations is not None:
-            if len(self.stage_iterations) != len(sizes) or any(n < 0 for n in self.stage_iterations):
-                raise ValueError(f"stage_iterations needs one count >= 0 per subset ({len(sizes)})")
-            if sum(self.stage_iterations) != self.iterations:
-                raise ValueError(f"stage_iterations add up to {sum(self.stage_iterations)}, not iterations ({self.iterations})")
-        return self
-
-    def sizes(self) -> list[int]:
-        if self.subsets is not None:
-            return list(self.subsets)
-        k = self.k if self.k is not None else min(2, self.ipc)
-        if k > self.ipc:
-            raise ValueError(f"k={k} subsets cannot split ipc {self.ipc}; use k <= ipc")
-        return split_ipc(self.ipc, k)
-
-    def iterations_per_stage(self) -> list[int]:
-        if self.stage_iterations is not None:
-            return list(self.stage_iterations)
-        return split_ipc(self.iterations, len(self.sizes())) if self.iterations >= len(self.sizes()) \
-            else [self.iterations] + [0] * (len(self.sizes()) - 1)
 
 
 class SeqMatchSynthesizer(PixelSynthesizer):
@@ -146,8 +107,8 @@ class SeqMatchSynthesizer(PixelSynthesizer):
                     self._save(ctx, bank, x, lo, hi, opt, matcher, k, step + 1, stage_lrs, sizes)
             with torch.no_grad():
                 bank[lo:hi] = x.detach()
-            lr = getattr(matcher, "learned_lr", None)
-            stage_lrs.append(None if lr is None else float(lr()))
+            lr = matcher.learned_lr()
+            stage_lrs.append(None if lr is None else float(lr))
         learned = stage_lrs if all(v is not None for v in stage_lrs) else None
         meta = {"subsets": sizes, "stage_iterations": iters, "warm_start": kinds}
         return SyntheticSet(bank.detach(), labels, lr=None if learned is None else learned[-1],
@@ -156,15 +117,15 @@ class SeqMatchSynthesizer(PixelSynthesizer):
     # -- warm starts --------------------------------------------------------------------
     @staticmethod
     def _warm_kind(matcher, stages: int) -> str:
-        if hasattr(matcher, "use_experts") and hasattr(matcher, "spec"):
+        if matcher.uses_experts:
             return "experts"
-        if hasattr(matcher, "set_warm_start"):
+        if matcher.supports_warm_start:
             return "network"
         if stages == 1:
             return "none"
         raise UserError(
-            f"seqmatch cannot warm-start matcher '{type(matcher).__name__}' (it has neither use_experts nor "
-            "set_warm_start); use synthesizer.matcher.name: trajectory or gradient, or k: 1"
+            f"seqmatch cannot warm-start matcher '{type(matcher).__name__}' (it declares neither uses_experts "
+            "nor supports_warm_start); use synthesizer.matcher.name: trajectory or gradient, or k: 1"
         )
 
     def _warm_fn(self, ctx: RunContext, images, labels, stages, stage_lrs):
@@ -197,7 +158,7 @@ class SeqMatchSynthesizer(PixelSynthesizer):
         settings = {"epochs": o.warm_epochs, "momentum": o.warm_momentum, "wd": o.warm_weight_decay,
                     "dsa": o.warm_dsa}
         key = history_key(images, labels, stages, lrs, settings)
-        spec = staged_spec(matcher.spec(ctx), key, k)
+        spec = staged_spec(matcher.expert_spec(ctx), key, k)
         directory = ctx.checkpoints.folder / "seqmatch-experts" / f"stage{k + 1}-{key}"
         count = o.stage_experts or matcher.options.num_experts
         paths = stage_experts(ctx, spec, directory, count, k, warm, matcher.options.model)

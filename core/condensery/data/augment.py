@@ -6,6 +6,20 @@ per call drawn from color / crop / cutout / flip / scale / rotate, with paramete
 identical transform ("siamese"); giving each class its own group lets class-wise matching
 run as one vectorised call. ``crop_flip`` is the standard pad-crop + flip used by
 evaluators. Everything works on normalised images and keeps gradients to the pixels.
+
+``variant`` picks between two definitions of the spatial ops. ``"condensery"`` (the default:
+every number in docs/results.md was measured with it) shifts ``crop`` continuously through
+a bilinear affine grid, cuts a ``2*(size//2)+1`` square (17x17 at 32 px) and samples every
+affine grid with ``align_corners=True``. ``"paper"`` follows the DSA authors' code
+(VICO-UoE/DatasetCondensation, ``utils.py``): ``crop`` translates by whole pixels drawn from
+``[-int(W*0.125+0.5), +that]`` with zero fill, ``cutout`` zeroes exactly
+``int(W*0.5+0.5)`` pixels a side (16x16 at 32 px, clamped at the borders), ``scale`` and
+``rotate`` use ``affine_grid`` / ``grid_sample`` with PyTorch's default
+``align_corners=False`` (a scale or rotation about the centre samples the same grid under
+either convention on square images, so there only crop and cutout differ). Colour and flip
+are the same in both. Both variants draw the same random numbers, so the same generator gives
+the same op sequence under either. (The authors also seed each class apart, so each class
+draws its own op; here one op per call serves all groups, in both variants.)
 """
 
 from __future__ import annotations
@@ -16,7 +30,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-DSA_OPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
+from ..component_options import DSA_OPS
+
+#: the definitions ``DSA(variant=...)`` implements (see the module docstring)
+DSA_VARIANTS = ("condensery", "paper")
 
 
 @dataclass
@@ -29,7 +46,12 @@ class AugParams:
 
 
 class DSA:
-    """Differentiable siamese augmentation with the DSA paper's default strengths."""
+    """Differentiable siamese augmentation with the DSA paper's default strengths.
+
+    ``variant``: ``"condensery"`` (default, every recorded result) or ``"paper"`` (the DSA
+    authors' whole-pixel crop, exact-size cutout and ``align_corners=False``); see the module
+    docstring.
+    """
 
     def __init__(
         self,
@@ -41,13 +63,17 @@ class DSA:
         brightness: float = 1.0,
         saturation: float = 2.0,
         contrast: float = 0.5,
+        variant: str = "condensery",
     ) -> None:
+        from ..errors import UserError
+
         unknown = set(ops) - set(DSA_OPS)
         if unknown:
-            from ..errors import UserError
-
             raise UserError(f"unknown DSA op(s) {sorted(unknown)}; valid ops: {', '.join(DSA_OPS)}")
+        if variant not in DSA_VARIANTS:
+            raise UserError(f"unknown DSA variant '{variant}'; valid variants: {', '.join(DSA_VARIANTS)}")
         self.ops = tuple(ops)
+        self.variant = variant
         self.crop, self.cutout, self.scale, self.rotate = crop, cutout, scale, rotate
         self.brightness, self.saturation, self.contrast = brightness, saturation, contrast
 
@@ -61,6 +87,8 @@ class DSA:
         if op == "color":
             v = {"brightness": (r() - 0.5) * self.brightness, "saturation": r() * self.saturation,
                  "contrast": r() + self.contrast}
+        elif op == "crop" and self.variant == "paper":
+            v = {"offset": r(2)}  # uniform in [0, 1), x and y; whole pixels once the size is known
         elif op == "crop":
             v = {"shift": (r(2) * 2 - 1) * self.crop}  # fraction of the image, x and y
         elif op == "cutout":
@@ -88,8 +116,11 @@ class DSA:
         if params.op == "flip":
             f = v["flip"].view(n, 1, 1, 1)
             return f * x.flip(3) + (1 - f) * x
+        paper = self.variant == "paper"
         if params.op == "cutout":
-            return _cutout(x, v["center"], self.cutout)
+            return _cutout_exact(x, v["center"], self.cutout) if paper else _cutout(x, v["center"], self.cutout)
+        if params.op == "crop" and paper:
+            return _shift(x, v["offset"], self.crop)
         theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
         if params.op == "crop":
             theta[:, 0, 0] = theta[:, 1, 1] = 1
@@ -101,7 +132,7 @@ class DSA:
             a = v["angle"]
             theta[:, 0, 0], theta[:, 0, 1] = torch.cos(a), -torch.sin(a)
             theta[:, 1, 0], theta[:, 1, 1] = torch.sin(a), torch.cos(a)
-        return _affine(x, theta)
+        return _affine(x, theta, align_corners=not paper)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment with independent parameters per sample (evaluation-time use)."""
@@ -109,9 +140,34 @@ class DSA:
         return self.apply(x, p, torch.arange(x.shape[0], device=x.device))
 
 
-def _affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    grid = F.affine_grid(theta, list(x.shape), align_corners=True)
-    return F.grid_sample(x, grid, align_corners=True)
+def _affine(x: torch.Tensor, theta: torch.Tensor, align_corners: bool = True) -> torch.Tensor:
+    grid = F.affine_grid(theta, list(x.shape), align_corners=align_corners)
+    return F.grid_sample(x, grid, align_corners=align_corners)
+
+
+def _whole(u: torch.Tensor, count: int) -> torch.Tensor:
+    """Uniform integers in ``[0, count)`` from uniforms in ``[0, 1)`` (clamped: float32 may round up)."""
+    return (u * count).long().clamp(0, count - 1)
+
+
+def _shift(x: torch.Tensor, offset: torch.Tensor, ratio: float) -> torch.Tensor:
+    """The paper's crop: translate by whole pixels, zero fill; ``out[.., i, j] = x[.., i + ty, j + tx]``.
+
+    The shifts are uniform in ``[-s, s]`` with ``s = int(size * ratio + 0.5)`` (4 at 32 px);
+    ``offset[:, 0]`` draws x (columns), ``offset[:, 1]`` y (rows). Two gathers from the
+    zero-padded batch: vectorised over samples and differentiable w.r.t. the pixels.
+    """
+    n, c, h, w = x.shape
+    sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    if sx == 0 and sy == 0:
+        return x
+    tx = _whole(offset[:, 0], 2 * sx + 1) - sx
+    ty = _whole(offset[:, 1], 2 * sy + 1) - sy
+    padded = F.pad(x, (sx, sx, sy, sy))
+    rows = (ty.view(n, 1) + sy + torch.arange(h, device=x.device)).view(n, 1, h, 1).expand(n, c, h, w + 2 * sx)
+    out = padded.gather(2, rows)
+    cols = (tx.view(n, 1) + sx + torch.arange(w, device=x.device)).view(n, 1, 1, w).expand(n, c, h, w)
+    return out.gather(3, cols)
 
 
 def _cutout(x: torch.Tensor, center: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -122,6 +178,30 @@ def _cutout(x: torch.Tensor, center: torch.Tensor, ratio: float) -> torch.Tensor
     ys = torch.arange(h, device=x.device).view(1, h, 1)
     xs = torch.arange(w, device=x.device).view(1, 1, w)
     hole = ((ys - cy).abs() <= ch // 2) & ((xs - cx).abs() <= cw // 2)
+    return x * (~hole).unsqueeze(1).to(x.dtype)
+
+
+def _cutout_exact(x: torch.Tensor, center: torch.Tensor, ratio: float) -> torch.Tensor:
+    """The paper's cutout: a hole of exactly ``int(size * ratio + 0.5)`` pixels a side.
+
+    Its centre is a whole pixel in ``[0, size + 1 - hole % 2)``; the hole spans
+    ``[centre - hole//2, centre - hole//2 + hole)``, clamped to the image (so at a border
+    fewer pixels are cut), as the authors' ``rand_cutout`` does.
+    """
+    n, _, h, w = x.shape
+    ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    if ch == 0 or cw == 0:
+        return x
+
+    def span(u: torch.Tensor, size: int, hole: int) -> tuple[torch.Tensor, torch.Tensor]:
+        start = _whole(u, size + 1 - hole % 2) - hole // 2
+        return start.clamp(0, size - 1).view(n, 1, 1), (start + hole - 1).clamp(0, size - 1).view(n, 1, 1)
+
+    y0, y1 = span(center[:, 0], h, ch)
+    x0, x1 = span(center[:, 1], w, cw)
+    ys = torch.arange(h, device=x.device).view(1, h, 1)
+    xs = torch.arange(w, device=x.device).view(1, 1, w)
+    hole = (ys >= y0) & (ys <= y1) & (xs >= x0) & (xs <= x1)
     return x * (~hole).unsqueeze(1).to(x.dtype)
 
 

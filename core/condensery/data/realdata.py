@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..atomic import atomic_path
 from ..errors import UserError
 from .source import DatasetSource, RawSplits
 from .validate import validate_raw
@@ -49,14 +50,12 @@ def load_raw(name: str, source: DatasetSource) -> RawSplits:
         else:
             return validate_raw(cached, name)
     raw = validate_raw(source.load(), name)  # never cache data that cannot be used
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file(
-        {"train_images": raw.train_images.contiguous(), "train_labels": raw.train_labels.contiguous(),
-         "test_images": raw.test_images.contiguous(), "test_labels": raw.test_labels.contiguous()},
-        str(tmp), metadata={"class_names": json.dumps(raw.class_names)},
-    )
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(
+            {"train_images": raw.train_images.contiguous(), "train_labels": raw.train_labels.contiguous(),
+             "test_images": raw.test_images.contiguous(), "test_labels": raw.test_labels.contiguous()},
+            str(tmp), metadata={"class_names": json.dumps(raw.class_names)},
+        )
     return raw
 
 

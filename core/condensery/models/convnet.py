@@ -12,14 +12,11 @@ returns timm's ``FeatureListNet`` with one NCHW map per block (after its pool).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn as nn
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-Norm = Literal["instancenorm", "batchnorm", "layernorm", "groupnorm", "none"]
-Pool = Literal["avgpooling", "maxpooling", "none"]
+from ..model_options import Norm, Pool  # noqa: F401  (the options a recipe gives: model_options.ConvNetOptions)
 
 
 def _norm(kind: str, width: int) -> nn.Module:

@@ -1,0 +1,47 @@
+"""tools/bench_matchers.py: the JSON rows the benchmark tables are built from."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "bench_matchers.py"
+
+
+def test_rows_per_class_count_with_median_step_time_and_top_operators(tmp_path):
+    out = tmp_path / "rows.json"
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), "--quick", "--methods", "dm", "--ipcs", "1", "--classes", "2,3",
+         "--precisions", "no", "--iterations", "3", "--profile", "4", "--device", "cpu", "-o", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())
+    assert [r["classes"] for r in rows] == [2, 3] and all("error" not in r for r in rows)
+    for r in rows:
+        assert len(r["step_seconds"]) == 3 and r["seconds_per_step"] == round(statistics.median(r["step_seconds"]), 4)
+        assert r["gflop_per_step"] > 0 and r["peak_memory_mb"] > 0 and r["fraction_of_matmul"] > 0
+        ops = r["top_ops"]
+        assert len(ops) == 4 and ops[0]["self_s"] >= ops[-1]["self_s"] and 0 < ops[0]["share"] <= 1
+    # more classes, more real images per step: more FLOPs
+    assert rows[1]["gflop_per_step"] > rows[0]["gflop_per_step"]
+
+
+def test_plot_bench_tables_and_figure_of_cost_growth(tmp_path, capsys):
+    sys.path.insert(0, str(TOOL.parent))
+    import plot_bench
+
+    rows = [{"method": m, "ipc": ipc, "classes": k, "mixed_precision": "no", "device": "cpu",
+             "seconds_per_step": 0.1 * ipc * k * (2 if m == "dc" else 1), "peak_memory_mb": 100.0 + ipc + k}
+            for m in ("dc", "dm") for ipc, k in ((1, 10), (10, 10), (50, 10), (10, 2), (10, 5))]
+    rows.append({"method": "dm", "ipc": 50, "classes": 10, "mixed_precision": "bf16", "error": "skipped"})
+    src = tmp_path / "rows.json"
+    src.write_text(json.dumps(rows))
+    png = tmp_path / "cost.png"
+    plot_bench.main([str(src), "--png", str(png)])
+    out = capsys.readouterr().out
+    assert "| method | IPC 1 | IPC 10 | IPC 50 |" in out and "| method | classes 2 | classes 5 | classes 10 |" in out
+    assert "| dc | 2 s, 111 MB | 20 s, 120 MB | 100 s, 160 MB |" in out
+    assert png.stat().st_size > 10_000
