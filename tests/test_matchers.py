@@ -346,9 +346,9 @@ def test_distribution_loss_decreases(tmp_path):
     assert sum(losses[-5:]) < 0.8 * sum(losses[:5]), losses
 
 
-def test_distribution_real_chunks_change_memory_not_the_loss(tmp_path, monkeypatch):
-    """DM embeds the real batch in chunks: with per-sample normalisation the loss (and so the set)
-    is the same bit for bit for any chunk size; with batch norm it embeds everything at once."""
+def test_distribution_chunks_change_memory_not_the_loss_nor_the_gradients(tmp_path, monkeypatch):
+    """DM embeds real and synthetic images in chunks: with per-sample normalisation the loss and the image gradients
+    (so the set) are the same bit for bit for any chunk size; with batch norm each batch goes at once."""
     from condensery_matching.distribution import DistributionMatcher, DistributionOptions
 
     ctx = make_ctx(tmp_path, ipc=2)
@@ -356,7 +356,7 @@ def test_distribution_real_chunks_change_memory_not_the_loss(tmp_path, monkeypat
     labels = torch.arange(10).repeat_interleave(2)
     grads = []
     for chunk in (7, 64, 100_000):
-        m = DistributionMatcher(DistributionOptions(batch_real=16, real_chunk=chunk))
+        m = DistributionMatcher(DistributionOptions(batch_real=16, chunk=chunk))
         m.prepare(ctx)
         images.grad = None
         loss = m.loss(images, labels, 3)
@@ -372,12 +372,12 @@ def test_distribution_real_chunks_change_memory_not_the_loss(tmp_path, monkeypat
         return conv_forward(self, x)
 
     monkeypatch.setattr(torch.nn.Conv2d, "forward", spy)
-    m = DistributionMatcher(DistributionOptions(batch_real=16, real_chunk=7))
+    m = DistributionMatcher(DistributionOptions(batch_real=16, chunk=7))
     m.prepare(make_ctx(tmp_path / "bn", ipc=2, model={"name": "convnet_bn", "depth": 2, "width": 8}))
     batch_sizes.clear()
     m.loss(images.detach(), labels, 3)
     assert 160 in batch_sizes and 7 not in batch_sizes  # batch norm: the whole real batch (10 x 16) at once
-    m = DistributionMatcher(DistributionOptions(batch_real=16, real_chunk=7))
+    m = DistributionMatcher(DistributionOptions(batch_real=16, chunk=7))
     m.prepare(ctx)
     batch_sizes.clear()
     m.loss(images.detach(), labels, 3)

@@ -8,9 +8,14 @@ includes the inner training of its network). Each configuration runs in its own 
 so peak memory is its own: ``torch.cuda.max_memory_allocated`` on a GPU, the peak resident
 set size (``ru_maxrss``) on a CPU. Trajectory matching reads random expert shards written
 to a temporary folder (timing does not depend on what the experts learned).
-FLOPs of one step are counted with ``torch.utils.flop_counter`` (forward, backward and any
-inner loop) and reported as achieved GFLOP/s next to the machine's measured square-matmul
-throughput at the same precision (``fraction_of_matmul``: how far a step is from the limit).
+Seconds per step are the median of ``--iterations`` timed steps after one warm-up step
+(``step_seconds`` lists them); peak memory is read right after them. Then one more step is
+counted with ``torch.utils.flop_counter`` (forward, backward and any inner loop; counting after
+the memory reading, as the counter's own bookkeeping added ~100 MB of RSS to DM's step) and
+reported as achieved GFLOP/s next to the machine's measured square-matmul throughput at the
+same precision (``fraction_of_matmul``: how far a step is from the limit). ``--profile N``
+adds the N operators with the most self time in one further step (``top_ops``), ``--classes``
+varies the number of classes (cost against classes; 500 random images per class).
 
     python tools/bench_matchers.py                       # full settings (a GPU is advised)
     python tools/bench_matchers.py --quick --iterations 2  # a small CPU check
@@ -31,7 +36,8 @@ import time
 from pathlib import Path
 
 METHODS = ("dc", "dsa", "dm", "mtt", "mtt-ckpt", "krr", "dwa")
-TRAJ = {10: dict(syn_steps=30, expert_epochs=2, max_start_epoch=20), 50: dict(syn_steps=30, expert_epochs=2, max_start_epoch=40)}
+TRAJ = {1: dict(syn_steps=50, expert_epochs=2, max_start_epoch=2), 10: dict(syn_steps=30, expert_epochs=2, max_start_epoch=20),
+        50: dict(syn_steps=30, expert_epochs=2, max_start_epoch=40)}  # the MTT paper's CIFAR-10 settings
 
 
 def matcher_spec(method: str, ipc: int, quick: bool, experts_dir: str) -> dict:
@@ -105,11 +111,6 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool,
         matcher.after_step(images, labels, i)
 
     step(0)  # warm-up (allocations, kernels) is not timed
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:  # the FLOPs of one step (forward, backward, inner loops)
-        step(iterations + 1)
-    flops = counter.get_total_flops()
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -121,17 +122,21 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool,
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     seconds = statistics.median(times)
+    if cuda:  # peak memory of the warm-up and the timed steps, before the FLOP counter's own step
+        peak, memory_kind = torch.cuda.max_memory_allocated() / 2**20, "cuda max_memory_allocated"
+    else:
+        peak, memory_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:  # the FLOPs of one step (forward, backward, inner loops)
+        step(iterations + 1)
+    flops = counter.get_total_flops()
     row = {"method": method, "matcher": type(matcher).__name__, "ipc": ipc, "mixed_precision": precision,
            "device": str(runtime.device), "iterations": iterations, "classes": k,
            "seconds_per_step": round(seconds, 4), "step_seconds": [round(s, 4) for s in times],
            "quick": quick, "model_width": model["width"], "threads": torch.get_num_threads(),
            "gflop_per_step": round(flops / 1e9, 3), "achieved_gflops": round(flops / 1e9 / seconds, 2)}
-    if cuda:
-        row["peak_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-        row["memory_kind"] = "cuda max_memory_allocated"
-    else:
-        row["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-        row["memory_kind"] = "process peak RSS"
+    row["peak_memory_mb"], row["memory_kind"] = round(peak, 1), memory_kind
     if profile:
         row["top_ops"] = top_ops(lambda: step(iterations + 2), profile, cuda)
     return row

@@ -2,13 +2,13 @@
 
 Each step draws a freshly initialised network and, per class, pulls the mean embedding of
 the synthetic images toward the mean embedding of a real batch of that class, with the
-same DSA transform per class on both sides. The real images of all classes go through the
-network in chunks of ``real_chunk`` without gradients, the synthetic ones in one pass;
-per-class means are scatter-sums. Per-sample normalisation makes each embedding independent
-of the chunking (bit for bit on the CPU, tested; a GPU may pick another convolution algorithm
-per batch size), so only the peak memory changes: one chunk's activations, not all classes'
-(CIFAR-10, 256 per class, width 128: 1.3 GB per layer output at once, 0.13 GB per chunk of 256;
-the process peak fell from 3.5 to 1.2 GB, the reference code's, BENCHMARKS.md).
+same DSA transform per class on both sides. The images of all classes go through the network
+in chunks of ``chunk`` (the real ones without gradients); per-class means are scatter-sums.
+Per-sample normalisation makes each embedding, and each image's gradient, independent of the
+chunking (bit for bit on the CPU, tested; a GPU may pick another convolution algorithm per
+batch size), so only the peak memory changes: one chunk's transient activations, not all
+classes' (CIFAR-10, 256 real per class, width 128: 1.3 GB per layer output at once, 0.13 GB
+per chunk of 256; the process peak fell from 3.5 to about 1.2 GB, BENCHMARKS.md).
 
 The loss is a sum of independent per-class terms, so it is computed over the classes
 present in ``labels``: a process of a multi-process run embeds only its share of the
@@ -71,12 +71,16 @@ class DistributionMatcher(Matcher):
         real, real_y, syn = siamese_batches(
             ctx.data, images, labels, self.options.batch_real, self.gen, self.dsa, present_classes_only=True
         )
-        chunk = self.options.real_chunk if self.class_separable else len(real)
         with ctx.runtime.autocast():
             with torch.no_grad():  # in chunks: peak memory of one chunk's activations, not of all classes'
-                emb_real = torch.cat([embed(net, real[i:i + chunk]).float() for i in range(0, len(real), chunk)])
-            emb_syn = embed(net, syn).float()
+                emb_real = self._embed(net, real)
+            emb_syn = self._embed(net, syn)
         return class_means(emb_real, real_y, k), emb_syn
+
+    def _embed(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``embed`` in chunks of ``chunk`` images; in one pass when batch norm couples the batch."""
+        n = self.options.chunk if self.class_separable else max(len(x), 1)
+        return torch.cat([embed(net, x[i:i + n]).float() for i in range(0, len(x), n)])
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"gen": self.gen.get_state()}

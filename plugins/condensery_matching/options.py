@@ -52,9 +52,9 @@ class MultisizeOptions(PixelOptions):
 class DistributionOptions(DSAOptions):
     batch_real: int = Field(256, ge=1, description="real images per class per step")
     model: ModelName | None = Field(None, description="embedding network (default: the task model)")
-    real_chunk: int = Field(
-        256, ge=1, description="real images per forward pass (peak memory; the same embeddings bit for bit). A "
-                               "network with batch norm embeds the whole real batch at once: its statistics couple it")
+    chunk: int = Field(
+        256, ge=1, description="images per forward pass, real and synthetic (peak memory; the same embeddings bit "
+                               "for bit). A network with batch norm embeds each batch at once: its statistics couple it")
 
 
 class GradientOptions(DSAOptions):

@@ -99,7 +99,10 @@ class ConvNet(nn.Module):
 
 
 def _activation(kind: str) -> nn.Module:
-    acts = {"relu": nn.ReLU, "leakyrelu": lambda: nn.LeakyReLU(0.01), "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
+    # in place, as the DD reference ConvNet: a block then keeps one activation less for the
+    # backward pass (the norm needs its input, not its output), the same numbers bit for bit
+    acts = {"relu": lambda: nn.ReLU(inplace=True), "leakyrelu": lambda: nn.LeakyReLU(0.01, inplace=True),
+            "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
     if kind not in acts:
         raise ValueError(f"unknown activation '{kind}'; use {', '.join(acts)}")
     return acts[kind]()
