@@ -293,7 +293,7 @@ def lossprobe(s: Study, target: str, draws: int, ipcs: list[int], extra: list[Pa
     from condensery import make_generator
     from condensery_matching.krr import centred_one_hot, krr_predict
     from condensery_mgdd.artifact import load_meta_generator
-    from condensery_mgdd.synthesizer import GENERATION_STEP, run_generator
+    from condensery_mgdd.generation import GENERATION_STEP, run_generator
 
     torch.set_num_threads(1)
     plan, ctx = study_data(s, target, classes)

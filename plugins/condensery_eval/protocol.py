@@ -1,14 +1,12 @@
-"""The shared training protocol of evaluators: augmentation choice, seeds, lr selection,
-runs spread over processes, the random subset of the same size, and cache locations."""
+"""The shared training protocol of evaluators: augmentation choice, seeds, staged training,
+lr selection on validation, and runs spread over processes. The random subset of the same size
+is in ``random_arm``, the cache locations in ``caches`` (both re-exported here)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import torch
@@ -20,12 +18,13 @@ from condensery import (
     UserError,
     accuracy,
     crop_flip,
-    label_like,
     seed_global,
     train_classifier,
 )
 
+from .caches import cache_root, data_fingerprint, key_of  # noqa: F401  (their old home)
 from .options import Augmentation, TrainProtocol  # noqa: F401  (Augmentation: its old home)
+from .random_arm import class_counts, draw, draw_record, random_like, subject_for_run  # noqa: F401
 
 T = TypeVar("T")
 
@@ -225,11 +224,6 @@ def choose_lr(
     return best, {**info, "lr_diverged": diverged} if diverged else info
 
 
-def draw_record(subject: SyntheticSet) -> list[int] | None:
-    """The training-split indices a per-run random draw took (None for any other subject)."""
-    return subject.metadata.get("drawn_indices")
-
-
 def arm_record(role: str, protocol: Any, out: list[tuple]) -> dict[str, Any]:
     """What ``metrics.json`` keeps of an arm's runs ``(test, val, drawn indices, ...)``:
     validation accuracy per network (for the paired validation difference) and, for a random
@@ -259,82 +253,3 @@ def spread_runs(ctx: RunContext, runs: int, fn: Callable[[int], T], desc: str = 
     return ctx.runtime.gather(values)
 
 
-def class_counts(synset: SyntheticSet, num_classes: int) -> list[int]:
-    return torch.bincount(synset.hard_labels.long().cpu(), minlength=num_classes).tolist()
-
-
-def random_like(ctx: RunContext, synset: SyntheticSet) -> SyntheticSet:
-    """The random real subset with the same images per class as ``synset``.
-
-    A class-balanced set gets exactly the subset the runner uses (``ctx.random_subset``).
-    A set with solved (least-squares) labels gets a subset with its own solved labels
-    (``label_like``), as the runner's random arm does.
-    """
-    counts = class_counts(synset, ctx.task.num_classes)
-    if len(set(counts)) == 1:
-        rnd = ctx.random_subset(counts[0])
-    else:
-        for c, n in enumerate(counts):
-            if ctx.data.class_count(c) < n:
-                raise UserError(f"the set has {n} images of class '{ctx.task.class_names[c]}', more than "
-                                f"the {ctx.data.class_count(c)} real training images; no random subset of that size exists")
-        rnd = draw(ctx, counts, ctx.generator("random-subset", tuple(counts)),
-                   {"method": "random", "num_classes": ctx.task.num_classes})
-    rnd.metadata["role"] = "random"
-    return label_like(ctx, synset, rnd)
-
-
-def draw(ctx: RunContext, counts: list[int], gen: torch.Generator, metadata: dict) -> SyntheticSet:
-    """Real training images, ``counts[c]`` of class ``c``, drawn with ``gen``."""
-    idx = torch.cat([ctx.data.class_batch_indices(c, n, gen) for c, n in enumerate(counts) if n])
-    # which training images were drawn, so a result can say exactly what its random arm was
-    return SyntheticSet(ctx.data.train_x[idx], ctx.data.train_y[idx],
-                        metadata={**metadata, "drawn_indices": idx.tolist()})
-
-
-def subject_for_run(ctx: RunContext, protocol: TrainProtocol, synset: SyntheticSet, run: int) -> SyntheticSet:
-    """What run ``run`` trains on: the set itself, or, for the random baseline under
-    ``random_draws: per-run``, its own class-balanced draw with the same images per class.
-
-    One draw trained with several seeds hides the luck of the draw; measured at digits IPC 1,
-    one draw scored 52 % while fresh draws scored 66 ± 7 % (docs/results.md). A random arm
-    with solved labels (``label_solver``) solves each fresh draw's labels anew.
-    """
-    if protocol.random_draws == "one" or synset.metadata.get("role") != "random":
-        return synset
-    counts = class_counts(synset, ctx.task.num_classes)
-    fresh = draw(ctx, counts, ctx.generator("random-draw", tuple(counts), run), dict(synset.metadata))
-    return label_like(ctx, synset, fresh, "run", run)  # its own solved labels, if the arm has them
-
-
-def cache_root() -> Path:
-    """``$CONDENSERY_CACHE`` or ``~/.cache/condensery`` (the core's data cache root)."""
-    from condensery import cache_dir
-
-    return cache_dir()
-
-
-def data_fingerprint(ctx: RunContext) -> str:
-    """A short hash of the real data the task trains and tests on (labels in full, pixels strided).
-
-    Keys caches of teachers and full-data accuracies: a different split, normalisation or
-    source changes it.
-    """
-    cached = getattr(ctx, "_condensery_eval_fp", None)
-    if cached:
-        return cached
-    d = ctx.data
-    h = hashlib.sha1(json.dumps([d.name, d.class_names, d.mean, d.std, list(d.train_x.shape),
-                                 list(d.val_x.shape), list(d.test_x.shape)]).encode())
-    for t in (d.train_y, d.val_y, d.test_y):
-        h.update(t.cpu().numpy().tobytes())
-    for t in (d.train_x, d.test_x):
-        flat = t.reshape(-1)
-        h.update(flat[:: max(1, flat.numel() // 100_000)].float().cpu().numpy().tobytes())
-    fp = h.hexdigest()[:16]
-    ctx._condensery_eval_fp = fp
-    return fp
-
-
-def key_of(*parts: Any) -> str:
-    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -51,7 +51,7 @@ class MGDDGenerator(Generator):
                  options: MGDDGenerateOptions | None = None) -> SyntheticSet:
         from condensery_matching import refine_images
 
-        from .synthesizer import generate_set
+        from .generation import generate_set
         from .tasks import KRRLabeler
 
         o = options or self.options()

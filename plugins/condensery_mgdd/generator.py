@@ -166,7 +166,7 @@ class MetaGenerator(ModelMixin, ConfigMixin):
         if self.refine_steps:
             if grad_fn is None:
                 raise ValueError("this generator refines in steps along the loss gradient; pass grad_fn= "
-                                 "(condensery_mgdd.synthesizer.gradient_fn)")
+                                 "(condensery_mgdd.generation.gradient_fn)")
             return self.unroll(x0, cond, ipc, grad_fn)
         if self.gradient_input and grad is None:
             raise ValueError("this generator refines with the loss gradient at X0; pass grad= (condensery_mgdd.synthesizer.loss_gradient)")
