@@ -69,7 +69,10 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
             if not force and (run_dir / "logs" / "steps.jsonl").is_file():  # resuming: the first attempt's curves
                 save_curves(run_dir)
         runtime.wait()  # nobody reads a checkpoint the main process is about to remove
-        return _run_in(plan, registry, run_dir, runtime, t0, evaluate)
+        try:
+            return _run_in(plan, registry, run_dir, runtime, t0, evaluate)
+        finally:
+            runtime.close()
 
 
 def save_picture(synset: SyntheticSet, data: RealData, task: Task, run_dir: Path) -> None:
