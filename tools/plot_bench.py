@@ -68,8 +68,8 @@ def plot(by_ipc: dict, by_classes: dict, png: Path, title: str) -> None:
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
             ax.grid(True, which="both", alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels() or axes[0][1].get_legend_handles_labels()
-    if not handles:
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if not handles:  # no against-IPC lines: take the legend from the against-classes panel
         handles, labels = axes[0][1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=max(len(labels), 1), fontsize=8)
     fig.suptitle(title)
