@@ -44,7 +44,8 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(['context_of', 'load_plan', 'open_task', 'read_recipe', 'task_record'], ".tasks"),
     **dict.fromkeys(['check_set', 'class_index', 'to_task_space'], ".task_space"),
     **dict.fromkeys(['read_safetensors'], ".tensorfile"),
-    **dict.fromkeys(['accuracy', 'backward_step', 'predict', 'soft_cross_entropy', 'train_classifier'], ".training"),
+    **dict.fromkeys(['BatchLoss', 'accuracy', 'backward_step', 'predict', 'soft_cross_entropy',
+                    'squared_error', 'train_classifier'], ".training"),
 }
 
 
@@ -118,7 +119,15 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
     from .task_space import check_set, class_index, to_task_space  # noqa: F401
     from .tasks import context_of, load_plan, open_task, read_recipe, task_record  # noqa: F401
     from .tensorfile import read_safetensors  # noqa: F401
-    from .training import accuracy, backward_step, predict, soft_cross_entropy, train_classifier  # noqa: F401
+    from .training import (  # noqa: F401
+        BatchLoss,
+        accuracy,
+        backward_step,
+        predict,
+        soft_cross_entropy,
+        squared_error,
+        train_classifier,
+    )
 
 __all__ = [
     "__version__", "hookimpl", "get_registry", "set_quiet", "Options", "Component", "Synthesizer", "SynthesizerOptions",
@@ -133,5 +142,6 @@ __all__ = [
     "ModelName", "ModelSpec", "validated_model_name", "validated_model_spec",
     "say", "atomic_path", "write_atomic", "write_json", "write_yaml", "environment",
     "comparisons", "describe_comparison", "paired_interval", "welch_interval", "pooled_interval", "result_lines",
-    "train_classifier", "backward_step", "embed", "embed_batched", "predict", "accuracy", "soft_cross_entropy",
+    "train_classifier", "BatchLoss", "backward_step", "embed", "embed_batched", "predict", "accuracy", "soft_cross_entropy",
+    "squared_error",
 ]

@@ -6,8 +6,8 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from condensery import backward_step, make_generator, seed_global_from
+import torch.nn as nn
+from condensery import make_generator, seed_global_from, train_classifier
 
 
 class Dynamics:
@@ -24,26 +24,21 @@ class Dynamics:
         gen = make_generator(self.ctx.runtime.seed, "analyze", "real-run")
         seed_global_from(gen)
         model = self.ctx.create_model(p.model)
-        opt = torch.optim.SGD(model.parameters(), lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay)
         per_epoch = math.ceil(len(x) / p.batch_size)
         total = per_epoch * self.o.real_epochs
         marks = sorted({0, *(round(v) for v in torch.logspace(0, math.log10(max(total, 1)), self.o.checkpoints).tolist())})
-        preds, step = {0: self.test_preds(model)}, 0
-        scaler = self.ctx.runtime.grad_scaler()
-        model.train()
-        for _ in self.ctx.progress(range(self.o.real_epochs), desc="real-data run"):
-            perm = torch.randperm(len(x), generator=gen).to(x.device)
-            for start in range(0, len(x), p.batch_size):
-                xb, yb = x[perm[start : start + p.batch_size]], y[perm[start : start + p.batch_size]]
-                if self.aug is not None:
-                    xb = self.aug(xb, gen)
-                with self.ctx.runtime.autocast():
-                    loss = F.cross_entropy(model(xb).float(), yb)
-                opt.zero_grad(set_to_none=True)
-                backward_step(loss, opt, scaler)
-                step += 1
-                if step in marks:
-                    preds[step] = self.test_preds(model)
+        preds = {0: self.test_preds(model)}
+
+        def checkpoint(step: int, net: nn.Module) -> None:
+            if step in marks:
+                preds[step] = self.test_preds(net)
+
+        train_classifier(
+            model, x, y, epochs=self.o.real_epochs, lr=p.lr, generator=gen, batch_size=p.batch_size,
+            momentum=p.momentum, weight_decay=p.weight_decay, augment=self.aug, autocast=self.ctx.runtime.autocast,
+            lr_schedule="none", scaler=self.ctx.runtime.grad_scaler(), on_step=checkpoint,
+            progress=lambda epochs: self.ctx.progress(epochs, desc="real-data run"),
+        )
         self.real_model = model
         return {"steps": marks, "epochs": [s / per_epoch for s in marks], "preds": [preds[s] for s in marks],
                 "iterations_per_epoch": per_epoch, "train_images": len(x)}

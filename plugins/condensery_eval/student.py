@@ -1,15 +1,20 @@
-"""The soft-label evaluator's student: trained on a set with soft targets, mixed batch by batch."""
+"""The soft-label evaluator's student: trained on a set with soft targets, mixed batch by batch.
+
+Its training is ``train_classifier`` with a ``BatchLoss`` (``student_loss``) that mixes each
+augmented batch, then makes its targets (the teacher's, or the stored ones mixed alike).
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from condensery import RunContext, SyntheticSet, backward_step
+from condensery import BatchLoss, RunContext, SyntheticSet, squared_error, train_classifier
 
 from .options import SoftLabelOptions
 from .protocol import augmenter
@@ -22,7 +27,6 @@ def stored_targets(synset: SyntheticSet, num_classes: int) -> torch.Tensor:
         return synset.labels.float()
     stored = synset.labels.float() if synset.soft else F.one_hot(synset.labels.long(), num_classes).float()
     return stored / stored.sum(dim=1, keepdim=True).clamp_min(1e-12)
-
 
 
 def mix_batch(x: torch.Tensor, kind: str, alpha: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -52,64 +56,47 @@ def kd_loss(student: torch.Tensor, target_logp: torch.Tensor, temperature: float
     return F.kl_div(logp, target_logp, log_target=True, reduction="batchmean") * temperature**2
 
 
+def student_loss(p: SoftLabelOptions, autocast: Callable, teacher: nn.Module | None = None,
+                 stored: torch.Tensor | None = None, label_loss: Literal["kd", "mse"] = "kd") -> BatchLoss:
+    """The student's ``BatchLoss``: ``mix_batch``, then the KD loss against the teacher's
+    log-probabilities on the mixed batch (or the mixed ``stored`` probabilities), or, for
+    ``label_loss: mse``, squared error against the mixed ``stored`` regression targets."""
+    if label_loss == "mse" and stored is None:
+        raise ValueError("label_loss mse needs stored regression targets")
+    temp = p.temperature
+
+    def loss(model: nn.Module, x: torch.Tensor, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        x, partner, lam = mix_batch(x, p.mix, p.mix_alpha, gen)
+        if teacher is not None:
+            with torch.no_grad(), autocast():
+                target = F.log_softmax(teacher(x).float() / temp, dim=1)
+        elif label_loss == "mse":
+            ys = stored[idx]
+            target = lam * ys + (1 - lam) * ys[partner]
+        else:
+            probs = stored[idx]
+            target = (lam * probs + (1 - lam) * probs[partner]).clamp_min(1e-8).log()
+        with autocast():
+            out = model(x)
+        if label_loss == "mse":
+            return squared_error(out.float(), target)
+        return kd_loss(out.float(), target, temp)
+
+    return loss
+
+
 def train_student(
     ctx: RunContext, p: SoftLabelOptions, images: torch.Tensor, lr: float, gen: torch.Generator,
     teacher: nn.Module | None = None, stored: torch.Tensor | None = None, model: nn.Module | None = None,
     label_loss: Literal["kd", "mse"] = "kd",
 ) -> nn.Module:
-    """Train a fresh student on ``images`` with soft targets from ``teacher`` (or ``stored`` probabilities).
-
-    ``label_loss: mse`` takes ``stored`` as regression targets: ``½ ||logits − target||²``.
-    """
-    if label_loss == "mse" and stored is None:
-        raise ValueError("label_loss mse needs stored regression targets")
+    """Train a fresh student (or ``model`` further) on ``images`` with ``student_loss``."""
+    loss = student_loss(p, ctx.runtime.autocast, teacher, stored, label_loss)
     model = model if model is not None else ctx.create_model(p.model)
-    if p.optimizer == "adamw":
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=p.weight_decay)
-    else:
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=p.momentum, weight_decay=p.weight_decay)
-    if p.schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p.epochs)
-    elif p.schedule == "step":
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[max(1, p.epochs // 2)], gamma=0.1)
-    else:
-        sched = None
-    aug = augmenter(p.augment)
-    scaler = ctx.runtime.grad_scaler()
-    autocast = ctx.runtime.autocast
-    n, temp = images.shape[0], p.temperature
     if teacher is not None:
         teacher.eval()  # predict()/accuracy() leave a model in train mode
-    model.train()
-    for _epoch in range(p.epochs):
-        order = torch.randperm(n, generator=gen).to(images.device)
-        for start in range(0, n, p.batch_size):
-            idx = order[start : start + p.batch_size]
-            x = images[idx]
-            if aug is not None:
-                x = aug(x, gen)
-            x, partner, lam = mix_batch(x, p.mix, p.mix_alpha, gen)
-            if teacher is not None:
-                with torch.no_grad(), autocast():
-                    target = F.log_softmax(teacher(x).float() / temp, dim=1)
-            elif label_loss == "mse":
-                ys = stored[idx]
-                target = lam * ys + (1 - lam) * ys[partner]
-            else:
-                probs = stored[idx]
-                target = (lam * probs + (1 - lam) * probs[partner]).clamp_min(1e-8).log()
-            with autocast():
-                out = model(x)
-            if label_loss == "mse":
-                loss = 0.5 * ((out.float() - target) ** 2).sum(dim=1).mean()
-            else:
-                loss = kd_loss(out.float(), target, temp)
-            if not torch.isfinite(loss):
-                from condensery import DivergenceError
-
-                raise DivergenceError(f"soft-label student loss became {loss.item()}; lower the lr")
-            opt.zero_grad(set_to_none=True)
-            backward_step(loss, opt, scaler)
-        if sched is not None:
-            sched.step()
-    return model
+    return train_classifier(
+        model, images, None, epochs=p.epochs, lr=lr, generator=gen, batch_size=p.batch_size,
+        optimizer=p.optimizer, momentum=p.momentum, weight_decay=p.weight_decay, augment=augmenter(p.augment),
+        autocast=ctx.runtime.autocast, lr_schedule=p.schedule, scaler=ctx.runtime.grad_scaler(), batch_loss=loss,
+    )
