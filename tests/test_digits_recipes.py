@@ -26,7 +26,7 @@ SYNTH_BUDGET = {  # synthesizer name -> reduced options
     "multisize": {"iterations": 2},
     "seqmatch": {"iterations": 4, "warm_epochs": 1, "stage_experts": 1},
     "dwa": {"iterations": 2, "steps": 2, "teacher_epochs": 1},
-    "mgdd": {"meta_steps": 1, "adapt_steps": 1},
+    "mgdd": {"meta.steps": 1, "adapt.steps": 1},
 }
 MATCHER_BUDGET = {  # matcher name -> reduced options ("{tmp}" is the test's folder)
     "gradient": {"outer_loop": 1, "inner_loop": 1},
@@ -49,7 +49,7 @@ def reduced(recipe: dict, tmp: Path) -> list[str]:
     """--set arguments that cut RECIPE's budget to seconds."""
     sets: dict[str, object] = {}
     syn = recipe["synthesizer"]
-    mode_keys = {"meta-train": "meta_steps", "adapt": "adapt_steps"}
+    mode_keys = {"meta-train": "meta.steps", "adapt": "adapt.steps"}
     for key, value in SYNTH_BUDGET.get(syn["name"], {}).items():
         if syn["name"] == "mgdd" and key != mode_keys[syn.get("mode", "meta-train")]:
             continue

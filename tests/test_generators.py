@@ -186,10 +186,10 @@ QUICK_EVAL = "evaluators=[{name: hard-label, runs: 1, epochs: 1}]"
 def test_digits_recipe_chains_run_end_to_end_with_no_files(cli, tmp_path):
     # mgdd: meta-train on digits 0-4, adapt to 5-9, generate any size (with least-squares labels)
     meta = cli("run", str(REPO_RECIPES / "mgdd-meta.yaml"), "-o", str(tmp_path / "meta"), "--quiet",
-               "--set", "synthesizer.meta_steps=2", "--set", QUICK_EVAL)
+               "--set", "synthesizer.meta.steps=2", "--set", QUICK_EVAL)
     assert meta.code == 0, meta.err
     adapt = cli("run", str(REPO_RECIPES / "mgdd-adapt.yaml"), "-o", str(tmp_path / "adapt"), "--quiet",
-                "--set", "synthesizer.adapt_steps=2", "--set", f"synthesizer.generator={tmp_path / 'meta' / 'generator'}",
+                "--set", "synthesizer.adapt.steps=2", "--set", f"synthesizer.generator={tmp_path / 'meta' / 'generator'}",
                 "--set", QUICK_EVAL)
     assert adapt.code == 0, adapt.err
     out = tmp_path / "seven.safetensors"

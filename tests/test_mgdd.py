@@ -230,9 +230,8 @@ def test_adaptation_lowers_the_target_loss(tmp_path, kind):
     start_gen = tiny_generator(perturb=False, gradient_input=kind == "gradient-input",
                                refine_steps=3 if kind == "unrolled" else 0)
     folder = save_meta_generator(start_gen, tmp_path / "start", {"recipe": {"data": {"name": "digits"}}})
-    opts = MGDDOptions(mode="adapt", ipc=2, generator=str(folder), adapt_steps=25, adapt_lr=1e-2, adapt_ipcs=[2],
-                       adapt_draws=1,
-                       label_models=1, label_width=32, label_batch_real=16)
+    opts = MGDDOptions(mode="adapt", ipc=2, generator=str(folder), adapt={"steps": 25, "lr": 1e-2, "ipcs": [2], "draws": 1},
+                       labels={"models": 1, "width": 32, "batch_real": 16})
     synth = MGDDSynthesizer(opts)
 
     def target_loss(gen) -> float:
@@ -261,7 +260,7 @@ def test_loss_dsa_judges_the_generator_under_augmentation(tmp_path):
     matcher = KRRMatcher(KRROptions(dsa=False, num_models=1, width=16, batch_real=8))
     matcher.prepare(ctx)
     gen = tiny_generator(perturb=False, refine_steps=2)
-    synth = MGDDSynthesizer(MGDDOptions(ipc=2, krr_labels=False, loss_dsa=True))
+    synth = MGDDSynthesizer(MGDDOptions(ipc=2, labels={"krr": False}, loss_dsa=True))
     judge = synth.augmented(ctx, matcher)
     assert judge is synth.augmented(ctx, matcher) and judge.dsa is not None and matcher.dsa is None
     calls = {"judge": 0, "plain": 0}
@@ -273,7 +272,7 @@ def test_loss_dsa_judges_the_generator_under_augmentation(tmp_path):
     with torch.no_grad():
         loss = synth.task_loss(ctx, matcher, None, gen, 2, ("adapt", 0, 0), 0)
     assert torch.isfinite(loss) and calls == {"judge": 1, "plain": 2}  # 2 refine steps, 1 judged loss
-    no_dsa = MGDDSynthesizer(MGDDOptions(ipc=2, krr_labels=False))
+    no_dsa = MGDDSynthesizer(MGDDOptions(ipc=2, labels={"krr": False}))
     with torch.no_grad():
         no_dsa.task_loss(ctx, matcher, None, gen, 2, ("adapt", 0, 0), 0)
     assert calls == {"judge": 1, "plain": 5}
@@ -281,8 +280,8 @@ def test_loss_dsa_judges_the_generator_under_augmentation(tmp_path):
 
 def test_gradient_input_and_unrolled_refinement_exclude_each_other():
     with pytest.raises(ValueError, match="exclude each other"):
-        MGDDOptions(mode="meta-train", gradient_input=True, refine_steps=2)
-    assert MGDDOptions(mode="meta-train", refine_steps=2).refine_steps == 2
+        MGDDOptions(mode="meta-train", architecture={"gradient_input": True, "refine_steps": 2})
+    assert MGDDOptions(mode="meta-train", architecture={"refine_steps": 2}).architecture.refine_steps == 2
 
 
 def test_adapt_without_generator_is_a_user_error(tmp_path):

@@ -141,15 +141,18 @@ synthesizer:
   name: mgdd
   mode: meta-train
   ipc: 2
-  resolution: 8
-  block_out_channels: [8, 16]
-  meta_steps: 2
-  meta_batch: 2
-  inner_steps: 1
-  meta_lr: 0.01
-  inner_lr: 0.01
-  task_ipcs: [1, 2]
-  krr_labels: false
+  architecture:
+    resolution: 8
+    block_out_channels: [8, 16]
+  meta:
+    steps: 2
+    batch: 2
+    inner_steps: 1
+    lr: 0.01
+    inner_lr: 0.01
+    task_ipcs: [1, 2]
+  labels:
+    krr: false
   matcher: {name: krr, dsa: false, num_models: 1, width: 16, resample_every: 1, batch_real: 8}
 evaluators:
 - {name: hard-label, runs: 1, epochs: 1}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 from condensery.errors import UserError
+from condensery.options import Options, validate_options
 from condensery.plugins import get_registry
 from condensery.recipe import apply_overrides, load_recipe, resolve
+from pydantic import Field
 
 from .conftest import TINY_DM, write_recipe
 
@@ -63,6 +67,30 @@ def test_overrides_set_nested_and_list_values():
     assert doc["synthesizer"]["matcher"]["batch_real"] == 32 and doc["runtime"]["mixed_precision"] == "bf16"
     plan = resolve(doc, get_registry())
     assert plan.synthesizer.options.ipc == 10
+
+
+class _Inner(Options):
+    steps: int = Field(1, ge=0)
+    lr: float = 0.1
+
+
+class _Outer(Options):
+    renamed: ClassVar[dict[str, str]] = {"inner_steps": "inner.steps"}
+    ipc: int = 1
+    inner: _Inner = Field(default_factory=_Inner)
+
+
+@pytest.mark.parametrize("values, expected", [
+    ({"inner": {"stepz": 2}}, "x has no option 'inner.stepz' (did you mean 'inner.steps'?); valid options of inner: "
+                              "lr, steps"),
+    ({"inner_steps": 2}, "x: option 'inner_steps' is now 'inner.steps'"),
+    ({"inner": {"steps": -1}}, "x: option 'inner.steps': Input should be greater than or equal to 0 (got -1)"),
+])
+def test_nested_sections_validate_strictly_and_moved_keys_name_their_new_key(values, expected):
+    with pytest.raises(UserError) as exc:
+        validate_options(_Outer, values, "x")
+    assert str(exc.value) == expected
+    assert validate_options(_Outer, {"inner": {"steps": 3}}, "x").inner == _Inner(steps=3)
 
 
 @pytest.mark.parametrize("override, expected", [

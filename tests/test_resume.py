@@ -178,12 +178,14 @@ synthesizer:
   name: mgdd
   mode: meta-train
   ipc: 2
-  resolution: 8
-  block_out_channels: [8, 16]
-  meta_steps: 30
-  meta_batch: 2
-  inner_steps: 1
-  task_ipcs: [1, 2]
+  architecture:
+    resolution: 8
+    block_out_channels: [8, 16]
+  meta:
+    steps: 30
+    batch: 2
+    inner_steps: 1
+    task_ipcs: [1, 2]
   matcher: {name: krr, dsa: false, num_models: 1, width: 32, resample_every: 1, batch_real: 16}
 evaluators: [{name: hard-label, runs: 1, epochs: 2}]
 runtime: {threads: 1, checkpoint_every: 3}
@@ -211,8 +213,9 @@ synthesizer:
   mode: adapt
   generator: GENERATOR
   ipc: 2
-  adapt_steps: 30
-  adapt_ipcs: [1, 2]
+  adapt:
+    steps: 30
+    ipcs: [1, 2]
   matcher: {name: krr, dsa: false, num_models: 1, width: 32, resample_every: 1, batch_real: 16}
 evaluators: [{name: hard-label, runs: 1, epochs: 2}]
 runtime: {threads: 1, checkpoint_every: 3}
@@ -225,7 +228,7 @@ runtime: {threads: 1, checkpoint_every: 3}
 def test_mgdd_and_dwa_resume_to_the_same_set(cli, tmp_path, text, checkpoint):
     recipe = tmp_path / "r.yaml"
     if "GENERATOR" in text:  # adaptation needs a meta-trained generator first
-        (tmp_path / "meta.yaml").write_text(MGDD_META.replace("meta_steps: 30", "meta_steps: 4"))
+        (tmp_path / "meta.yaml").write_text(MGDD_META.replace("    steps: 30", "    steps: 4"))
         assert cli("run", str(tmp_path / "meta.yaml"), "-o", str(tmp_path / "meta"), "--quiet").code == 0
         text = text.replace("GENERATOR", str(tmp_path / "meta" / "generator"))
     recipe.write_text(text)

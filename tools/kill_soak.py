@@ -67,12 +67,14 @@ synthesizer:
   name: mgdd
   mode: meta-train
   ipc: 2
-  resolution: 8
-  block_out_channels: [8, 16]
-  meta_steps: 12
-  meta_batch: 2
-  inner_steps: 1
-  task_ipcs: [1, 2]
+  architecture:
+    resolution: 8
+    block_out_channels: [8, 16]
+  meta:
+    steps: 12
+    batch: 2
+    inner_steps: 1
+    task_ipcs: [1, 2]
   matcher: {name: krr, dsa: false, num_models: 1, width: 32, resample_every: 1, batch_real: 16}
 """ + TINY_EVAL % 2,
     "mgdd-adapt": """
@@ -85,8 +87,9 @@ synthesizer:
   mode: adapt
   generator: GENERATOR
   ipc: 2
-  adapt_steps: 12
-  adapt_ipcs: [1, 2]
+  adapt:
+    steps: 12
+    ipcs: [1, 2]
   matcher: {name: krr, dsa: false, num_models: 1, width: 32, resample_every: 1, batch_real: 16}
 """ + TINY_EVAL % 2,
     "dwa": """

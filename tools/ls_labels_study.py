@@ -1,6 +1,6 @@
 """Do least-squares (KRR) labels alone lift the random real subset X0?
 
-The cheapest question behind MGDD's ``set_labels: krr``: before any generator refines X0,
+The cheapest question behind MGDD's ``labels.set: krr``: before any generator refines X0,
 what do closed-form KRR labels (MGDD's label solve, in RFAD random features) do for the
 random real subset itself? Two arms per IPC, under the hard-label evaluator's protocol
 (SGD, fixed lr, DSA, ``random_draws: per-run``, ``targets: stored``):
@@ -46,7 +46,7 @@ runtime: {{threads: 1, mixed_precision: 'no'}}
 
 
 def solver(args: argparse.Namespace) -> dict[str, Any]:
-    """The label solver MGDD records with ``set_labels: krr`` (its default label options)."""
+    """The label solver MGDD records with ``labels.set: krr`` (its default label options)."""
     return {"matcher": "krr", "options": {"num_models": args.label_models, "width": args.label_width,
                                           "batch_real": args.label_batch_real, "reg": args.label_reg,
                                           "dsa": False, "resample_every": 1}}

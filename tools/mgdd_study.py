@@ -17,7 +17,7 @@ One subcommand per stage (run each under the shared CPU lock, one thread; each h
 
 Every subcommand takes ``--variant``, ``--runs DIR`` (the study's runs folder) and ``--meta DIR``
 (the meta generator); ``python tools/mgdd_study.py STAGE --help`` lists the rest.
-``--variant unrolled`` runs the same stages for the unrolled refiner (``refine_steps``):
+``--variant unrolled`` runs the same stages for the unrolled refiner (``architecture.refine_steps``):
 its meta generator ``runs/cifar10-mgdd-unrolled-meta``, the ``mgdd-unrolled-adapt.yaml``
 recipes, runs in ``runs/mgdd-study-unrolled/``. ``--variant dm`` runs them with the distribution
 matcher for the generator *and* for (c) (``runs/cifar10-mgdd-dm-meta``, ``mgdd-dm-*.yaml``, runs in
@@ -215,7 +215,7 @@ def scale(chunks: int, chunk_steps: int, out: Path) -> None:
         if not (run / "generator" / "config.json").is_file():
             more = ["--set", f"synthesizer.generator={prev / 'generator'}"] if prev else []
             sh("condensery", "run", "recipes/cifar10/mgdd-meta.yaml", "-o", str(run), "--quiet", *ONE_THREAD,
-               "--set", f"seed={k}", "--set", f"synthesizer.meta_steps={chunk_steps}",
+               "--set", f"seed={k}", "--set", f"synthesizer.meta.steps={chunk_steps}",
                "--set", "evaluators.0.epochs=1", *more)
         prev = run
 

@@ -134,7 +134,7 @@ def label_like(ctx: RunContext, template: SyntheticSet, subject: SyntheticSet, *
     """``subject`` labelled the way ``template`` was: its own least-squares labels, or as it is.
 
     A set whose ``metadata["label_solver"]`` is ``{"matcher": NAME, "options": {...}}`` carries
-    labels solved in that matcher's feature space (KRR, MGDD's ``set_labels: krr``); the set
+    labels solved in that matcher's feature space (KRR, MGDD's ``labels.set: krr``); the set
     it is compared with (the random real subset) must get *its own* labels from the same
     solver, or the comparison mixes a label method with an image method. Returns a copy of
     ``subject`` with ``labels = solve_labels(images, classes)``, ``classes`` = its class

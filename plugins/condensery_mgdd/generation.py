@@ -96,7 +96,7 @@ def generate_set(gen: MetaGenerator, ctx: RunContext, ipc: int, seed: int, label
     classes = None
     if labels == "krr":
         if labeler is None:
-            raise UserError("set_labels krr needs the KRR label solve; it was not set up")
+            raise UserError("krr labels need the KRR label solve; it was not set up")
         y = labeler.labels(x0, 0, make_generator(seed, "mgdd-generate-labels", ipc))
         # regression targets, not probabilities; the random arm is solved by the same solver
         classes = y0

@@ -52,6 +52,8 @@ from condensery import UserError, read_safetensors
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
+from .options import ArchitectureOptions
+
 TYPE = "mgdd"
 WEIGHTS = "diffusion_pytorch_model.safetensors"  # what save_pretrained writes
 #: constructor arguments, i.e. the network's part of config.json
@@ -215,8 +217,8 @@ class MetaGenerator(ModelMixin, ConfigMixin):
         return x.to(x0.dtype)
 
 
-def build_generator(options: Any, channels: int) -> MetaGenerator:
-    """A fresh generator from the synthesizer options, with adapters for ``channels``."""
+def build_generator(options: ArchitectureOptions, channels: int) -> MetaGenerator:
+    """A fresh generator from the synthesizer's ``architecture`` options, with adapters for ``channels``."""
     grad = bool(options.gradient_input)
     steps = int(options.refine_steps)
     cfg = unet_config(options.working_channels * (2 if grad or steps else 1), options.resolution,

@@ -2,10 +2,10 @@
 
 - ``mode: meta-train`` — first-order meta-learning (Reptile) of a fresh (or given) generator
   on sub-tasks of the recipe's dataset: each task is a random class subset with a random
-  ipc; the inner loop takes ``inner_steps`` Adam steps on the task's matcher loss, the outer
+  ipc; the inner loop takes ``meta.inner_steps`` Adam steps on the task's matcher loss, the outer
   update moves the weights toward the average adapted weights.
-- ``mode: adapt`` — load ``generator``, take ``adapt_steps`` Adam steps on the recipe's
-  dataset (fresh initial sets of random sizes from ``adapt_ipcs`` every step).
+- ``mode: adapt`` — load ``generator``, take ``adapt.steps`` Adam steps on the recipe's
+  dataset (fresh initial sets of random sizes from ``adapt.ipcs`` every step).
 - ``mode: generate`` — load ``generator`` and generate, no training.
 
 Every mode saves the generator (``RUN_DIR/generator/``; not in ``generate`` mode) and returns
@@ -13,7 +13,7 @@ the set of the recipe's ``ipc`` generated with the recipe seed -- the same set
 ``condensery generate RUN_DIR/generator --ipc N --seed SEED`` writes.
 
 The loss of a task is the matcher's loss on ``G(X0)``; with a matcher that takes support
-targets (``supports_targets``: ``krr``) and ``krr_labels`` the support labels are the
+targets (``supports_targets``: ``krr``) and ``labels.krr`` the support labels are the
 closed-form KRR solution for ``X0`` in a separate random-feature space
 (``tasks.KRRLabeler``), as MGDD prescribes ("solve the labels in the original space, then
 pass through the generator"). Work is split over Accelerate processes
@@ -76,7 +76,7 @@ class MGDDSynthesizer(Synthesizer):
         if o.mode != "generate" and ctx.run_dir is not None and ctx.runtime.is_main:
             save_meta_generator(gen, ctx.run_dir / "generator", self.generator_info(ctx, info, seconds))
         ctx.runtime.wait()
-        synset = generate_set(gen, ctx, o.ipc, ctx.runtime.seed, o.set_labels, self.labeler_for(ctx), matcher=ctx.matcher)
+        synset = generate_set(gen, ctx, o.ipc, ctx.runtime.seed, o.labels.set, self.labeler_for(ctx), matcher=ctx.matcher)
         synset.metadata["generator_seconds"] = round(seconds, 3)
         return synset
 
@@ -87,7 +87,7 @@ class MGDDSynthesizer(Synthesizer):
             if o.mode != "meta-train":
                 raise UserError(f"mgdd mode '{o.mode}' needs synthesizer.generator: the generator/ folder of a meta-train run")
             seed_global(ctx.runtime.seed, "mgdd-init")  # identical initial weights on every process
-            return build_generator(o, c).to(ctx.device), {}
+            return build_generator(o.architecture, c).to(ctx.device), {}
         if not Path(o.generator).is_dir():
             raise UserError(f"synthesizer.generator '{o.generator}' is not a folder; pass the generator/ folder of an mgdd run")
         gen, config = load_meta_generator(o.generator, ctx.device)
@@ -103,24 +103,24 @@ class MGDDSynthesizer(Synthesizer):
         history = list(previous.get("history", []))
         history.append({
             "mode": o.mode, "dataset": t.dataset, "classes": t.class_names, "seconds": round(seconds, 3),
-            "steps": o.meta_steps if o.mode == "meta-train" else o.adapt_steps,
+            "steps": o.meta.steps if o.mode == "meta-train" else o.adapt.steps,
             "recipe": ctx.recipe.get("name"), "matcher": (ctx.recipe.get("synthesizer") or {}).get("matcher"),
         })
         return {
             **task_config(ctx),  # the recipe's matcher too: generation needs it for the gradient
-            "labels": {"models": o.label_models, "width": o.label_width, "batch_real": o.label_batch_real,
-                       "reg": o.label_reg},
+            "labels": {"models": o.labels.models, "width": o.labels.width, "batch_real": o.labels.batch_real,
+                       "reg": o.labels.reg},
             "history": history,
         }
 
     # -- one task's loss ----------------------------------------------------------------
     def labeler_for(self, ctx: RunContext) -> KRRLabeler | None:
-        o = self.options
+        o = self.options.labels
         # a meta-training sub-task's context has no matcher (``task_context``): no labeler there
-        needs = o.set_labels == "krr" or (o.krr_labels and ctx.matcher is not None and ctx.matcher.supports_targets)
+        needs = o.set == "krr" or (o.krr and ctx.matcher is not None and ctx.matcher.supports_targets)
         if not needs:
             return None
-        return KRRLabeler(ctx, o.label_models, o.label_width, o.label_batch_real, o.label_reg)
+        return KRRLabeler(ctx, o.models, o.width, o.batch_real, o.reg)
 
     def task_loss(self, ctx: RunContext, matcher: Any, labeler: KRRLabeler | None, gen: MetaGenerator,
                   ipc: int, stream: tuple, step: int) -> torch.Tensor:
@@ -148,34 +148,34 @@ class MGDDSynthesizer(Synthesizer):
 
     # -- meta-training ------------------------------------------------------------------
     def meta_train(self, ctx: RunContext, gen: MetaGenerator) -> None:
-        o, rt = self.options, ctx.runtime
+        o, m, rt = self.options, self.options.meta, ctx.runtime
         params = [p for p in gen.parameters()]
-        outer = torch.optim.Adam(param_groups(gen, o.meta_lr, o.step_lr_scale))
+        outer = torch.optim.Adam(param_groups(gen, m.lr, o.step_lr_scale))
         start = self.resume(ctx, gen, outer, "mgdd-meta-train")
         smallest = min(ctx.data.class_count(c) for c in range(ctx.task.num_classes))
-        mine = [j for j in range(o.meta_batch) if j % rt.num_processes == rt.process_index]
+        mine = [j for j in range(m.batch) if j % rt.num_processes == rt.process_index]
         if rt.num_processes > 1:
-            rt.say(f"  {o.meta_batch} sub-tasks per step over {rt.num_processes} processes")
-        steps = range(start, o.meta_steps)
+            rt.say(f"  {m.batch} sub-tasks per step over {rt.num_processes} processes")
+        steps = range(start, m.steps)
         for step in ctx.progress(steps, desc="meta-train", total=len(steps)):
             delta = [torch.zeros_like(p) for p in params]
             losses = torch.zeros(2, device=ctx.device)  # first and last inner loss, summed
             for j in mine:
-                task = sample_task(rt.seed, step * o.meta_batch + j, ctx.task.num_classes, o.task_min_classes,
-                                   o.task_max_classes, o.task_ipcs, smallest)
+                task = sample_task(rt.seed, step * m.batch + j, ctx.task.num_classes, m.task_min_classes,
+                                   m.task_max_classes, m.task_ipcs, smallest)
                 sub = task_context(ctx, task)
                 matcher = type(ctx.matcher)(ctx.matcher.options)
                 matcher.prepare(sub)
                 labeler = self.labeler_for(sub)
                 fast = copy.deepcopy(gen)
-                inner = torch.optim.Adam(param_groups(fast, o.inner_lr, o.step_lr_scale))
+                inner = torch.optim.Adam(param_groups(fast, m.inner_lr, o.step_lr_scale))
                 scaler = rt.grad_scaler()
-                for i in range(o.inner_steps):
-                    loss = self.task_loss(sub, matcher, labeler, fast, task.ipc, ("inner", i), step * o.inner_steps + i)
+                for i in range(m.inner_steps):
+                    loss = self.task_loss(sub, matcher, labeler, fast, task.ipc, ("inner", i), step * m.inner_steps + i)
                     check_finite(ctx, loss, "meta-train", step)
                     if i == 0:
                         losses[0] += loss.detach()
-                    if i == o.inner_steps - 1:
+                    if i == m.inner_steps - 1:
                         losses[1] += loss.detach()
                     inner.zero_grad(set_to_none=True)
                     backward_step(loss, inner, scaler)
@@ -186,49 +186,49 @@ class MGDDSynthesizer(Synthesizer):
             offset = 0
             for p in params:  # Reptile: the outer "gradient" is minus the mean displacement
                 n = p.numel()
-                p.grad = -(flat[offset:offset + n].view_as(p) / o.meta_batch)
+                p.grad = -(flat[offset:offset + n].view_as(p) / m.batch)
                 offset += n
             outer.step()
-            first, last = (flat[offset:] / o.meta_batch).tolist()
-            if step % o.log_every == 0 or step == o.meta_steps - 1:
+            first, last = (flat[offset:] / m.batch).tolist()
+            if step % o.log_every == 0 or step == m.steps - 1:
                 ctx.log("meta-train", step, loss=first, adapted_loss=last)
-            if (step + 1) % rt.options.checkpoint_every == 0 and step + 1 < o.meta_steps and rt.is_main:
+            if (step + 1) % rt.options.checkpoint_every == 0 and step + 1 < m.steps and rt.is_main:
                 self.checkpoint(ctx, gen, outer, "mgdd-meta-train", step + 1)
 
     # -- adaptation ---------------------------------------------------------------------
     def adapt(self, ctx: RunContext, gen: MetaGenerator) -> None:
-        o, rt = self.options, ctx.runtime
+        o, a, rt = self.options, self.options.adapt, ctx.runtime
         params = [p for p in gen.parameters()]
-        opt = torch.optim.Adam(param_groups(gen, o.adapt_lr, o.step_lr_scale))
+        opt = torch.optim.Adam(param_groups(gen, a.lr, o.step_lr_scale))
         scaler = rt.grad_scaler()  # fp16: every task's loss scaled alike, the sum unscaled in step
         if o.loss_dsa:
             self.augmented(ctx, ctx.matcher)  # exists before resume, so its real-batch stream is restored too
         start = self.resume(ctx, gen, opt, "mgdd-adapt", self.stateful_matchers(ctx))
         labeler = self.labeler_for(ctx)
-        ipcs = o.adapt_ipcs or [o.ipc]
+        ipcs = a.ipcs or [o.ipc]
         smallest = min(ctx.data.class_count(c) for c in range(ctx.task.num_classes))
         if max(ipcs) > smallest:
-            raise UserError(f"adapt_ipcs {ipcs} exceed the smallest class ({smallest} training images); lower them")
-        mine = [j for j in range(o.adapt_batch) if j % rt.num_processes == rt.process_index]
-        steps = range(start, o.adapt_steps)
+            raise UserError(f"adapt.ipcs {ipcs} exceed the smallest class ({smallest} training images); lower them")
+        mine = [j for j in range(a.batch) if j % rt.num_processes == rt.process_index]
+        steps = range(start, a.steps)
         for step in ctx.progress(steps, desc="adapt", total=len(steps)):
             opt.zero_grad(set_to_none=True)
             total = torch.zeros(1, device=ctx.device)
             for j in mine:
                 pick = int(torch.randint(len(ipcs), (1,), generator=make_generator(rt.seed, "mgdd-adapt-ipc", step, j)))
-                pick = pick if not o.adapt_draws else (step // o.adapt_draws) % len(ipcs)
-                draw = step % o.adapt_draws if o.adapt_draws else step
+                pick = pick if not a.draws else (step // a.draws) % len(ipcs)
+                draw = step % a.draws if a.draws else step
                 loss = self.task_loss(ctx, ctx.matcher, labeler, gen, ipcs[pick], ("adapt", draw, j), step)
                 check_finite(ctx, loss, "adapt", step)
-                scaler.scale(loss / o.adapt_batch).backward()
+                scaler.scale(loss / a.batch).backward()
                 total += loss.detach()
             rt.sum_grads(params)
             rt.sum_(total)
             scaler.step(opt)
             scaler.update()
-            if step % o.log_every == 0 or step == o.adapt_steps - 1:
-                ctx.log("adapt", step, loss=total.item() / o.adapt_batch)
-            if (step + 1) % rt.options.checkpoint_every == 0 and step + 1 < o.adapt_steps and rt.is_main:
+            if step % o.log_every == 0 or step == a.steps - 1:
+                ctx.log("adapt", step, loss=total.item() / a.batch)
+            if (step + 1) % rt.options.checkpoint_every == 0 and step + 1 < a.steps and rt.is_main:
                 self.checkpoint(ctx, gen, opt, "mgdd-adapt", step + 1, self.stateful_matchers(ctx))
 
     # -- checkpoints --------------------------------------------------------------------
@@ -279,6 +279,6 @@ def param_groups(gen: MetaGenerator, lr: float, step_scale: float) -> list[dict[
 def check_finite(ctx: RunContext, loss: torch.Tensor, stage: str, step: int) -> None:
     if not torch.isfinite(loss):
         raise DivergenceError(f"mgdd {stage} loss became {loss.item()} at step {step}; "
-                              "lower the learning rate (meta_lr / inner_lr / adapt_lr) and rerun with --force")
+                              "lower the learning rate (meta.lr / meta.inner_lr / adapt.lr) and rerun with --force")
 
 
