@@ -24,7 +24,8 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(['write_json', 'write_yaml'], ".rundir"),
     **dict.fromkeys(['write_atomic', 'atomic_path'], ".atomic"),
     **dict.fromkeys(['environment'], ".runner"),
-    **dict.fromkeys(['CheckpointStore', 'load_optimizer_state', 'optimizer_state'], ".checkpoints"),
+    **dict.fromkeys(['CheckpointStore'], ".checkpoints"),
+    **dict.fromkeys(['LoopCheckpoint', 'SavedLoop', 'loop_fingerprint'], ".resumable"),
     **dict.fromkeys(['comparisons', 'describe_comparison', 'paired_interval', 'pooled_interval', 'result_lines', 'welch_interval'], ".compare"),
     **dict.fromkeys(['Component', 'Evaluator', 'Matcher', 'Result', 'Synthesizer'], ".components"),
     # options need no torch: a recipe is validated against them before any component is imported
@@ -64,7 +65,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
     from .atomic import atomic_path, write_atomic  # noqa: F401
-    from .checkpoints import CheckpointStore, load_optimizer_state, optimizer_state  # noqa: F401
+    from .checkpoints import CheckpointStore  # noqa: F401
     from .compare import (  # noqa: F401
         comparisons,
         describe_comparison,
@@ -111,6 +112,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
     from .options import Options  # noqa: F401
     from .plugins import get_registry  # noqa: F401
     from .progress import say, set_quiet  # noqa: F401
+    from .resumable import LoopCheckpoint, SavedLoop, loop_fingerprint  # noqa: F401
     from .rundir import write_json, write_yaml  # noqa: F401
     from .runner import environment  # noqa: F401
     from .runtime import Runtime, make_generator, seed_global, seed_global_from  # noqa: F401
@@ -134,8 +136,8 @@ __all__ = [
     "Matcher", "Evaluator", "Result", "SyntheticSet", "RunContext", "Task", "build_model", "random_subset_draw",
     "label_like",
     "Runtime", "RuntimeOptions", "make_generator", "seed_global", "seed_global_from", "read_safetensors", "RealData", "DatasetSource", "DatasetOptions",
-    "RawSplits", "DSA", "AugParams", "crop_flip", "CheckpointStore", "optimizer_state",
-    "load_optimizer_state", "UserError", "DivergenceError", "CondenseryError",
+    "RawSplits", "DSA", "AugParams", "crop_flip", "CheckpointStore", "LoopCheckpoint",
+    "SavedLoop", "loop_fingerprint", "UserError", "DivergenceError", "CondenseryError",
     "Generator", "GenerateOptions", "save_generator", "load_generator", "read_generator_config", "task_config",
     "open_task", "context_of", "load_plan", "read_recipe", "task_record", "cache_dir",
     "check_set", "class_index", "to_task_space", "is_model_name", "DSA_OPS",

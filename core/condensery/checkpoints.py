@@ -1,4 +1,8 @@
-"""Atomic, pickle-free checkpoints: tensors in ``.safetensors``, the rest as JSON in its header."""
+"""Atomic, pickle-free checkpoints: tensors in ``.safetensors``, the rest as JSON in its header.
+
+A synthesizer's loop saves through ``resumable.LoopCheckpoint``, which adds the optimizer and
+matcher state, the step and a configuration fingerprint on top of this store.
+"""
 
 from __future__ import annotations
 
@@ -52,24 +56,3 @@ class CheckpointStore:
 
     def exists(self, name: str) -> bool:
         return self.path(name).is_file()
-
-
-def optimizer_state(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    """Flatten an optimizer's per-parameter tensors so they fit a safetensors file."""
-    out: dict[str, torch.Tensor] = {}
-    for pid, state in opt.state_dict()["state"].items():
-        for key, value in state.items():
-            out[f"opt.{pid}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
-    return out
-
-
-def load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
-    sd = opt.state_dict()
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if not key.startswith("opt."):
-            continue
-        _, pid, name = key.split(".", 2)
-        state.setdefault(int(pid), {})[name] = value
-    sd["state"] = state
-    opt.load_state_dict(sd)

@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from condensery import (
     DivergenceError,
+    LoopCheckpoint,
     RunContext,
     Synthesizer,
     SyntheticSet,
@@ -39,6 +40,7 @@ from condensery import (
     backward_step,
     build_model,
     crop_flip,
+    loop_fingerprint,
     make_generator,
     seed_global_from,
     train_classifier,
@@ -175,17 +177,15 @@ class DWASynthesizer(Synthesizer):
         real_idx = ctx.data.balanced_indices(ipc, ctx.generator("dwa", "real"))  # class c, image i at c*ipc+i
         matcher = self.make_matcher(ctx)
         batches = self.batches(ctx)
-        name = f"{self.CHECKPOINT}-p{rt.process_index}"
-        config = {"ipc": ipc, "iterations": o.iterations, "rho": o.rho, "init": o.init, "lr": o.lr,
-                  "var_weight": o.var_weight, "batches": len(batches)}
+        loop = LoopCheckpoint(ctx, f"{self.CHECKPOINT}-p{rt.process_index}", loop_fingerprint(ctx, o))
         done: dict[int, torch.Tensor] = {}
         infos: dict[int, dict] = {}
-        loaded = ctx.checkpoints.load(name)
-        if loaded is not None and loaded[1].get("config") == config:
-            done = {int(key[1:]): t.to(ctx.device) for key, t in loaded[0].items()}
-            infos = {int(b): v for b, v in loaded[1].get("infos", {}).items()}
+        saved = loop.load()  # its step: how many batches are done
+        if saved is not None:
+            done = {int(key[1:]): t.to(ctx.device) for key, t in saved.tensors.items()}
+            infos = {int(b): v for b, v in saved.meta["infos"].items()}
             ctx.log("recover", 0, resumed_batches=len(done))
-            rt.say(f"  resuming from {ctx.checkpoints.path(name)}: {len(done)} of {len(batches)} batches recovered")
+            saved.announce(f"with {len(done)} of {len(batches)} batches recovered")
         mine = rt.split(range(len(batches)), "recover batches")
         for b in ctx.progress(mine, desc="recover (dwa)" if o.rho > 0 else "recover (sre2l)"):
             if b in done:
@@ -194,8 +194,8 @@ class DWASynthesizer(Synthesizer):
             idx = real_idx[torch.tensor([c * ipc + i for c in classes], device=real_idx.device)]
             real, labels = ctx.data.train_x[idx], ctx.data.train_y[idx]
             done[b], infos[b] = self.recover_batch(ctx, teacher, matcher, b, real, labels)
-            ctx.checkpoints.save(name, {f"b{j}": t for j, t in done.items()},
-                                 {"config": config, "infos": {str(j): v for j, v in infos.items()}})
+            loop.save(len(done), {f"b{j}": t for j, t in done.items()},
+                      meta={"infos": {str(j): v for j, v in infos.items()}})
         matcher.close()
         results = rt.gather([(b, done[b].cpu(), infos[b]) for b in mine])
         images = torch.empty(k * ipc, *ctx.task.image_shape)

@@ -19,13 +19,13 @@ from typing import ClassVar
 import torch
 from condensery import (
     DivergenceError,
+    LoopCheckpoint,
     RunContext,
     Synthesizer,
     SyntheticSet,
     UserError,
     check_set,
-    load_optimizer_state,
-    optimizer_state,
+    loop_fingerprint,
     random_subset_draw,
     to_task_space,
 )
@@ -101,7 +101,8 @@ class PixelSynthesizer(Synthesizer):
         opt = self.make_optimizer(groups)
         learnables = [images, *(t for t, _ in extras)]
         rows = self._class_share(ctx, labels)
-        start = self._resume(ctx, images, opt, matcher)
+        loop = LoopCheckpoint(ctx, self.CHECKPOINT, loop_fingerprint(ctx, self.options, images=images))
+        start = self._resume(ctx, loop, images, opt, matcher)
         self.sane = images.detach().clone()
         every = rt.options.checkpoint_every
         scaler = rt.grad_scaler()  # fp16: the image gradients are scaled, summed over processes, then unscaled
@@ -125,7 +126,7 @@ class PixelSynthesizer(Synthesizer):
             if (step + 1) % every == 0 and step + 1 < self.options.iterations:
                 self._check_sane(ctx, images, labels, step, start)  # never checkpoint images that blew up
                 if rt.is_main:
-                    self._checkpoint(ctx, images, opt, matcher, step + 1)
+                    loop.save(step + 1, {"images": images}, optimizers=[opt], stateful=[matcher])
                     self.sane = images.detach().clone()
         return self.result(ctx, images.detach(), labels, matcher)
 
@@ -195,26 +196,14 @@ class PixelSynthesizer(Synthesizer):
         return SyntheticSet(images, labels if learned is None else learned.float(),
                             lr=None if lr is None else float(lr), metadata=meta)
 
-    # -- checkpoints ----------------------------------------------------------------
-    def _checkpoint(self, ctx: RunContext, images, opt, matcher, step: int) -> None:
-        tensors = {"images": images, **optimizer_state(opt)}
-        tensors.update({f"matcher.{k}": v for k, v in matcher.state_dict().items()})
-        ctx.checkpoints.save(self.CHECKPOINT, tensors, {"step": step})
-
-    def _resume(self, ctx: RunContext, images, opt, matcher) -> int:
-        loaded = ctx.checkpoints.load(self.CHECKPOINT)
-        if loaded is None:
+    def _resume(self, ctx: RunContext, loop: LoopCheckpoint, images: torch.Tensor, opt, matcher) -> int:
+        """The step to start at, with ``images``, ``opt`` and ``matcher`` restored from ``loop``'s checkpoint."""
+        saved = loop.load()
+        if saved is None:
             return 0
-        tensors, meta = loaded
-        path = ctx.checkpoints.path(self.CHECKPOINT)
-        if tensors["images"].shape != images.shape:
-            ctx.runtime.say(f"  ignoring {path}: it holds another configuration's images")
-            return 0  # a checkpoint of another configuration is ignored, not misused
         with torch.no_grad():
-            images.copy_(tensors["images"].to(images.device))
-        load_optimizer_state(opt, tensors)
-        matcher.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("matcher.")})
-        step = int(meta["step"])
-        ctx.runtime.say(f"  resuming from {path} at step {step}")
-        ctx.log("synthesize", step, resumed=1.0)
-        return step
+            images.copy_(saved.tensors["images"].to(images.device))
+        saved.restore(optimizers=[opt], stateful=[matcher])
+        saved.announce()
+        ctx.log("synthesize", saved.step, resumed=1.0)
+        return saved.step

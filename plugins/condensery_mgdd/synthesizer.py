@@ -31,14 +31,14 @@ from typing import Any, ClassVar
 import torch
 from condensery import (
     DivergenceError,
+    LoopCheckpoint,
     RunContext,
     Synthesizer,
     SyntheticSet,
     UserError,
     backward_step,
-    load_optimizer_state,
+    loop_fingerprint,
     make_generator,
-    optimizer_state,
     seed_global,
     task_config,
 )
@@ -238,31 +238,23 @@ class MGDDSynthesizer(Synthesizer):
         cache = self.__dict__.get("_augmented")
         return [ctx.matcher, *([cache[ctx.matcher]] if cache is not None and ctx.matcher in cache else [])]
 
+    def loop(self, ctx: RunContext, gen: MetaGenerator, name: str) -> LoopCheckpoint:
+        """Checkpoint ``name`` of this run and generator (its architecture and channels in the fingerprint)."""
+        return LoopCheckpoint(ctx, name, loop_fingerprint(ctx, self.options, generator=gen.state_dict(),
+                                                           channels=gen.channel_counts))
+
     def checkpoint(self, ctx: RunContext, gen: MetaGenerator, opt: torch.optim.Optimizer, name: str, step: int,
                    matchers: list[Any] = ()) -> None:
-        tensors = {f"gen.{k}": v for k, v in gen.state_dict().items()}
-        tensors.update(optimizer_state(opt))
-        for i, m in enumerate(matchers):
-            tensors.update({f"matcher{i}.{k}": v for k, v in m.state_dict().items()})
-        ctx.checkpoints.save(name, tensors, {"step": step, "channels": gen.channel_counts})
+        self.loop(ctx, gen, name).save(step, optimizers=[opt], stateful=[gen, *matchers])
 
     def resume(self, ctx: RunContext, gen: MetaGenerator, opt: torch.optim.Optimizer, name: str,
                matchers: list[Any] = ()) -> int:
-        loaded = ctx.checkpoints.load(name)
-        if loaded is None:
+        saved = self.loop(ctx, gen, name).load()
+        if saved is None:
             return 0
-        tensors, meta = loaded
-        state = {k[4:]: v for k, v in tensors.items() if k.startswith("gen.")}
-        if meta.get("channels") != gen.channel_counts or set(state) != set(gen.state_dict()):
-            ctx.runtime.say(f"  ignoring {ctx.checkpoints.path(name)}: it holds another generator")
-            return 0
-        gen.load_state_dict(state)
-        load_optimizer_state(opt, tensors)
-        for i, m in enumerate(matchers):
-            prefix = f"matcher{i}."
-            m.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-        ctx.runtime.say(f"  resuming {name} at step {meta['step']}")
-        return int(meta["step"])
+        saved.restore(optimizers=[opt], stateful=[gen, *matchers])
+        saved.announce()
+        return saved.step
 
 
 def param_groups(gen: MetaGenerator, lr: float, step_scale: float) -> list[dict[str, Any]]:

@@ -23,13 +23,14 @@ from typing import ClassVar
 
 import torch
 from condensery import (
+    LoopCheckpoint,
     RunContext,
+    SavedLoop,
     SyntheticSet,
     UserError,
     backward_step,
-    load_optimizer_state,
+    loop_fingerprint,
     make_generator,
-    optimizer_state,
 )
 from condensery_matching.pixel import PixelSynthesizer
 
@@ -64,7 +65,9 @@ class SeqMatchSynthesizer(PixelSynthesizer):
         bounds = stage_bounds(sizes, num_classes)
         initial = [t.detach().clone() for t, _ in matcher.parameters()]
         stage_lrs: list[float | None] = []
-        first, start, saved = self._resume_stage(ctx, bank, sizes, stage_lrs)
+        loop = LoopCheckpoint(ctx, self.CHECKPOINT, loop_fingerprint(ctx, o, bank=bank))
+        saved = self._resume_stage(loop, bank, stage_lrs)
+        first, start = (0, 0) if saved is None else (int(saved.meta["stage"]), saved.step)
         every = rt.options.checkpoint_every
         for k in range(first, len(sizes)):
             lo, hi = bounds[k], bounds[k + 1]
@@ -80,12 +83,10 @@ class SeqMatchSynthesizer(PixelSynthesizer):
                         t.copy_(v)
                 start = 0
                 if k > 0 and rt.is_main:  # the frozen history is final: expert generation resumes from here
-                    self._save(ctx, bank, x, lo, hi, opt, matcher, k, 0, stage_lrs, sizes)
+                    self._save(loop, bank, x, lo, hi, opt, matcher, k, 0, stage_lrs)
             self._begin_stage(ctx, kinds, k, bank[:lo], labels[:lo], stages[:lo], stage_lrs)
             if resumed:
-                tensors = saved
-                load_optimizer_state(opt, tensors)
-                matcher.load_state_dict({n[8:]: v for n, v in tensors.items() if n.startswith("matcher.")})
+                saved.restore(optimizers=[opt], stateful=[matcher])
                 ctx.log("synthesize", sum(iters[:k]) + start, resumed=1.0, subset=float(k + 1))
             frozen, lab = bank[:lo], labels[:hi]
             steps = range(start, iters[k])
@@ -104,7 +105,7 @@ class SeqMatchSynthesizer(PixelSynthesizer):
                 if step % o.log_every == 0 or step == iters[k] - 1:
                     ctx.log("synthesize", g, loss=loss.item(), subset=float(k + 1))
                 if (step + 1) % every == 0 and step + 1 < iters[k] and rt.is_main:
-                    self._save(ctx, bank, x, lo, hi, opt, matcher, k, step + 1, stage_lrs, sizes)
+                    self._save(loop, bank, x, lo, hi, opt, matcher, k, step + 1, stage_lrs)
             with torch.no_grad():
                 bank[lo:hi] = x.detach()
             lr = matcher.learned_lr()
@@ -165,27 +166,23 @@ class SeqMatchSynthesizer(PixelSynthesizer):
         matcher.use_experts(paths)
 
     # -- checkpoints ----------------------------------------------------------------
-    def _save(self, ctx, bank, x, lo, hi, opt, matcher, stage, step, stage_lrs, sizes) -> None:
+    @staticmethod
+    def _save(loop: LoopCheckpoint, bank, x, lo, hi, opt, matcher, stage: int, step: int, stage_lrs) -> None:
         snapshot = bank.detach().clone()
         snapshot[lo:hi] = x.detach()
         lrs = torch.tensor([float("nan") if v is None else v for v in stage_lrs], dtype=torch.float64)
-        tensors = {"bank": snapshot, "stage_lrs": lrs, **optimizer_state(opt)}
-        tensors.update({f"matcher.{n}": v for n, v in matcher.state_dict().items()})
-        ctx.checkpoints.save(self.CHECKPOINT, tensors, {"stage": stage, "step": step, "subsets": sizes})
+        loop.save(step, {"bank": snapshot, "stage_lrs": lrs}, optimizers=[opt], stateful=[matcher],
+                  meta={"stage": stage})
 
-    def _resume_stage(self, ctx, bank, sizes, stage_lrs) -> tuple[int, int, dict | None]:
-        """(stage, step, tensors) of the last checkpoint, with ``bank`` and ``stage_lrs`` restored."""
-        loaded = ctx.checkpoints.load(self.CHECKPOINT)
-        if loaded is None:
-            return 0, 0, None
-        tensors, meta = loaded
-        path = ctx.checkpoints.path(self.CHECKPOINT)
-        if tensors["bank"].shape != bank.shape or meta.get("subsets") != sizes:
-            ctx.runtime.say(f"  ignoring {path}: it holds another configuration's subsets")
-            return 0, 0, None
+    @staticmethod
+    def _resume_stage(loop: LoopCheckpoint, bank, stage_lrs) -> SavedLoop | None:
+        """The last checkpoint (its stage in ``meta``), with ``bank`` and ``stage_lrs`` restored;
+        the stage's optimizer and matcher are restored once the stage has built them."""
+        saved = loop.load()
+        if saved is None:
+            return None
         with torch.no_grad():
-            bank.copy_(tensors["bank"].to(bank.device))
-        stage_lrs.extend(None if v != v else float(v) for v in tensors["stage_lrs"].tolist())
-        stage, step = int(meta["stage"]), int(meta["step"])
-        ctx.runtime.say(f"  resuming from {path} at stage {stage + 1}, step {step}")
-        return stage, step, tensors
+            bank.copy_(saved.tensors["bank"].to(bank.device))
+        stage_lrs.extend(None if v != v else float(v) for v in saved.tensors["stage_lrs"].tolist())
+        saved.announce(f"at stage {int(saved.meta['stage']) + 1}, step {saved.step}")
+        return saved
