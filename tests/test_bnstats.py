@@ -1,5 +1,5 @@
 """bnstats matcher: the BN-statistics loss vanishes exactly when batch statistics equal the
-running statistics, grows otherwise, weighs variance by var_weight, and teachers round-trip."""
+running statistics, grows otherwise and weighs variance by var_weight (teacher files: tests/test_teachers.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 from condensery import UserError
-from condensery_matching.bnstats import (
-    BNStatsRecorder,
-    batch_statistics,
-    bn_statistics_loss,
-    read_teacher,
-    save_teacher,
-)
+from condensery_matching.bnstats import BNStatsRecorder, batch_statistics, bn_statistics_loss
 
 torch.set_num_threads(1)
 
@@ -85,15 +79,3 @@ def test_variance_weight_scales_only_the_variance_term():
 def test_no_batchnorm_is_a_user_error():
     with pytest.raises(UserError, match="BatchNorm"):
         bn_statistics_loss([])
-
-
-def test_teacher_file_round_trip(tmp_path):
-    net = _net()
-    spec = {"name": "convnet_bn", "width": 8}
-    path = save_teacher(tmp_path / "t.safetensors", net, spec, test_accuracy=0.5)
-    tensors, header = read_teacher(path)
-    assert header["model"] == spec and header["test_accuracy"] == 0.5
-    assert set(tensors) == set(net.state_dict())
-    assert all(torch.equal(tensors[k], v) for k, v in net.state_dict().items())
-    with pytest.raises(UserError, match="does not exist"):
-        read_teacher(tmp_path / "missing.safetensors")

@@ -146,3 +146,29 @@ def test_errors_exit_2_with_one_line(cli, ctx, recipe, tmp_path):
 
     _one_line_error(cli("eval", str(tmp_path / "big"), "--recipe", str(recipe), "--set", "evaluators.0.runz=1"),
                     "runz")
+
+
+def test_an_interrupted_eval_resumes_from_its_finished_pairs(recipe, set_file, tmp_path, monkeypatch):
+    from condensery_eval.evaluate import run_eval
+    from condensery_eval.hard_label import HardLabelEvaluator
+
+    evaluate, seen = HardLabelEvaluator.evaluate, []
+
+    def killed_on_random(self, synset, ctx):
+        seen.append(synset.metadata["role"])
+        if seen == ["synthetic", "random"]:
+            raise KeyboardInterrupt
+        return evaluate(self, synset, ctx)
+
+    monkeypatch.setattr(HardLabelEvaluator, "evaluate", killed_on_random)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(set_file, recipe, out, [], get_registry())
+    [kept] = (out / "checkpoints").glob("evaluate-*.json")
+    # another recipe (here: other overrides) never takes this one's finished pairs
+    run_eval(set_file, recipe, out, ["evaluators.0.runs=1"], get_registry())
+    assert seen[2:] == ["synthetic", "random"] and kept.exists()
+    metrics, _ = run_eval(set_file, recipe, out, [], get_registry())
+    assert seen[4:] == ["random"]  # the synthetic pair was not redone
+    assert [r["set"] for r in metrics["results"]] == ["synthetic", "random"]
+    assert not kept.exists()  # finished: the next eval of the set starts afresh

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from condensery import UserError, predict
+from condensery import UserError, predict, random_like
 from condensery.plugins import get_registry
 from condensery_eval.cross_arch import CrossArchEvaluator, CrossArchOptions
 from condensery_eval.evaluate import context_for, plan_for_eval
 from condensery_eval.hard_label import HardLabelEvaluator
 from condensery_eval.models import small_vgg_factory
-from condensery_eval.protocol import TrainProtocol, random_like, train_once
+from condensery_eval.protocol import TrainProtocol, train_once
 from condensery_eval.ranking import (
     RankingEvaluator,
     RankingOptions,

@@ -9,12 +9,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from condensery import SyntheticSet, comparisons, paired_interval, pooled_interval, welch_interval
+from condensery import (
+    SyntheticSet,
+    comparisons,
+    paired_interval,
+    pooled_interval,
+    random_like,
+    welch_interval,
+)
 from condensery.plugins import get_registry
 from condensery_eval import protocol as protocol_module
 from condensery_eval.evaluate import context_for, plan_for_eval
 from condensery_eval.hard_label import HardLabelEvaluator
-from condensery_eval.protocol import TrainProtocol, random_arm_grid, random_like
+from condensery_eval.protocol import TrainProtocol, random_arm_grid
 from condensery_eval.ranking import RankingEvaluator, RankingOptions
 from condensery_eval.report import render
 
@@ -44,12 +51,6 @@ def synset(ctx):
     s = ctx.random_subset(2, stream="fair-synthetic")
     s.metadata["role"] = "synthetic"
     return s
-
-
-def random_arm(ctx, synset):
-    rnd = random_like(ctx, synset)
-    rnd.metadata.update(synset.protocol_metadata())
-    return rnd
 
 
 def record_trainings(ctx, monkeypatch):
@@ -83,7 +84,7 @@ def test_paired_arms_share_initialisation_batch_order_and_augmentation(ctx, syns
     opts = TrainProtocol(runs=2, epochs=1)
     assert opts.paired and opts.random_draws == "per-run"  # the defaults
     [syn] = HardLabelEvaluator(opts).evaluate(synset, ctx)
-    [rnd] = HardLabelEvaluator(opts).evaluate(random_arm(ctx, synset), ctx)
+    [rnd] = HardLabelEvaluator(opts).evaluate(random_like(ctx, synset), ctx)
     assert syn.extra["paired"] and rnd.extra["paired"] and len(seen) == 4
     for r in range(2):
         s, q = seen[r], seen[2 + r]
@@ -96,13 +97,13 @@ def test_paired_arms_share_initialisation_batch_order_and_augmentation(ctx, syns
     seen.clear()
     unpaired = TrainProtocol(runs=1, epochs=1, paired=False)
     HardLabelEvaluator(unpaired).evaluate(synset, ctx)
-    HardLabelEvaluator(unpaired).evaluate(random_arm(ctx, synset), ctx)
+    HardLabelEvaluator(unpaired).evaluate(random_like(ctx, synset), ctx)
     assert not same_weights(seen[0]["init"], seen[1]["init"])
 
 
 def test_learned_lr_gives_the_random_arm_its_own_choice_on_validation(ctx, synset):
     learned = SyntheticSet(synset.images, synset.labels, lr=0.004, metadata={"role": "synthetic"})
-    rnd = random_arm(ctx, learned)
+    rnd = random_like(ctx, learned)
     assert rnd.metadata["partner_lr"] == 0.004
     opts = TrainProtocol(runs=2, epochs=2)
     grid = random_arm_grid(opts, 0.004)
@@ -117,7 +118,7 @@ def test_learned_lr_gives_the_random_arm_its_own_choice_on_validation(ctx, synse
     assert (c["lr_synthetic"], c["lr_synthetic_source"]) == (0.004, "learned")
     assert c["lr_random"] == res.extra["lr"] and c["lr_random_source"] == "validation (random-arm grid)"
     # a set without a learned lr: both arms at the fixed lr, nothing chosen
-    [plain] = HardLabelEvaluator(opts).evaluate(random_arm(ctx, synset), ctx)
+    [plain] = HardLabelEvaluator(opts).evaluate(random_like(ctx, synset), ctx)
     assert plain.extra["lr_source"] == "fixed" and plain.extra["lr"] == 0.01
 
 

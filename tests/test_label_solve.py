@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -16,15 +15,16 @@ from condensery import (
     Result,
     SyntheticSet,
     UserError,
+    evaluate_next_to_random,
     label_like,
     make_generator,
+    random_like,
     train_classifier,
 )
 from condensery.plugins import get_registry
-from condensery.runner import evaluate_all
 from condensery_eval.evaluate import context_for, plan_for_eval
 from condensery_eval.hard_label import HardLabelEvaluator
-from condensery_eval.protocol import TrainProtocol, random_like, subject_for_run
+from condensery_eval.protocol import TrainProtocol, subject_for_run
 from condensery_eval.soft_label import SoftLabelEvaluator, SoftLabelOptions
 from condensery_matching.krr import KRRMatcher, KRROptions
 
@@ -173,11 +173,9 @@ class _Spy(Evaluator):
         return [Result.from_values("spy", "m", "", [0.5])]
 
 
-def test_runner_gives_the_random_arm_its_own_solved_labels(ctx, regression_set, tmp_path):
+def test_runner_gives_the_random_arm_its_own_solved_labels(ctx, regression_set):
     spy = _Spy()
-    plan = SimpleNamespace(evaluators=[("spy", spy)], synthesizer=SimpleNamespace(options=SimpleNamespace(ipc=2)))
-    ctx.checkpoints.folder = tmp_path  # evaluate_all keeps what it finished there
-    evaluate_all(plan, ctx, regression_set)
+    evaluate_next_to_random(ctx, [("spy", spy)], regression_set)
     syn, rnd = spy.seen
     assert torch.equal(syn.labels, regression_set.labels)  # the set's own labels are never re-solved
     assert rnd.metadata["role"] == "random" and rnd.label_kind == "regression"

@@ -106,9 +106,9 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 
 def evaluate(recipe: str, sizes: list[int], arms: list[str], output: str, overrides: list[str]) -> dict[str, Any]:
+    from condensery import random_like
     from condensery.plugins import get_registry
     from condensery_eval.evaluate import context_for, plan_for_eval
-    from condensery_eval.protocol import random_like
     from condensery_eval.sets import load_set
 
     registry = get_registry()
@@ -139,8 +139,7 @@ def evaluate(recipe: str, sizes: list[int], arms: list[str], output: str, overri
                      "val_mean": result.extra.get("val_mean")}
             random_key = "random-ls" if synset.metadata.get("label_solver") else "random"
             if random_key not in row:
-                rnd = random_like(ctx, synset)  # with its own least-squares labels if the arm has them
-                rnd.metadata["role"] = "random"
+                rnd = random_like(ctx, synset)  # the runner's random arm: own least-squares labels if solved
                 row[random_key] = {**_summary(evaluator.evaluate(rnd, ctx)[0].values)}
             base = row[random_key]
             entry["minus_random"] = entry["mean"] - base["mean"]

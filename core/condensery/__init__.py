@@ -36,12 +36,14 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(['AugParams', 'DSA', 'DatasetSource', 'RawSplits', 'RealData', 'crop_flip'], ".data"),
     **dict.fromkeys(['cache_dir'], ".data.realdata"),
     **dict.fromkeys(['CondenseryError', 'DivergenceError', 'UserError'], ".errors"),
+    **dict.fromkeys(['DoneStore', 'class_counts', 'draw_real', 'evaluate_next_to_random', 'random_like'], ".evaluation"),
     **dict.fromkeys(['GenerateOptions', 'Generator', 'load_generator', 'read_generator_config', 'save_generator', 'task_config'], ".generators"),
     **dict.fromkeys(['embed', 'embed_batched'], ".models"),
     **dict.fromkeys(['Options'], ".options"),
     **dict.fromkeys(['Runtime', 'make_generator', 'seed_global', 'seed_global_from'], ".runtime"),
     **dict.fromkeys(['RuntimeOptions'], ".runtime_options"),
     **dict.fromkeys(['SyntheticSet'], ".synthetic"),
+    **dict.fromkeys(['load_teacher', 'load_teacher_into', 'read_teacher', 'save_teacher'], ".teachers"),
     **dict.fromkeys(['context_of', 'load_plan', 'open_task', 'read_recipe', 'task_record'], ".tasks"),
     **dict.fromkeys(['check_set', 'class_index', 'to_task_space'], ".task_space"),
     **dict.fromkeys(['read_safetensors'], ".tensorfile"),
@@ -93,6 +95,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
     )
     from .data.realdata import cache_dir  # noqa: F401
     from .errors import CondenseryError, DivergenceError, UserError  # noqa: F401
+    from .evaluation import DoneStore, class_counts, draw_real, evaluate_next_to_random, random_like  # noqa: F401
     from .generators import (  # noqa: F401
         GenerateOptions,
         Generator,
@@ -120,6 +123,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
     from .synthetic import SyntheticSet  # noqa: F401
     from .task_space import check_set, class_index, to_task_space  # noqa: F401
     from .tasks import context_of, load_plan, open_task, read_recipe, task_record  # noqa: F401
+    from .teachers import load_teacher, load_teacher_into, read_teacher, save_teacher  # noqa: F401
     from .tensorfile import read_safetensors  # noqa: F401
     from .training import (  # noqa: F401
         BatchLoss,
@@ -134,7 +138,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
 __all__ = [
     "__version__", "hookimpl", "get_registry", "set_quiet", "Options", "Component", "Synthesizer", "SynthesizerOptions",
     "Matcher", "Evaluator", "Result", "SyntheticSet", "RunContext", "Task", "build_model", "random_subset_draw",
-    "label_like",
+    "label_like", "random_like", "draw_real", "class_counts", "evaluate_next_to_random", "DoneStore",
     "Runtime", "RuntimeOptions", "make_generator", "seed_global", "seed_global_from", "read_safetensors", "RealData", "DatasetSource", "DatasetOptions",
     "RawSplits", "DSA", "AugParams", "crop_flip", "CheckpointStore", "LoopCheckpoint",
     "SavedLoop", "loop_fingerprint", "UserError", "DivergenceError", "CondenseryError",
@@ -144,6 +148,7 @@ __all__ = [
     "ModelName", "ModelSpec", "validated_model_name", "validated_model_spec",
     "say", "atomic_path", "write_atomic", "write_json", "write_yaml", "environment",
     "comparisons", "describe_comparison", "paired_interval", "welch_interval", "pooled_interval", "result_lines",
+    "save_teacher", "read_teacher", "load_teacher", "load_teacher_into",
     "train_classifier", "BatchLoss", "backward_step", "embed", "embed_batched", "predict", "accuracy", "soft_cross_entropy",
     "squared_error",
 ]

@@ -109,13 +109,18 @@ class RunContext:
         if self.runtime.is_main:  # one event per step, not one per process
             self.registry.pm.hook.on_step(context=self, stage=stage, step=step, metrics=metrics)
 
-    def create_model(self, name: str | None = None, **options: Any) -> nn.Module:
-        """A fresh network for the task (the recipe's model unless ``name`` is given), on the device."""
+    def model_spec(self, name: str | None = None, **options: Any) -> dict[str, Any]:
+        """The spec ``create_model(name, **options)`` builds: the recipe's model unless ``name``
+        names another, with ``options`` on top."""
         spec = dict(self.task.model)
         if name is not None and name != spec.get("name"):
             spec = {"name": name}
         spec.update(options)
-        return build_model(self.registry, spec, self.task).to(self.device)
+        return spec
+
+    def create_model(self, name: str | None = None, **options: Any) -> nn.Module:
+        """A fresh network for the task (the recipe's model unless ``name`` is given), on the device."""
+        return build_model(self.registry, self.model_spec(name, **options), self.task).to(self.device)
 
     def random_subset(self, ipc: int, stream: str = "random-subset") -> SyntheticSet:
         """The class-balanced random real subset of ``ipc`` images per class."""

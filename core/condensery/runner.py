@@ -14,10 +14,10 @@ import torch
 from . import __version__
 from . import progress as progress_module
 from .compare import comparisons, result_lines
-from .components import Result
-from .context import RunContext, Task, label_like
+from .context import Task
 from .data.realdata import RealData
 from .errors import UserError
+from .evaluation import DoneStore, evaluate_next_to_random
 from .figures import save_grid, write_curves
 from .identity import check_identity, run_lock
 from .plugins import Registry
@@ -160,7 +160,10 @@ def _run_in(plan: Plan, registry: Registry, run_dir: Path, runtime: Runtime, t0:
         return synthesis_only(plan, runtime, run_dir, synset, timings, t0, reused)
 
     t = time.perf_counter()
-    results = evaluate_all(plan, ctx, synset)
+    # each finished (evaluator, set) pair is kept, so a run killed during evaluation redoes only the rest
+    done = DoneStore(ctx.checkpoints.folder / "evaluate.json", write=runtime.is_main,
+                     fix="pass --force to start the run over")
+    results = evaluate_next_to_random(ctx, plan.evaluators, synset, done)
     timings["evaluate"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
@@ -242,50 +245,3 @@ def write_process_logs(runtime: Runtime, run_dir: Path, timings: dict[str, float
     if runtime.is_main:
         for entry in every:
             write_json(run_dir / "logs" / f"process-{entry['process']}.json", entry)
-
-
-def evaluate_all(plan: Plan, ctx: RunContext, synset: SyntheticSet) -> list[Result]:
-    """Every evaluator on the synthetic set and, under the same protocol, the random subset.
-
-    Each finished (evaluator, set) pair is kept in ``checkpoints/evaluate.json`` so a run
-    killed during evaluation redoes only what was unfinished.
-    """
-    done_path = ctx.checkpoints.folder / "evaluate.json"
-    done: dict[str, list[dict[str, Any]]] = {}
-    if done_path.is_file():
-        try:
-            done = json.loads(done_path.read_text())
-            [Result.from_json(d) for v in done.values() for d in v]
-        except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
-            raise UserError(f"'{done_path}' (the evaluations finished so far) is damaged; delete it to redo "
-                            "them, or pass --force to start the run over") from None
-    results: list[Result] = []
-    device_set = synset.to(ctx.device)
-    random_set = None
-
-    def judge(i: int, name: str, evaluator: Any, role: str, subject: SyntheticSet) -> None:
-        key = f"{i}:{name}:{role}"
-        if key in done:
-            results.extend(Result.from_json(d) for d in done[key])
-            return
-        out = evaluator.evaluate(subject, ctx)
-        for r in out:
-            r.set = role if role == "random" else (r.set or "synthetic")
-        results.extend(out)
-        done[key] = [r.to_json() for r in out]
-        if ctx.runtime.is_main:
-            write_json(done_path, done)
-
-    for i, (name, evaluator) in enumerate(plan.evaluators):
-        judge(i, name, evaluator, "synthetic", device_set)
-        if evaluator.compares_random:
-            if random_set is None:
-                random_set = ctx.random_subset(plan.synthesizer.options.ipc)
-                random_set.metadata["role"] = "random"
-                # same protocol (e.g. the same teacher), also when the synthetic result is resumed
-                random_set.metadata.update(synset.protocol_metadata())
-                # least-squares labels of its own when the set's labels were solved (never re-solving the set's)
-                random_set = label_like(ctx, synset, random_set)
-            judge(i, name, evaluator, "random", random_set)
-    return results
-

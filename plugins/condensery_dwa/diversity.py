@@ -25,6 +25,7 @@ from condensery import (
     SyntheticSet,
     UserError,
     embed_batched,
+    load_teacher,
 )
 
 from .options import DiversityOptions
@@ -73,8 +74,6 @@ class DiversityEvaluator(Evaluator):
         return self._path
 
     def evaluate(self, synset: SyntheticSet, ctx: RunContext) -> list[Result]:
-        from condensery_matching.bnstats import load_teacher
-
         role = synset.metadata.get("role", "synthetic")
         path = self.teacher_path(synset, ctx)
         model, header = load_teacher(path, ctx)

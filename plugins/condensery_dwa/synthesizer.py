@@ -40,8 +40,11 @@ from condensery import (
     backward_step,
     build_model,
     crop_flip,
+    load_teacher,
     loop_fingerprint,
     make_generator,
+    read_teacher,
+    save_teacher,
     seed_global_from,
     train_classifier,
 )
@@ -60,7 +63,7 @@ class DWASynthesizer(Synthesizer):
     # -- squeeze ----------------------------------------------------------------------
     def squeeze(self, ctx: RunContext) -> tuple[nn.Module, str, dict[str, Any]]:
         """The frozen eval-mode teacher, the path of its file and its header."""
-        from condensery_matching.bnstats import bn_layers, load_teacher, read_teacher, save_teacher
+        from condensery_matching.bnstats import bn_layers
 
         o = self.options
         if o.teacher is not None:

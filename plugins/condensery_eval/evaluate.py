@@ -1,23 +1,30 @@
 """``condensery eval``: judge an existing distilled set under a recipe's evaluators.
 
 Builds the same RunContext a run would (data, task, runtime) without synthesizing, then
-applies every evaluator to the set and, when the evaluator asks for it, to the random real
-subset with the same images per class. Writes ``metrics.json`` with the run schema.
+judges the set as ``condensery run`` does (``condensery.evaluate_next_to_random``: every
+evaluator, and the random real subset with the same images per class). Writes
+``metrics.json`` with the run schema. An evaluation that is killed resumes: each finished
+(evaluator, set) pair is kept under the output's ``checkpoints/`` until ``metrics.json`` is
+written, in a file named after the set and the resolved recipe.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from condensery import (
-    Result,
+    DoneStore,
     RunContext,
     SyntheticSet,
     UserError,
+    class_counts,
     comparisons,
     context_of,
+    evaluate_next_to_random,
     load_plan,
     result_lines,
     say,
@@ -26,7 +33,7 @@ from condensery import (
     write_yaml,
 )
 
-from .protocol import class_counts, random_like
+from .caches import key_of
 from .sets import load_set
 
 
@@ -38,26 +45,6 @@ def plan_for_eval(recipe: str | Path, overrides: list[str], registry: Any):
 def context_for(plan: Any, registry: Any, run_dir: Path | None) -> RunContext:
     """Runtime, data and task of ``plan``, as ``condensery run`` builds them, without synthesis."""
     return context_of(plan, registry, run_dir=run_dir)
-
-
-def evaluate_set(plan: Any, ctx: RunContext, synset: SyntheticSet) -> list[Result]:
-    """Every evaluator on ``synset`` and, for those that compare, on the same-size random subset."""
-    results: list[Result] = []
-    syn = synset.to(ctx.device)
-    syn.metadata["role"] = "synthetic"
-    random_set = None
-    for _name, evaluator in plan.evaluators:
-        for r in evaluator.evaluate(syn, ctx):
-            r.set = r.set or "synthetic"
-            results.append(r)
-        if evaluator.compares_random:
-            if random_set is None:
-                random_set = random_like(ctx, syn)
-                random_set.metadata.update(syn.protocol_metadata())  # same protocol, same teacher
-            for r in evaluator.evaluate(random_set, ctx):
-                r.set = "random"
-                results.append(r)
-    return results
 
 
 #: evaluator options that change how many networks are measured, not how each is trained
@@ -102,6 +89,15 @@ def _short(value: Any) -> str:
     return str(value)
 
 
+def set_key(synset: SyntheticSet, resolved: dict[str, Any]) -> str:
+    """A short hash of the set's tensors and metadata and of the resolved recipe: the finished
+    evaluations kept under one key are those of this very set under this very recipe."""
+    tensors = [t for t in (synset.images, synset.labels, synset.stages, synset.classes) if t is not None]
+    digest = hashlib.sha1(b"".join(t.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes()
+                                   for t in tensors)).hexdigest()
+    return key_of(digest, synset.lr, synset.stage_lrs, synset.metadata, resolved)
+
+
 def warn_task_mismatch(synset: SyntheticSet, plan: Any, ctx: RunContext) -> list[str]:
     """Print one warning line when the set was distilled for another task than the recipe's."""
     diffs = task_differences(synset.metadata.get("task"), task_record(plan, ctx.task))
@@ -133,7 +129,9 @@ def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | N
     mismatch = warn_task_mismatch(synset, plan, ctx)
     say(f"[eval] {synset_path} ({len(synset)} images, ipc {ipc}) on {plan.data_name}, device {ctx.device}")
     t = time.perf_counter()
-    results = evaluate_set(plan, ctx, synset)
+    done = DoneStore(ctx.checkpoints.folder / f"evaluate-{set_key(synset, plan.resolved)}.json",
+                     write=ctx.runtime.is_main)
+    results = evaluate_next_to_random(ctx, plan.evaluators, synset, done)
     seconds = {"evaluate": time.perf_counter() - t, "total": time.perf_counter() - t0}
     metrics = {
         "recipe": plan.name, "method": synset.metadata.get("method", synset_path.stem),
@@ -148,6 +146,7 @@ def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | N
     if ctx.runtime.is_main:
         write_yaml(out / "recipe.yaml", plan.resolved)
         write_json(out / "metrics.json", metrics)
+        done.path.unlink(missing_ok=True)  # finished: evaluating the set again starts afresh
     for line in result_lines(results, metrics["comparisons"]):
         say(line)
     return metrics, out

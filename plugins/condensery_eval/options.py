@@ -47,7 +47,7 @@ class TrainProtocol(Options):
 class TeacherOptions(Options):
     model: ModelName | None = Field(None, description="teacher network (default: the task model)")
     model_options: dict[str, Any] = Field(default_factory=dict, description="options of the teacher network, e.g. {width: 32}")
-    path: str | None = Field(None, description="load this .safetensors state dict instead of training")
+    path: str | None = Field(None, description="load this teacher .safetensors (a condensery teacher file or a bare state dict) instead of training")
     epochs: int = Field(50, ge=1, description="training epochs on the real training split")
     lr: float = Field(0.01, gt=0)
     batch_size: int = Field(256, ge=1)

@@ -1,6 +1,7 @@
 """The shared training protocol of evaluators: augmentation choice, seeds, staged training,
-lr selection on validation, and runs spread over processes. The random subset of the same size
-is in ``random_arm``, the cache locations in ``caches`` (both re-exported here)."""
+lr selection on validation, and runs spread over processes. The random arm's per-network draws
+are in ``random_arm``, the cache locations in ``caches`` (both re-exported here); the random
+subset itself is the core's ``condensery.random_like``."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from condensery import (
 
 from .caches import cache_root, data_fingerprint, key_of  # noqa: F401  (their old home)
 from .options import Augmentation, TrainProtocol  # noqa: F401  (Augmentation: its old home)
-from .random_arm import class_counts, draw, draw_record, random_like, subject_for_run  # noqa: F401
+from .random_arm import draw_record, subject_for_run  # noqa: F401
 
 T = TypeVar("T")
 

@@ -26,17 +26,25 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, accuracy, write_atomic
+from condensery import (
+    Evaluator,
+    Options,
+    Result,
+    RunContext,
+    SyntheticSet,
+    accuracy,
+    class_counts,
+    random_like,
+    write_atomic,
+)
 
 from .hard_label import HardLabelEvaluator
 from .options import RankingOptions
 from .protocol import (
     cache_root,
-    class_counts,
     data_fingerprint,
     key_of,
     model_name,
-    random_like,
     spread_runs,
     train_once,
 )
@@ -147,8 +155,7 @@ class RankingEvaluator(Evaluator):
         o = self.options
         syn = synset.to(ctx.device)
         syn.metadata["role"] = "synthetic"
-        rnd = random_like(ctx, syn)
-        rnd.metadata.update(syn.protocol_metadata())  # the same teacher, solver and partner lr as the set
+        rnd = random_like(ctx, syn)  # with the set's teacher, label solver and partner lr
         method = self.method_protocol(syn)
         base = o.soft if method == "soft-label" else o.hard
         aug_kind = o.aug or (base.augment if base.augment != "none" else "dsa")

@@ -49,7 +49,7 @@ from .protocol import (
     subject_for_run,
 )
 from .student import kd_loss, mix_batch, stored_targets, train_student  # noqa: F401  (re-exported)
-from .teacher import _load_state, _teacher_path, build_teacher  # noqa: F401  (re-exported)
+from .teacher import build_teacher
 
 
 class SoftLabelEvaluator(Evaluator):

@@ -16,16 +16,13 @@ The network can be evaluated at other weights than its own (``set_teacher(net, p
 with a name -> tensor dict) through ``torch.func.functional_call``: that is how DWA
 synthesises against a perturbed teacher theta + delta without ever writing into it.
 
-Teachers travel as ``.safetensors`` files: the plain ``state_dict`` in the body and the
-model spec (``{"name": ..., **options}``) as JSON in the header under ``condensery_teacher``,
-so anyone can rebuild the network with ``build_model`` and ``load_state_dict``.
+Teachers travel in the one teacher format of the core (``condensery.save_teacher`` /
+``load_teacher``: the state dict plus its model spec in the header), so a teacher the
+soft-label evaluator cached serves here as well.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -36,56 +33,12 @@ from condensery import (
     Options,
     RunContext,
     UserError,
-    atomic_path,
-    build_model,
     crop_flip,
-    read_safetensors,
+    load_teacher,
     soft_cross_entropy,
 )
 
 from .options import BNStatsOptions
-
-TEACHER_KEY = "condensery_teacher"
-
-# -- teacher files -----------------------------------------------------------------------
-def save_teacher(path: str | os.PathLike[str], model: nn.Module, spec: dict[str, Any], **info: Any) -> Path:
-    """Write ``model``'s state_dict and its spec (plus ``info``) atomically to ``path``."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    header = json.dumps({"model": spec, **info}, default=str)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={TEACHER_KEY: header})
-    return path
-
-
-def read_teacher(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The state_dict and header of a teacher file; any malformed file is a ``UserError``."""
-    path = Path(os.path.expandvars(os.path.expanduser(str(path))))
-    if not path.is_file():
-        raise UserError(f"teacher '{path}' does not exist; give a teacher .safetensors written by condensery")
-    tensors, metadata = read_safetensors(path, "teacher ")
-    raw = metadata.get(TEACHER_KEY)
-    if raw is None:
-        raise UserError(f"teacher '{path}' has no '{TEACHER_KEY}' header with its model spec")
-    return tensors, json.loads(raw)
-
-
-def load_teacher(path: str | os.PathLike[str], ctx: RunContext) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the teacher for ``ctx.task`` in eval mode with frozen parameters."""
-    tensors, header = read_teacher(path)
-    spec = header.get("model") or {}
-    model = build_model(ctx.registry, spec, ctx.task)
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise UserError(f"teacher '{path}' does not fit model {spec} for this task: {first}") from None
-    model = model.to(ctx.device).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model, header
 
 
 # -- statistics --------------------------------------------------------------------------

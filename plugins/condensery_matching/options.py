@@ -70,7 +70,7 @@ class GradientOptions(DSAOptions):
 
 class BNStatsOptions(Options):
     teacher: str | None = Field(
-        None, description="teacher .safetensors (written by the dwa synthesizer); dwa sets its own"
+        None, description="teacher .safetensors with its model header (a dwa run's, a cached soft-label teacher); dwa sets its own"
     )
     alpha_bn: float = Field(0.01, ge=0, description="weight of the BN-statistics term")
     var_weight: float = Field(1.0, ge=0, description="lambda_var: variance term weight (SRe2L: 1)")
