@@ -45,6 +45,16 @@ def cli(capsys):
     return invoke
 
 
+def task_context(recipe: str | Path, run_dir: Path | None = None):
+    """The RunContext of a recipe (its text, or a path) as every command opens it: ``open_task``."""
+    import yaml
+    from condensery import open_task
+    from condensery.plugins import get_registry
+
+    doc = recipe if isinstance(recipe, Path) else yaml.safe_load(recipe)
+    return open_task(doc, get_registry(), run_dir=run_dir, announce=False)[1]
+
+
 def write_recipe(path: Path, text: str) -> Path:
     path.write_text(text)
     return path

@@ -9,9 +9,10 @@ import pytest
 import torch
 from condensery import SyntheticSet
 from condensery.plugins import get_registry
-from condensery_eval.evaluate import context_for, plan_for_eval
 from condensery_eval.sets import load_set
 from PIL import Image
+
+from .conftest import task_context
 
 RECIPE = """
 name: evalcmd
@@ -32,8 +33,7 @@ def recipe(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def ctx(recipe):
-    reg = get_registry()
-    return context_for(plan_for_eval(recipe, [], reg), reg, None)
+    return task_context(recipe)
 
 
 @pytest.fixture(scope="module")

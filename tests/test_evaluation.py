@@ -15,9 +15,9 @@ from condensery import (
     evaluate_next_to_random,
     random_like,
 )
-from condensery.plugins import get_registry
-from condensery_eval.evaluate import context_for, plan_for_eval
 from condensery_eval.protocol import TrainProtocol
+
+from .conftest import task_context
 
 RECIPE = """
 name: judgetest
@@ -30,11 +30,8 @@ runtime: {threads: 1}
 
 
 @pytest.fixture(scope="module")
-def ctx(tmp_path_factory):
-    path = tmp_path_factory.mktemp("recipe") / "r.yaml"
-    path.write_text(RECIPE)
-    reg = get_registry()
-    return context_for(plan_for_eval(path, [], reg), reg, None)
+def ctx():
+    return task_context(RECIPE)
 
 
 class Spy(Evaluator):

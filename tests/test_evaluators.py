@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from condensery import UserError, predict, random_like
-from condensery.plugins import get_registry
 from condensery_eval.cross_arch import CrossArchEvaluator, CrossArchOptions
-from condensery_eval.evaluate import context_for, plan_for_eval
 from condensery_eval.hard_label import HardLabelEvaluator
 from condensery_eval.models import small_vgg_factory
 from condensery_eval.protocol import TrainProtocol, train_once
@@ -25,6 +23,8 @@ from condensery_eval.ranking import (
     normalise,
 )
 from condensery_eval.soft_label import SoftLabelEvaluator, SoftLabelOptions
+
+from .conftest import task_context
 
 RECIPE = """
 name: evtest
@@ -38,11 +38,8 @@ runtime: {threads: 1}
 
 
 @pytest.fixture(scope="module")
-def ctx(tmp_path_factory):
-    path = tmp_path_factory.mktemp("recipe") / "r.yaml"
-    path.write_text(RECIPE)
-    reg = get_registry()
-    return context_for(plan_for_eval(path, [], reg), reg, None)
+def ctx():
+    return task_context(RECIPE)
 
 
 @pytest.fixture(scope="module")

@@ -17,15 +17,13 @@ from condensery import (
     random_like,
     welch_interval,
 )
-from condensery.plugins import get_registry
 from condensery_eval import protocol as protocol_module
-from condensery_eval.evaluate import context_for, plan_for_eval
 from condensery_eval.hard_label import HardLabelEvaluator
 from condensery_eval.protocol import TrainProtocol, random_arm_grid
 from condensery_eval.ranking import RankingEvaluator, RankingOptions
 from condensery_eval.report import render
 
-from .conftest import write_recipe
+from .conftest import task_context, write_recipe
 
 RECIPE = """
 name: fairtest
@@ -39,11 +37,8 @@ runtime: {threads: 1}
 
 
 @pytest.fixture(scope="module")
-def ctx(tmp_path_factory):
-    path = tmp_path_factory.mktemp("recipe") / "r.yaml"
-    path.write_text(RECIPE)
-    reg = get_registry()
-    return context_for(plan_for_eval(path, [], reg), reg, None)
+def ctx():
+    return task_context(RECIPE)
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,12 @@ from condensery import (
     random_like,
     train_classifier,
 )
-from condensery.plugins import get_registry
-from condensery_eval.evaluate import context_for, plan_for_eval
 from condensery_eval.hard_label import HardLabelEvaluator
 from condensery_eval.protocol import TrainProtocol, subject_for_run
 from condensery_eval.soft_label import SoftLabelEvaluator, SoftLabelOptions
 from condensery_matching.krr import KRRMatcher, KRROptions
+
+from .conftest import task_context
 
 RECIPE = """
 name: lstest
@@ -50,8 +50,7 @@ def recipe(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def ctx(recipe):
-    reg = get_registry()
-    return context_for(plan_for_eval(recipe, [], reg), reg, None)
+    return task_context(recipe)
 
 
 def template() -> SyntheticSet:

@@ -8,15 +8,15 @@ import json
 import pytest
 import torch
 from condensery import UserError, load_teacher, predict, read_teacher, save_teacher
-from condensery.plugins import get_registry
 from condensery_dwa.synthesizer import DWAOptions, DWASynthesizer
-from condensery_eval.evaluate import context_for, plan_for_eval
 from condensery_eval.options import TeacherOptions
 from condensery_eval.soft_label import SoftLabelEvaluator, SoftLabelOptions
 from condensery_eval.teacher import _teacher_path
 from condensery_matching.bnstats import BNStatsMatcher
 from condensery_matching.options import BNStatsOptions
 from safetensors.torch import save_file
+
+from .conftest import task_context
 
 RECIPE = """
 name: teachertest
@@ -31,10 +31,7 @@ BN = {"name": "convnet_bn", "depth": 2, "width": 8}  # not the task model: a wro
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
-    path = tmp_path_factory.mktemp("recipe") / "r.yaml"
-    path.write_text(RECIPE)
-    reg = get_registry()
-    return context_for(plan_for_eval(path, [], reg), reg, tmp_path_factory.mktemp("run"))
+    return task_context(RECIPE, tmp_path_factory.mktemp("run"))
 
 
 def net(ctx, spec=BN, seed=0):

@@ -16,6 +16,8 @@ from condensery_eval.evaluate import context_for, plan_for_eval
 from condensery_eval.sets import load_set
 from PIL import Image
 
+from .conftest import task_context
+
 REPO = Path(__file__).resolve().parents[1]
 
 EVAL = """
@@ -37,8 +39,7 @@ def recipe(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def ctx(recipe):
-    reg = get_registry()
-    return context_for(plan_for_eval(recipe, [], reg), reg, None)
+    return task_context(recipe)
 
 
 def eight_bit_set(ctx, soft: bool = False, lr: float | None = 0.02) -> SyntheticSet:
