@@ -20,6 +20,15 @@ def _isolated_cache(tmp_path_factory):
     yield
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (bit-for-bit comparisons within a test), restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @dataclass
 class CliResult:
     code: int
@@ -78,6 +87,19 @@ evaluators:
 @pytest.fixture
 def tiny_recipe(tmp_path) -> Path:
     return write_recipe(tmp_path / "tiny.yaml", TINY_DM)
+
+
+def tiny_tensors(n: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random 3x4x4 images and labels of 3 classes, the same every call."""
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, 3, 4, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def tiny_classifier() -> torch.nn.Module:
+    """An MLP for ``tiny_tensors``, initialised the same every call."""
+    torch.manual_seed(0)
+    nn = torch.nn
+    return nn.Sequential(nn.Flatten(), nn.Linear(48, 16), nn.ReLU(), nn.Linear(16, 3))
 
 
 def python() -> str:

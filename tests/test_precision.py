@@ -16,17 +16,11 @@ import torch.nn as nn
 from condensery import Runtime, RuntimeOptions, backward_step, train_classifier
 from condensery.runtime import loss_scaler
 
+from .conftest import tiny_classifier, tiny_tensors
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _data(n: int = 40):
-    g = torch.Generator().manual_seed(0)
-    return torch.randn(n, 3, 4, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
-
-
-def _model() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Flatten(), nn.Linear(48, 16), nn.ReLU(), nn.Linear(16, 3))
 
 
 class SpyScaler:
@@ -54,10 +48,10 @@ def test_only_fp16_scales_the_loss(precision, enabled):
 
 
 def test_the_fp16_loop_scales_every_batch_and_trains_the_same_weights():
-    x, y = _data()
-    plain = train_classifier(_model(), x, y, epochs=3, lr=0.1, batch_size=16, generator=torch.Generator().manual_seed(1))
+    x, y = tiny_tensors()
+    plain = train_classifier(tiny_classifier(), x, y, epochs=3, lr=0.1, batch_size=16, generator=torch.Generator().manual_seed(1))
     spy = SpyScaler(torch.amp.GradScaler("cpu", init_scale=2.0**12))
-    scaled = train_classifier(_model(), x, y, epochs=3, lr=0.1, batch_size=16,
+    scaled = train_classifier(tiny_classifier(), x, y, epochs=3, lr=0.1, batch_size=16,
                               generator=torch.Generator().manual_seed(1), scaler=spy)
     batches = 3 * 3  # 40 images in batches of 16, 3 epochs
     assert spy.calls == {"scale": batches, "step": batches, "update": batches}
@@ -67,11 +61,11 @@ def test_the_fp16_loop_scales_every_batch_and_trains_the_same_weights():
 
 
 def test_an_overflowing_step_is_skipped_not_applied():
-    model = _model()
+    model = tiny_classifier()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**12)
     before = [p.detach().clone() for p in model.parameters()]
-    x, y = _data(8)
+    x, y = tiny_tensors(8)
     loss = nn.functional.cross_entropy(model(x), y) * float("inf")
     backward_step(loss, opt, scaler)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

@@ -28,12 +28,7 @@ from condensery_matching.pixel import PixelOptions, PixelSynthesizer
 TINY = {"name": "convnet", "depth": 1, "width": 8, "norm": "instancenorm"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_ctx(tmp_path, matcher: Matcher | None, seed: int = 0, **runtime) -> RunContext:

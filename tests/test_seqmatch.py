@@ -27,12 +27,7 @@ from condensery_seqmatch.synthesizer import SeqMatchOptions, SeqMatchSynthesizer
 TINY = {"name": "convnet", "depth": 1, "width": 8, "norm": "instancenorm"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_ctx(tmp_path, ipc: int, matcher=None, checkpoint_every: int = 200) -> RunContext:

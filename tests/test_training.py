@@ -17,15 +17,7 @@ from condensery.training import _schedule
 from condensery_eval.options import SoftLabelOptions
 from condensery_eval.student import kd_loss, mix_batch, student_loss
 
-
-def _data(n: int = 40):
-    g = torch.Generator().manual_seed(0)
-    return torch.randn(n, 3, 4, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
-
-
-def _model() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Flatten(), nn.Linear(48, 16), nn.ReLU(), nn.Linear(16, 3))
+from .conftest import tiny_classifier, tiny_tensors
 
 
 def _noise(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -37,7 +29,7 @@ def _same(a: nn.Module, b: nn.Module) -> bool:
 
 
 def test_a_batch_loss_sees_the_augmented_batch_and_its_indices():
-    x, y = _data()
+    x, y = tiny_tensors()
     seen = []
 
     def ce(model, xb, idx, gen):
@@ -45,8 +37,8 @@ def test_a_batch_loss_sees_the_augmented_batch_and_its_indices():
         return F.cross_entropy(model(xb), y[idx])
 
     common = dict(epochs=3, lr=0.1, batch_size=16, augment=_noise)
-    with_labels = train_classifier(_model(), x, y, generator=torch.Generator().manual_seed(1), **common)
-    with_loss = train_classifier(_model(), x, None, generator=torch.Generator().manual_seed(1), batch_loss=ce, **common)
+    with_labels = train_classifier(tiny_classifier(), x, y, generator=torch.Generator().manual_seed(1), **common)
+    with_loss = train_classifier(tiny_classifier(), x, None, generator=torch.Generator().manual_seed(1), batch_loss=ce, **common)
     assert _same(with_labels, with_loss)
     replay = torch.Generator().manual_seed(1)  # randperm per epoch, then augment per batch
     for epoch in range(3):
@@ -58,10 +50,10 @@ def test_a_batch_loss_sees_the_augmented_batch_and_its_indices():
 
 
 def test_adamw_at_a_constant_lr_is_the_hand_written_loop():
-    x, y = _data()
-    trained = train_classifier(_model(), x, y, epochs=2, lr=0.01, batch_size=16, optimizer="adamw",
+    x, y = tiny_tensors()
+    trained = train_classifier(tiny_classifier(), x, y, epochs=2, lr=0.01, batch_size=16, optimizer="adamw",
                                weight_decay=0.01, lr_schedule="none", generator=torch.Generator().manual_seed(3))
-    model, gen = _model(), torch.Generator().manual_seed(3)
+    model, gen = tiny_classifier(), torch.Generator().manual_seed(3)
     opt = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.01)
     for _ in range(2):
         perm = torch.randperm(40, generator=gen)
@@ -75,7 +67,7 @@ def test_adamw_at_a_constant_lr_is_the_hand_written_loop():
 
 @pytest.mark.parametrize("schedule,last_lr", [("step", 0.01), ("cosine", 0.0), ("none", 0.1)])
 def test_lr_schedules_end_where_they_should(schedule, last_lr):
-    opt = torch.optim.SGD(_model().parameters(), lr=0.1)
+    opt = torch.optim.SGD(tiny_classifier().parameters(), lr=0.1)
     sched = _schedule(opt, schedule, 4)
     for _ in range(4):
         opt.step()
@@ -85,14 +77,14 @@ def test_lr_schedules_end_where_they_should(schedule, last_lr):
 
 
 def test_hooks_see_every_step_and_epoch_and_progress_wraps_the_epochs():
-    x, y = _data()
+    x, y = tiny_tensors()
     events = []
 
     def bar(epochs: range):
         events.append(("bar", len(epochs), None))
         return iter(epochs)
 
-    train_classifier(_model(), x, y, epochs=2, lr=0.1, batch_size=16, generator=torch.Generator().manual_seed(0),
+    train_classifier(tiny_classifier(), x, y, epochs=2, lr=0.1, batch_size=16, generator=torch.Generator().manual_seed(0),
                      on_step=lambda step, m: events.append(("step", step, m[1].weight.detach().clone())),
                      on_epoch=lambda epoch, m: events.append(("epoch", epoch, None)),
                      progress=bar)
@@ -110,24 +102,24 @@ def test_hooks_see_every_step_and_epoch_and_progress_wraps_the_epochs():
     ({"label_loss": "mse"}, "regression targets"),
 ])
 def test_bad_arguments_are_named(kw, message):
-    x, y = _data()
+    x, y = tiny_tensors()
     kw = {"labels": y, **kw}
     with pytest.raises(ValueError, match=message):
-        train_classifier(_model(), x, kw.pop("labels"), epochs=1, lr=0.1, generator=torch.Generator(), **kw)
+        train_classifier(tiny_classifier(), x, kw.pop("labels"), epochs=1, lr=0.1, generator=torch.Generator(), **kw)
 
 
 def test_a_non_finite_batch_loss_is_a_divergence():
-    x, _ = _data()
+    x, _ = tiny_tensors()
     with pytest.raises(DivergenceError, match="at epoch 0"):
-        train_classifier(_model(), x, None, epochs=1, lr=0.1, generator=torch.Generator(),
+        train_classifier(tiny_classifier(), x, None, epochs=1, lr=0.1, generator=torch.Generator(),
                          batch_loss=lambda model, xb, idx, gen: model(xb).sum() * float("nan"))
 
 
 def test_the_student_loss_mixes_first_then_scores_against_the_mixed_targets():
     from contextlib import nullcontext
 
-    x, _ = _data(8)
-    model = _model()
+    x, _ = tiny_tensors(8)
+    model = tiny_classifier()
     idx = torch.tensor([3, 1, 4, 0, 5, 2, 7, 6])
     probs = torch.softmax(torch.randn(8, 3, generator=torch.Generator().manual_seed(5)), 1)
     for mix, label_loss in (("cutmix", "kd"), ("mixup", "mse"), ("none", "kd")):
