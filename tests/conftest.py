@@ -54,6 +54,14 @@ def cli(capsys):
     return invoke
 
 
+def digits_recipe(name: str, *, width: int = 8, runs: int = 1, epochs: int = 1, synthesizer: str | None = None) -> str:
+    """The small task most tests judge on: digits, a depth-2 ConvNet of ``width``, one
+    hard-label evaluator of ``runs`` x ``epochs``, one thread (``synthesizer`` as flow YAML)."""
+    section = f"synthesizer: {synthesizer}\n" if synthesizer else ""
+    return (f"name: {name}\nseed: 0\ndata: {{name: digits}}\nmodel: {{name: convnet, depth: 2, width: {width}}}\n"
+            f"{section}evaluators: [{{name: hard-label, runs: {runs}, epochs: {epochs}}}]\nruntime: {{threads: 1}}\n")
+
+
 def task_context(recipe: str | Path, run_dir: Path | None = None):
     """The RunContext of a recipe (its text, or a path) as every command opens it: ``open_task``."""
     import yaml

@@ -12,16 +12,9 @@ from condensery.plugins import get_registry
 from condensery_eval.sets import load_set
 from PIL import Image
 
-from .conftest import task_context
+from .conftest import digits_recipe, task_context
 
-RECIPE = """
-name: evalcmd
-seed: 0
-data: {name: digits}
-model: {name: convnet, depth: 2, width: 16}
-evaluators: [{name: hard-label, runs: 2, epochs: 3}]
-runtime: {threads: 1}
-"""
+RECIPE = digits_recipe('evalcmd', width=16, runs=2, epochs=3)
 
 
 @pytest.fixture(scope="module")

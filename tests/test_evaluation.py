@@ -17,16 +17,9 @@ from condensery import (
 )
 from condensery_eval.protocol import TrainProtocol
 
-from .conftest import task_context
+from .conftest import digits_recipe, task_context
 
-RECIPE = """
-name: judgetest
-seed: 0
-data: {name: digits}
-model: {name: convnet, depth: 2, width: 8}
-evaluators: [{name: hard-label, runs: 1, epochs: 1}]
-runtime: {threads: 1}
-"""
+RECIPE = digits_recipe('judgetest', width=8)
 
 
 @pytest.fixture(scope="module")

@@ -24,17 +24,9 @@ from condensery_eval.ranking import (
 )
 from condensery_eval.soft_label import SoftLabelEvaluator, SoftLabelOptions
 
-from .conftest import task_context
+from .conftest import digits_recipe, task_context
 
-RECIPE = """
-name: evtest
-seed: 0
-data: {name: digits}
-model: {name: convnet, depth: 2, width: 16}
-synthesizer: {name: random, ipc: 2}
-evaluators: [{name: hard-label, runs: 1, epochs: 5}]
-runtime: {threads: 1}
-"""
+RECIPE = digits_recipe('evtest', width=16, epochs=5, synthesizer='{name: random, ipc: 2}')
 
 
 @pytest.fixture(scope="module")

@@ -23,17 +23,9 @@ from condensery_eval.protocol import TrainProtocol, random_arm_grid
 from condensery_eval.ranking import RankingEvaluator, RankingOptions
 from condensery_eval.report import render
 
-from .conftest import task_context, write_recipe
+from .conftest import digits_recipe, task_context, write_recipe
 
-RECIPE = """
-name: fairtest
-seed: 0
-data: {name: digits}
-model: {name: convnet, depth: 2, width: 8}
-synthesizer: {name: random, ipc: 2}
-evaluators: [{name: hard-label, runs: 1, epochs: 2}]
-runtime: {threads: 1}
-"""
+RECIPE = digits_recipe('fairtest', width=8, epochs=2, synthesizer='{name: random, ipc: 2}')
 
 
 @pytest.fixture(scope="module")

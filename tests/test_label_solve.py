@@ -26,17 +26,9 @@ from condensery_eval.protocol import TrainProtocol, subject_for_run
 from condensery_eval.soft_label import SoftLabelEvaluator, SoftLabelOptions
 from condensery_matching.krr import KRRMatcher, KRROptions
 
-from .conftest import task_context
+from .conftest import digits_recipe, task_context
 
-RECIPE = """
-name: lstest
-seed: 0
-data: {name: digits}
-model: {name: convnet, depth: 2, width: 16}
-synthesizer: {name: random, ipc: 2}
-evaluators: [{name: hard-label, runs: 1, epochs: 2}]
-runtime: {threads: 1}
-"""
+RECIPE = digits_recipe('lstest', width=16, epochs=2, synthesizer='{name: random, ipc: 2}')
 SOLVER = {"matcher": "krr", "options": {"num_models": 1, "width": 16, "batch_real": 8, "reg": 1e-6,
                                         "dsa": False, "resample_every": 1}}
 

@@ -16,16 +16,9 @@ from condensery_matching.bnstats import BNStatsMatcher
 from condensery_matching.options import BNStatsOptions
 from safetensors.torch import save_file
 
-from .conftest import task_context
+from .conftest import digits_recipe, task_context
 
-RECIPE = """
-name: teachertest
-seed: 0
-data: {name: digits}
-model: {name: convnet, depth: 2, width: 8}
-evaluators: [{name: hard-label, runs: 1, epochs: 1}]
-runtime: {threads: 1}
-"""
+RECIPE = digits_recipe('teachertest', width=8)
 BN = {"name": "convnet_bn", "depth": 2, "width": 8}  # not the task model: a wrong guess cannot load
 
 

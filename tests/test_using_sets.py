@@ -16,18 +16,11 @@ from condensery_eval.evaluate import context_for, plan_for_eval
 from condensery_eval.sets import load_set
 from PIL import Image
 
-from .conftest import task_context
+from .conftest import digits_recipe, task_context
 
 REPO = Path(__file__).resolve().parents[1]
 
-EVAL = """
-name: using
-seed: 0
-data: {name: digits}
-model: {name: convnet, depth: 2, width: 16}
-evaluators: [{name: hard-label, runs: 2, epochs: 30}]
-runtime: {threads: 1}
-"""
+EVAL = digits_recipe('using', width=16, runs=2, epochs=30)
 
 
 @pytest.fixture(scope="module")
