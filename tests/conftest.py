@@ -110,5 +110,21 @@ def tiny_classifier() -> torch.nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(48, 16), nn.ReLU(), nn.Linear(16, 3))
 
 
+class Stop(Exception):
+    """A run killed at a chosen step (raised from inside its loop)."""
+
+
+def stop_at(monkeypatch, matcher, step: int) -> None:
+    """Make ``matcher.loss`` raise ``Stop`` at ``step``, as if the run were killed there."""
+    loss = matcher.loss
+
+    def dying(images, labels, at, *args, **kwargs):
+        if at == step:
+            raise Stop
+        return loss(images, labels, at, *args, **kwargs)
+
+    monkeypatch.setattr(matcher, "loss", dying)
+
+
 def python() -> str:
     return sys.executable

@@ -25,6 +25,8 @@ from condensery.runtime import Runtime, RuntimeOptions
 from condensery_matching.distribution import DistributionMatcher, DistributionOptions
 from condensery_matching.pixel import PixelOptions, PixelSynthesizer
 
+from .conftest import Stop, stop_at
+
 TINY = {"name": "convnet", "depth": 1, "width": 8, "norm": "instancenorm"}
 
 
@@ -163,8 +165,6 @@ def test_names_the_checkpoint_keeps_for_itself_are_refused(tmp_path):
 
 
 # -- the pixel loop ---------------------------------------------------------------------
-class Stop(Exception):
-    pass
 
 
 def pixel_run(ctx: RunContext):
@@ -179,14 +179,7 @@ def test_the_pixel_loop_resumes_to_the_uninterrupted_set_and_ignores_an_old_chec
     clean = pixel_run(make_ctx(tmp_path / "clean", dm(), checkpoint_every=2))
     matcher = dm()
     ctx = make_ctx(tmp_path / "killed", matcher, checkpoint_every=2)
-    loss = matcher.loss
-
-    def dies_at_step_5(images, labels, step):
-        if step == 5:
-            raise Stop
-        return loss(images, labels, step)
-
-    monkeypatch.setattr(matcher, "loss", dies_at_step_5)
+    stop_at(monkeypatch, matcher, 5)
     with pytest.raises(Stop):
         pixel_run(ctx)
     again = make_ctx(tmp_path / "killed", dm(), checkpoint_every=2)

@@ -24,6 +24,8 @@ from condensery_seqmatch import synthesizer as seq_module
 from condensery_seqmatch.stages import split_ipc, stage_layout, warm_train
 from condensery_seqmatch.synthesizer import SeqMatchOptions, SeqMatchSynthesizer
 
+from .conftest import Stop, stop_at
+
 TINY = {"name": "convnet", "depth": 1, "width": 8, "norm": "instancenorm"}
 
 
@@ -145,8 +147,6 @@ def test_stage_experts_start_from_a_network_trained_on_the_frozen_subsets(tmp_pa
 
 
 # -- resume -----------------------------------------------------------------------------
-class Stop(Exception):
-    pass
 
 
 def test_a_stopped_run_resumes_at_its_stage_and_step(tmp_path, monkeypatch):
@@ -154,14 +154,7 @@ def test_a_stopped_run_resumes_at_its_stage_and_step(tmp_path, monkeypatch):
 
     matcher = trajectory(tmp_path / "killed")
     ctx = make_ctx(tmp_path / "killed", 2, matcher, checkpoint_every=1)
-    loss = matcher.loss
-
-    def dies_at_step_4(images, labels, step):
-        if step == 4:
-            raise Stop
-        return loss(images, labels, step)
-
-    monkeypatch.setattr(matcher, "loss", dies_at_step_4)
+    stop_at(monkeypatch, matcher, 4)
     with pytest.raises(Stop):
         seq(ipc=2, iterations=6).synthesize(ctx)
     tensors, meta = ctx.checkpoints.load("seqmatch")
