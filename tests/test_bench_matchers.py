@@ -29,6 +29,21 @@ def test_rows_per_class_count_with_median_step_time_and_top_operators(tmp_path):
     assert rows[1]["gflop_per_step"] > rows[0]["gflop_per_step"]
 
 
+def test_mtt_unroll_length_can_be_set_and_its_cost_grows_with_it(tmp_path):
+    """``--syn-steps`` replaces MTT's unroll (a side-by-side run that must fit in memory twice)."""
+    rows = {}
+    for steps in (1, 3):
+        out = tmp_path / f"mtt{steps}.json"
+        proc = subprocess.run(
+            [sys.executable, str(TOOL), "--quick", "--methods", "mtt", "--ipcs", "1", "--precisions", "no",
+             "--iterations", "1", "--syn-steps", str(steps), "--device", "cpu", "-o", str(out)],
+            capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        (rows[steps],) = json.loads(out.read_text())
+    assert rows[1]["syn_steps"] == 1 and rows[3]["syn_steps"] == 3
+    assert rows[3]["gflop_per_step"] > 2.5 * rows[1]["gflop_per_step"]
+
+
 def test_plot_bench_tables_and_figure_of_cost_growth(tmp_path, capsys):
     sys.path.insert(0, str(TOOL.parent))
     import plot_bench

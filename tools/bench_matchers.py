@@ -40,8 +40,9 @@ TRAJ = {1: dict(syn_steps=50, expert_epochs=2, max_start_epoch=2), 10: dict(syn_
         50: dict(syn_steps=30, expert_epochs=2, max_start_epoch=40)}  # the MTT paper's CIFAR-10 settings
 
 
-def matcher_spec(method: str, ipc: int, quick: bool, experts_dir: str) -> dict:
-    """The recipe's matcher section for ``method`` (the papers' CIFAR-10 settings unless ``quick``)."""
+def matcher_spec(method: str, ipc: int, quick: bool, experts_dir: str, syn_steps: int | None = None) -> dict:
+    """The recipe's matcher section for ``method`` (the papers' CIFAR-10 settings unless ``quick``;
+    ``syn_steps`` replaces MTT's unroll length, e.g. for a side-by-side run that must fit in memory twice)."""
     real = 16 if quick else 256
     if method in ("dc", "dsa"):
         spec = {"name": "gradient", "dsa": method == "dsa", "batch_real": real}
@@ -54,6 +55,8 @@ def matcher_spec(method: str, ipc: int, quick: bool, experts_dir: str) -> dict:
         t = dict(TRAJ[ipc])
         if quick:
             t.update(syn_steps=2)
+        if syn_steps is not None:
+            t.update(syn_steps=syn_steps)
         return {"name": "trajectory", **t, "train_epochs": 50, "num_experts": 2, "experts_dir": experts_dir,
                 "checkpoint_unroll": method == "mtt-ckpt", "batch_syn": None if method == "mtt" else 100}
     if method == "dwa":  # DWA / SRe2L recover: BN-statistics matching against a (random) BN teacher
@@ -65,7 +68,7 @@ def matcher_spec(method: str, ipc: int, quick: bool, experts_dir: str) -> dict:
 
 
 def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool, device: str,
-            classes: int = 10, profile: int = 0) -> dict:
+            classes: int = 10, profile: int = 0, syn_steps: int | None = None) -> dict:
     """Time one configuration in this process and return its JSON row."""
     import torch
     from condensery import RealData, context_of, get_registry, load_plan
@@ -83,7 +86,7 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool,
     # the recipe states the model, ipc, matcher and runtime; its data section only names a
     # registered source (nothing is read): the data are the random tensors above
     recipe = {"name": f"bench-{method}", "seed": 0, "data": {"name": "digits"}, "model": model,
-              "synthesizer": {"name": "pixel", "ipc": ipc, "matcher": matcher_spec(method, ipc, quick, tmp)},
+              "synthesizer": {"name": "pixel", "ipc": ipc, "matcher": matcher_spec(method, ipc, quick, tmp, syn_steps)},
               "runtime": {"cpu": device == "cpu", "mixed_precision": precision}}
     plan = load_plan(recipe, registry, needs_synthesizer=True)
     ctx = context_of(plan, registry, run_dir=Path(tmp), data=data)
@@ -137,6 +140,8 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool,
            "quick": quick, "model_width": model["width"], "threads": torch.get_num_threads(),
            "gflop_per_step": round(flops / 1e9, 3), "achieved_gflops": round(flops / 1e9 / seconds, 2)}
     row["peak_memory_mb"], row["memory_kind"] = round(peak, 1), memory_kind
+    if method.startswith("mtt"):
+        row["syn_steps"] = recipe["synthesizer"]["matcher"]["syn_steps"]
     if profile:
         row["top_ops"] = top_ops(lambda: step(iterations + 2), profile, cuda)
     return row
@@ -184,13 +189,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", choices=("auto", "cpu"), default="auto")
     ap.add_argument("--classes", default="10", help="comma-separated class counts (cost against the number of classes)")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="also list the N operators with the most self time")
+    ap.add_argument("--syn-steps", type=int, default=None, help="MTT: unroll this many student steps instead of the paper's")
     ap.add_argument("-o", "--output", default=None, help="also write the JSON list here")
     ap.add_argument("--one", nargs=3, metavar=("METHOD", "IPC", "PRECISION"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
         method, ipc, precision = args.one
         print(json.dumps(run_one(method, int(ipc), precision, args.iterations, args.quick, args.device,
-                                 int(args.classes), args.profile)))
+                                 int(args.classes), args.profile, args.syn_steps)))
         return
     import torch
 
@@ -207,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
                    "--profile", str(args.profile)]
             if args.quick:
                 cmd.append("--quick")
+            if args.syn_steps is not None:
+                cmd += ["--syn-steps", str(args.syn_steps)]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
             if proc.returncode == 0:
                 row = json.loads(proc.stdout.strip().splitlines()[-1])
