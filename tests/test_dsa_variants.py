@@ -18,6 +18,8 @@ from condensery import DSA, AugParams
 from condensery.data.augment import DSA_OPS
 from condensery.errors import UserError
 
+from .conftest import digits_recipe
+
 #: sum(out * ramp) of the default variant on a fixed input and draw, recorded before the
 #: variants existed (float64 of the float32 output): the default must stay as it was
 DEFAULT_CHECKSUMS = {
@@ -225,12 +227,7 @@ def test_options_expose_the_variant():
     assert TrainProtocol(augment="dsa-paper").augment == "dsa-paper"
 
 
-RECIPE = """name: r
-data: {name: digits}
-model: {name: convnet, depth: 2, width: 8}
-synthesizer: {name: pixel, ipc: 1, iterations: 2, matcher: {name: gradient, batch_real: 8}}
-evaluators: [{name: hard-label, runs: 1, epochs: 1}]
-"""
+RECIPE = digits_recipe("r", synthesizer="{name: pixel, ipc: 1, iterations: 2, matcher: {name: gradient, batch_real: 8}}")
 
 
 @pytest.mark.parametrize("override, expected", [

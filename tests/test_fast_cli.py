@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import digits_recipe
+
 PROBE = """
 import sys
 from condensery.cli import main
@@ -56,12 +58,7 @@ def test_a_recipe_naming_an_unknown_component_fails_before_torch(tmp_path):
     assert result["heavy"] == []
 
 
-GOOD = """name: r
-data: {name: digits}
-model: {name: convnet, depth: 2, width: 8}
-synthesizer: {name: pixel, ipc: 1, iterations: 2, matcher: {name: distribution, batch_real: 8}}
-evaluators: [{name: hard-label, runs: 1, epochs: 1}]
-"""
+GOOD = digits_recipe("r", synthesizer="{name: pixel, ipc: 1, iterations: 2, matcher: {name: distribution, batch_real: 8}}")
 
 
 @pytest.mark.parametrize("old, new, expected", [

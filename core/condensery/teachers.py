@@ -54,7 +54,11 @@ def read_teacher(path: str | os.PathLike[str], device: str = "cpu") -> tuple[dic
     A missing or unreadable file, or a header that is not a JSON object with a model spec,
     is a one-line ``UserError``.
     """
-    path = _teacher_file(path)
+    return _read(_teacher_file(path), device)
+
+
+def _read(path: Path, device: str = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``read_teacher`` of a path already checked by ``_teacher_file``."""
     tensors, metadata = read_safetensors(path, "teacher ", device=device)
     raw = metadata.get(TEACHER_KEY)
     if raw is None:
@@ -75,7 +79,7 @@ def load_teacher_into(model: nn.Module, path: str | os.PathLike[str],
     """Load the teacher file into ``model`` (built as ``spec``; strict, then eval mode and
     frozen) and return its header."""
     path = _teacher_file(path)
-    tensors, header = read_teacher(path, device=str(next(model.parameters()).device))
+    tensors, header = _read(path, device=str(next(model.parameters()).device))
     _fill(model, spec, tensors, path, header)
     return header
 
@@ -89,7 +93,7 @@ def load_teacher(path: str | os.PathLike[str], ctx: RunContext, spec: dict[str, 
     the file cannot be rebuilt, a ``UserError``.
     """
     path = _teacher_file(path)
-    tensors, header = read_teacher(path)
+    tensors, header = _read(path)
     spec = spec or header.get("model") or default
     if spec is None:
         raise UserError(f"teacher '{path}' is a bare state dict without the '{TEACHER_KEY}' header naming its "
