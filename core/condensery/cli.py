@@ -11,6 +11,7 @@ import click
 from .errors import CondenseryError, UserError
 from .plugins import KINDS, get_registry
 from .progress import set_quiet
+from .recipe_commands import recipes
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,7 +21,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.argument("recipe")
 @click.option("-o", "--output", "output", default=None, help="run directory (default runs/<name>)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a recipe value, e.g. synthesizer.ipc=10")
 @click.option("--quiet", is_flag=True, help="no progress bars or status lines")
@@ -32,7 +33,8 @@ def cli() -> None:
               help="stop after the set (synthesis-only or timing runs); rerun without it to evaluate")
 def run(recipe: str, output: str | None, overrides: tuple[str, ...], quiet: bool, force: bool,
         processes: int | None, no_eval: bool) -> None:
-    """Run RECIPE: distil, save the set, evaluate it next to the random real subset."""
+    """Run RECIPE (a .yaml file, or a shipped name: `condensery recipes`): distil, save the set, evaluate it
+    next to the random real subset."""
     from .launch import in_launched_process, launch, world_size
     from .recipe import load_recipe
 
@@ -131,6 +133,8 @@ def generate(generator_dir: str, ipc: int, output: str, seed: int, refine_steps:
     path = generate_file(generator_dir, ipc, output, seed, opts, list(overrides))
     click.echo(f"wrote {path}")
 
+
+cli.add_command(recipes)
 
 #: the core's own commands (plugins add theirs in build_cli)
 _CORE_COMMANDS = tuple(cli.commands)

@@ -22,6 +22,7 @@ import yaml
 
 from .errors import UserError
 from .options import suggest
+from .recipe_catalog import find_recipe
 from .recipe_validation import (  # noqa: F401  (re-exported: their public home was this module)
     REQUIRED,
     SECTIONS,
@@ -46,9 +47,7 @@ if TYPE_CHECKING:  # the component modules import torch: only once a recipe name
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"recipe '{path}' does not exist; give the path to a .yaml recipe (see recipes/)")
+    path = find_recipe(path)  # a file, else a shipped recipe's name
     try:
         doc = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

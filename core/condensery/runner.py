@@ -30,12 +30,22 @@ from .tasks import context_of, task_record
 
 
 def environment(runtime: Runtime) -> dict[str, Any]:
+    """What a run's numbers depend on besides the recipe.
+
+    Exact bits hold only for one torch build (the version string carries the build, e.g.
+    ``+cu130`` or ``+cpu``; ``torch_git`` the commit) on one CPU kernel family
+    (``cpu_capability``: AVX2, AVX512, ...) with one thread count; the tests' fingerprints
+    are keyed to these fields.
+    """
     import accelerate
+    import numpy
     import timm
 
     return {
-        "condensery": __version__, "torch": torch.__version__, "timm": timm.__version__,
-        "accelerate": accelerate.__version__, "python": platform.python_version(),
+        "condensery": __version__, "torch": torch.__version__, "torch_git": torch.version.git_version,
+        "torch_cuda": torch.version.cuda, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "numpy": numpy.__version__, "timm": timm.__version__, "accelerate": accelerate.__version__,
+        "python": platform.python_version(), "machine": platform.machine(),
         "device": str(runtime.device), "mixed_precision": runtime.options.mixed_precision,
         "processes": runtime.num_processes, "threads": torch.get_num_threads(),
     }
