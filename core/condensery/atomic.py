@@ -19,7 +19,8 @@ from pathlib import Path
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write; on success fsync it and rename it over ``path``.
 
-    On an exception the temporary file is removed and ``path`` is left as it was.
+    On an exception the temporary file is removed and ``path`` is left as it was; an
+    ``OSError`` that names no file (a full disk during a write) is raised naming ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,6 +31,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _remove_orphans(path)
+    except OSError as exc:
+        if exc.filename is None:  # a failed write names no file: name the one the user asked for
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

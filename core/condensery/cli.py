@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -177,6 +178,29 @@ def build_cli() -> click.Group:
     return cli
 
 
+#: errno -> what the user can do about it
+_OS_FIXES = {
+    errno.ENOSPC: "free some space there, or write elsewhere (-o); rerunning resumes from the last checkpoint",
+    errno.EDQUOT: "free some of your quota, or write elsewhere (-o); rerunning resumes from the last checkpoint",
+    errno.EACCES: "make it writable (or readable) for you, or use another path",
+    errno.EPERM: "make it writable (or readable) for you, or use another path",
+    errno.EROFS: "the file system is read-only: write elsewhere (-o)",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: use another path",
+    errno.EISDIR: "it is a folder: give a file path",
+    errno.ENAMETOOLONG: "use a shorter path",
+    errno.EMFILE: "raise the open-file limit (ulimit -n)",
+}
+
+
+def environment_problem(exc: OSError) -> str:
+    """One line for an ``OSError``: what failed, on which path, and the fix."""
+    paths = " -> ".join(f"'{p}'" for p in (exc.filename, exc.filename2) if p)
+    what = exc.strerror or type(exc).__name__
+    fix = _OS_FIXES.get(exc.errno or -1, "check the path and the disk")
+    return f"{what}{': ' + paths if paths else ''}; {fix}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: turn known errors into one line and an exit code, never a traceback.
 
@@ -204,6 +228,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("error: interrupted; rerun the same command to resume from the last checkpoint", err=True)
         sys.exit(130)
+    except OSError as exc:  # the disk, a path or a permission: the user's environment, not a bug
+        click.echo(f"error: {environment_problem(exc)}", err=True)
+        sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - a bug, reported with who to tell
         if debug:
             raise

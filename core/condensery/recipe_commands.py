@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from .atomic import write_atomic
 from .errors import UserError
 from .recipe_catalog import catalogue, shipped_recipe, summary
 
@@ -58,9 +59,5 @@ def copy(name: str, dest: str | None, force: bool) -> None:
         target = target / source.name
     if target.exists() and not force:
         raise UserError(f"'{target}' exists; pass --force to replace it, or give another DEST")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot write '{target}': {exc.strerror}; choose a writable DEST") from None
+    write_atomic(target, source.read_text(encoding="utf-8"))  # an OSError is the user's: one line, exit 2
     click.echo(f"wrote {target} (run it: condensery run {target})")
