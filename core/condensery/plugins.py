@@ -8,8 +8,9 @@ options classes) is ``condensery.registry``; its names are re-exported here.
 
 Which plugins load: ``CONDENSERY_LOAD_PLUGINS=a,b`` loads only those entry points (an empty
 value loads none), ``CONDENSERY_BLOCK_PLUGINS=a,b`` skips those; names as `condensery plugins`
-shows them, and a name no installed plugin has is an error listing the installed ones. A hook implementation whose name is no hook spec (``register_synthesizer``) is a
-broken plugin, listed with the name, rather than silently never called.
+shows them, and a name no installed plugin has is an error listing the installed ones. A
+hook implementation whose name is no hook spec (``register_synthesizer``) is a broken plugin,
+listed with the name, rather than silently never called.
 """
 
 from __future__ import annotations
