@@ -1,14 +1,17 @@
-"""Plugins use public API only (issue 21): ``condensery`` itself, and what another plugin declares public.
+"""Plugins, tools and studies use public API only: ``condensery`` itself, and what a plugin declares public.
 
-Every ``.py`` under ``plugins/`` is parsed (never imported) and each import checked:
+Every ``.py`` under ``plugins/``, ``tools/`` and ``studies/`` is parsed (never imported) and
+each import checked:
 
 - ``condensery``: only the names it exports (``condensery.__all__``), never a submodule
   such as ``condensery.runner`` unless it is listed in ``ALLOWED_CORE`` with its reason;
 - another plugin: only its package (the names in its ``__all__``) and the modules its
   ``__init__.py`` lists in ``PUBLIC_MODULES``; never a name starting with ``_``.
 
-A plugin's own modules (relative or absolute imports) are free. ``"module:Name"`` texts (the
-lazy references given to ``register``) count as imports.
+A plugin's own modules (relative or absolute imports) are free, as are a study's sibling
+helpers (``studies/study_cli.py``). ``"module:Name"`` texts (the lazy references given to
+``register``) count as imports. Tools and studies are held to the plugins' rule because they
+are what a user copies to measure something of their own.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from pathlib import Path
 
 import condensery
 
-PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
+REPO = Path(__file__).resolve().parents[1]
+PLUGINS = REPO / "plugins"
+#: folders of scripts a user runs; none of them is a plugin, so every plugin's internals are off limits
+SCRIPTS = ("tools", "studies")
 
 #: condensery submodules plugins may import directly, each with the reason; none today: every
 #: name a plugin needs is exported by ``condensery`` (``_LAZY``), so internals can move freely
@@ -106,6 +112,22 @@ def test_plugins_import_only_public_api():
     assert not bad, "plugins reach private modules:\n" + "\n".join(bad)
 
 
+def test_tools_and_studies_import_only_public_api():
+    packages = plugin_packages()
+    files = sorted(p for folder in SCRIPTS for p in (REPO / folder).rglob("*.py"))
+    assert {"bench_matchers.py", "mgdd_study.py"} <= {p.name for p in files}
+    bad: list[str] = []
+    for path in files:
+        bad += violations("", imports_of(path.read_text(), str(path.relative_to(REPO))), packages)
+    assert not bad, "tools or studies reach private modules:\n" + "\n".join(bad)
+
+
+def test_the_studies_live_in_studies():
+    """A one-off study (``*_study.py``) is no tool: it goes in ``studies/``, next to the results it made."""
+    assert not sorted((REPO / "tools").glob("*_study.py"))
+    assert len(sorted((REPO / "studies").glob("*_study.py"))) >= 5
+
+
 def test_declared_public_modules_exist():
     for package in plugin_packages():
         modules, _ = declared(package)
@@ -129,6 +151,11 @@ def test_the_check_catches_private_reaches():
     for line, message in caught.items():
         found = violations("condensery_mgdd", imports_of(line, "synthetic.py"), packages)
         assert len(found) == 1 and message in found[0], (line, found)
+        if "condensery_mgdd" not in line:  # a tool or study is held to the same rule
+            found = violations("", imports_of(line, "tools/x.py"), packages)
+            assert len(found) == 1 and message in found[0], (line, found)
+    found = violations("", imports_of("from condensery_mgdd.artifact import load_meta_generator", "studies/x.py"), packages)
+    assert len(found) == 1 and "private to the condensery_mgdd plugin" in found[0], found
     fine = ("from condensery import RunContext, open_task\n"
             "import condensery\n"
             "from condensery_matching import refine_images\n"

@@ -43,7 +43,7 @@ def test_run_files_without_a_recipe_or_a_broken_recipe_are_refused(cli, tiny_rec
     assert res.code == 2 and one_line(res.err) and "no recipe.yaml" in res.err
     (out / "recipe.yaml").write_text("synthesizer: [unclosed\n")
     res = cli("run", str(tiny_recipe), "-o", str(out), *SHORT)
-    assert res.code == 2 and one_line(res.err) and "not readable YAML" in res.err
+    assert res.code == 2 and one_line(res.err) and "recipe.yaml' is not valid YAML at line 2" in res.err
     afile = tmp_path / "afile"
     afile.write_text("x")
     res = cli("run", str(tiny_recipe), "-o", str(afile), *SHORT)

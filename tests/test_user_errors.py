@@ -65,6 +65,25 @@ def tensors_recipe(d: Path, train_labels=None) -> str:
     return edited("data: {name: digits}", f"data: {{name: tensors, train: {d / 'tr.st'}, test: {d / 'te.st'}, val_fraction: 0.0}}")
 
 
+def alias_bomb(prefix: str) -> str:
+    """"Billion laughs": nine levels of nine aliases, 9^9 values once expanded, in one flow line."""
+    levels = ["&l0 [" + ", ".join(["lol"] * 9) + "]"]
+    levels += [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    return prefix + "[" + ", ".join(levels) + "]\n"
+
+
+def latin1_recipe(d: Path) -> str:
+    (d / "r.yaml").write_bytes(GOOD.replace("name: ue", "name: r\u00e9sum\u00e9").encode("latin-1"))
+    return str(d / "r.yaml")
+
+
+#: environment of a case (set for that case only; plugin lists rebuild the registry)
+ENVIRONMENT: dict[str, dict[str, str]] = {
+    "unknown plugin to load": {"CONDENSERY_LOAD_PLUGINS": "no_such_plugin"},
+    "unknown plugin to block": {"CONDENSERY_BLOCK_PLUGINS": "dwaa, seqmatch"},
+}
+
+
 def killed_with(d: Path, damage: Callable[[Path], None]) -> list[str]:
     """A finished run with its metrics removed (as if killed) and one artifact damaged."""
     out = finished(d)
@@ -154,6 +173,28 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "threads zero": (lambda d: run(d, "--set", "runtime.threads=0"), "threads"),
     "fp16 on the cpu": (lambda d: run(d, "--set", "runtime.mixed_precision=fp16"), "fp16"),
     "unknown command option": (lambda d: ["run", recipe(d), "--bogus"], "--bogus"),
+    # -- strict recipes: what YAML itself would accept silently or expand without end ---------
+    "recipe key twice": (lambda d: run(d, text=GOOD + "seed: 1\n"), "'seed' twice in one mapping (lines 3 and 9)"),
+    "two synthesizer sections": (lambda d: run(d, text=GOOD + "synthesizer: {name: pixel, ipc: 2}\n"), "'synthesizer' twice"),
+    "option twice in one section": (lambda d: run(d, text=edited("ipc: 1", "ipc: 1, ipc: 2")), "'ipc' twice"),
+    "recipe alias bomb": (lambda d: run(d, text=GOOD + alias_bomb("bomb: ")), "expands its aliases"),
+    "recipe alias inside its own anchor": (lambda d: run(d, text=GOOD + "loop: &l [1, *l]\n"), "inside its own anchor"),
+    "recipe nested too deep": (lambda d: run(d, text=GOOD + "deep: " + "[" * 200 + "]" * 200 + "\n"), "deep"),
+    "recipe not utf-8": (lambda d: ["run", latin1_recipe(d), "--quiet"], "r.yaml' is not UTF-8 text (byte 0xe9"),
+    "set value with a key twice": (lambda d: run(d, "--set", "synthesizer.matcher={name: distribution, name: gradient}"),
+                                   "'name' twice"),
+    "set value alias bomb": (lambda d: run(d, "--set", alias_bomb("name=")), "expands its aliases"),
+    "set value not utf-8": (lambda d: run(d, "--set", "name=r\udce9sum\u00e9"), "not UTF-8"),
+    "generate option with a key twice": (lambda d: ["generate", str(d), "--ipc", "1", "-o", str(d / "o.safetensors"),
+                                                    "--option", "x={a: 1, a: 2}"], "'a' twice"),
+    "stored recipe.yaml with a key twice": (
+        lambda d: killed_with(d, lambda out: (out / "recipe.yaml").write_text((out / "recipe.yaml").read_text() + "seed: 1\n")),
+        "'seed' twice"),
+    "recipe key that is not text": (lambda d: run(d, text=GOOD + "1: x\n"), "the key 1 is not text"),
+    "set inside a value that is no section": (lambda d: run(d, "--set", "seed.x=1"), "'seed' holds 0, not a section"),
+    "set key with a line break": (lambda d: run(d, "--set", "a\nb=1"), "unknown section 'a\\nb'"),
+    "unknown plugin to load": (lambda d: ["plugins"], "CONDENSERY_LOAD_PLUGINS names 'no_such_plugin'"),
+    "unknown plugin to block": (lambda d: run(d), "CONDENSERY_BLOCK_PLUGINS names 'dwaa'"),
     # -- data -------------------------------------------------------------------------------
     "tensors file missing": (lambda d: run(d, text=edited("data: {name: digits}",
                                                           f"data: {{name: tensors, train: {d}/x.st, test: {d}/x.st}}")), "x.st"),
@@ -230,6 +271,11 @@ def test_user_mistake_is_one_line_exit_2(case, cli, tmp_path, monkeypatch):
     if case == "cache pointing at a file":
         (d / "cachefile").write_text("x")
         monkeypatch.setenv("CONDENSERY_CACHE", str(d / "cachefile"))
+    for name, value in ENVIRONMENT.get(case, {}).items():
+        from condensery import plugins
+
+        monkeypatch.setenv(name, value)
+        monkeypatch.setattr(plugins, "_REGISTRY", None)  # built again under this environment, restored after
     res = cli(*argv)
     lines = [line for line in res.err.splitlines() if line.strip()]
     assert res.code == 2, (case, res.code, res.err[-2000:])

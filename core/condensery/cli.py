@@ -95,15 +95,22 @@ def plugins(as_json: bool, check: bool) -> None:
 
 
 def _option_pairs(items: tuple[str, ...]) -> dict[str, object]:
-    """``KEY=VALUE`` strings -> a dict, values parsed as YAML scalars (``3``, ``true``, ``krr``)."""
-    import yaml
+    """``KEY=VALUE`` strings -> a dict, values parsed as YAML scalars (``3``, ``true``, ``krr``); text that is
+    no YAML stays text, as with ``--set``."""
+    from .strict_yaml import NotYAML, RefusedYAML, parse_yaml
 
     out: dict[str, object] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UserError(f"--option '{item}' must look like KEY=VALUE, e.g. --option refine_steps=20")
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        try:
+            parsed: object = parse_yaml(value)
+        except NotYAML:
+            parsed = value
+        except RefusedYAML as exc:
+            raise UserError(f"--option '{key}': the value {exc}") from None
+        out[key.strip().replace("-", "_")] = parsed
     return out
 
 
@@ -201,6 +208,16 @@ def environment_problem(exc: OSError) -> str:
     return f"{what}{': ' + paths if paths else ''}; {fix}"
 
 
+#: what ``str.splitlines`` breaks at, each shown as its escape
+_LINE_BREAKS = {ord(c): c.encode("unicode_escape").decode() for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def _one_line(message: str) -> str:
+    """``message`` on one line: an error quotes what the user typed (a key, a value, a path),
+    which may hold a line break, and one line is what every error promises."""
+    return message.translate(_LINE_BREAKS)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: turn known errors into one line and an exit code, never a traceback.
 
@@ -220,16 +237,16 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("error: interrupted; rerun the same command to resume from the last checkpoint", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()} (see `condensery --help`)", err=True)
+        click.echo(f"error: {_one_line(exc.format_message())} (see `condensery --help`)", err=True)
         sys.exit(2)
     except CondenseryError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {_one_line(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("error: interrupted; rerun the same command to resume from the last checkpoint", err=True)
         sys.exit(130)
     except OSError as exc:  # the disk, a path or a permission: the user's environment, not a bug
-        click.echo(f"error: {environment_problem(exc)}", err=True)
+        click.echo(f"error: {_one_line(environment_problem(exc))}", err=True)
         sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - a bug, reported with who to tell
         if debug:

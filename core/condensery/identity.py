@@ -65,13 +65,13 @@ def stored_recipe(run_dir: Path, registry: Any) -> dict[str, Any] | None:
     path = run_dir / "recipe.yaml"
     if not path.is_file():
         return None
-    import yaml
+    from .strict_yaml import YAMLProblem, read_yaml
 
     try:
-        doc = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UserError(f"'{path}' is not readable YAML ({str(exc).splitlines()[0]}); "
-                        "pass --force to start over there, or choose another -o") from None
+        doc = read_yaml(path)
+    except (YAMLProblem, OSError) as exc:
+        why = f"cannot be read ({exc.strerror})" if isinstance(exc, OSError) else str(exc)
+        raise UserError(f"'{path}' {why}; pass --force to start over there, or choose another -o") from None
     if not isinstance(doc, dict):
         raise UserError(f"'{path}' is not a recipe; pass --force to start over there, or choose another -o")
     from .recipe import resolve

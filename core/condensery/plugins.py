@@ -8,8 +8,9 @@ options classes) is ``condensery.registry``; its names are re-exported here.
 
 Which plugins load: ``CONDENSERY_LOAD_PLUGINS=a,b`` loads only those entry points (an empty
 value loads none), ``CONDENSERY_BLOCK_PLUGINS=a,b`` skips those; names as `condensery plugins`
-shows them. A hook implementation whose name is no hook spec (``register_synthesizer``) is a
-broken plugin, listed with the name, rather than silently never called.
+shows them, and a name no installed plugin has is an error listing the installed ones. A
+hook implementation whose name is no hook spec (``register_synthesizer``) is a broken plugin,
+listed with the name, rather than silently never called.
 """
 
 from __future__ import annotations
@@ -47,6 +48,16 @@ def wanted(plugin: str) -> bool:
     """Whether the environment lets ``plugin`` load (``CONDENSERY_LOAD_PLUGINS`` / ``CONDENSERY_BLOCK_PLUGINS``)."""
     allowed, blocked = _names_from_env("CONDENSERY_LOAD_PLUGINS"), _names_from_env("CONDENSERY_BLOCK_PLUGINS")
     return (allowed is None or plugin in allowed) and plugin not in (blocked or set())
+
+
+def check_plugin_names(installed: set[str]) -> None:
+    """A name in ``CONDENSERY_LOAD_PLUGINS`` / ``CONDENSERY_BLOCK_PLUGINS`` that no installed plugin has
+    is a typo that would otherwise load or block nothing, silently: one line with the names there are."""
+    for variable in ("CONDENSERY_LOAD_PLUGINS", "CONDENSERY_BLOCK_PLUGINS"):
+        unknown = sorted((_names_from_env(variable) or set()) - installed)
+        if unknown:
+            raise UserError(f"{variable} names {', '.join(map(repr, unknown))}, which no installed plugin is called; "
+                            f"installed plugins: {', '.join(sorted(installed)) or 'none'}")
 
 
 def _load_entry_points(pm: pluggy.PluginManager, registry: Registry) -> None:
@@ -100,6 +111,8 @@ def _collect(pm: pluggy.PluginManager, registry: Registry) -> None:
 
 def build_registry(extra_plugins: list[tuple[str, Any]] | None = None) -> Registry:
     """Load every installed plugin (plus ``extra_plugins``, for tests) into a Registry."""
+    check_plugin_names({ep.name for ep in md.entry_points(group=hookspecs.PROJECT)}
+                       | {name for name, _ in extra_plugins or []})
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     registry = Registry(pm)

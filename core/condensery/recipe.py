@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from .errors import UserError
 from .options import suggest
 from .recipe_catalog import find_recipe
@@ -40,6 +38,7 @@ from .recipe_validation import (  # noqa: F401  (re-exported: their public home 
 )
 from .registry import Registry
 from .runtime_options import RuntimeOptions
+from .strict_yaml import NotYAML, RefusedYAML, YAMLProblem, parse_yaml, read_yaml
 
 if TYPE_CHECKING:  # the component modules import torch: only once a recipe names valid components
     from .components import Evaluator, Matcher, Synthesizer
@@ -47,17 +46,33 @@ if TYPE_CHECKING:  # the component modules import torch: only once a recipe name
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A recipe file's mapping, read strictly (``strict_yaml``): every problem is one line naming the file."""
     path = find_recipe(path)  # a file, else a shipped recipe's name
     try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"recipe '{path}' is not valid YAML{where}: {problem}") from None
+        doc = read_yaml(path)
+    except YAMLProblem as exc:
+        raise UserError(f"recipe '{path}' {exc}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read recipe '{path}' ({exc.strerror}); check that it is a readable file") from None
     if not isinstance(doc, dict):
         raise UserError(f"recipe '{path}' must be a mapping with sections {', '.join(SECTIONS)}")
+    _require_text_keys(doc, f"recipe '{path}'")
     return doc
+
+
+def _require_text_keys(value: Any, where: str, prefix: str = "") -> None:
+    """Every key of a recipe is text: sections and options are named, and YAML reads ``1:``,
+    ``true:`` or ``null:`` as a number, a boolean or nothing, which no option is called."""
+    stack: list[tuple[Any, str]] = [(value, prefix)]
+    while stack:
+        node, path = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for k, v in items:
+            if isinstance(node, dict) and not isinstance(k, str):
+                inside = f" in '{path}'" if path else ""
+                raise UserError(f"{where}: the key {k!r}{inside} is not text; sections and options are named "
+                                "(quote a key YAML would read as a number, true/false or null)")
+            stack.append((v, f"{path}.{k}" if path else str(k)))
 
 
 def apply_overrides(doc: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -70,10 +85,7 @@ def apply_overrides(doc: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         parts = key.strip().split(".")
         if parts[0] not in SECTIONS:
             raise UserError(f"--set '{key}': unknown section '{parts[0]}'{suggest(parts[0], list(SECTIONS))}; sections: {', '.join(SECTIONS)}")
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            value = raw
+        value = _override_value(key, raw)
         node: Any = doc
         for i, part in enumerate(parts[:-1]):
             node = _child(node, part, key, create=not part.isdigit(), next_is_index=parts[i + 1].isdigit())
@@ -82,9 +94,27 @@ def apply_overrides(doc: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if not last.isdigit() or int(last) >= len(node):
                 raise UserError(f"--set '{key}': index {last} is out of range (the list has {len(node)} items)")
             node[int(last)] = value
-        else:
+        elif isinstance(node, dict):
             node[last] = value
+        else:
+            raise UserError(f"--set '{key}': '{'.'.join(parts[:-1])}' holds {node!r}, not a section with keys")
     return doc
+
+
+def _override_value(key: str, raw: str) -> Any:
+    """The value of ``--set KEY=RAW``: RAW read as YAML (strictly), or as the text itself when it is no YAML."""
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the shell passed through that no recipe.yaml could store
+        raise UserError(f"--set '{key}': the value is not UTF-8 text; retype it") from None
+    try:
+        value = parse_yaml(raw)
+    except NotYAML:
+        return raw
+    except RefusedYAML as exc:
+        raise UserError(f"--set '{key}': the value {exc}") from None
+    _require_text_keys(value, f"--set '{key}'", key)
+    return value
 
 
 def _child(node: Any, part: str, key: str, create: bool, next_is_index: bool) -> Any:

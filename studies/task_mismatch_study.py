@@ -9,11 +9,12 @@ next to the random real subset of the same size under the same task. Cells whose
 matches the distillation task (bold) are the standard setting; the others show how much of
 a set's value is tied to the task it was made for (``condensery eval`` warns about them).
 
-Each distillation is an ordinary run directory under ``--out`` (reused when finished); each
-cell is ``condensery eval`` of that set with the evaluation task's overrides. CPU budgets:
+Each distillation is ``condensery run`` into an ordinary run directory under ``--out`` (reused
+when finished); each cell is ``condensery eval`` of that set with the evaluation task's
+overrides, into its own directory beside the run (``<run>-eval-<column>``). CPU budgets:
 
-    flock /tmp/condensery-cpu.lock nice -n 5 python tools/task_mismatch_study.py --dataset digits
-    flock /tmp/condensery-cpu.lock nice -n 5 python tools/task_mismatch_study.py --dataset cifar10
+    flock /tmp/condensery-cpu.lock nice -n 5 python studies/task_mismatch_study.py --dataset digits
+    flock /tmp/condensery-cpu.lock nice -n 5 python studies/task_mismatch_study.py --dataset cifar10
 
 Prints one JSON line per cell and writes ``matrix-<dataset>-ipc<N>.json`` / ``.md`` under ``--out``.
 """
@@ -23,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from study_cli import accuracies, condensery, read_metrics, sets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,14 +91,6 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "runs" / "task-mismatch"))
     args = ap.parse_args()
 
-    from condensery.plugins import get_registry
-    from condensery.progress import set_quiet
-    from condensery.recipe import load_recipe
-    from condensery.runner import run
-    from condensery_eval.evaluate import run_eval
-
-    set_quiet(True)
-    registry = get_registry()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tag = f"{args.dataset}-ipc{args.ipc}"
@@ -106,18 +101,18 @@ def main() -> None:
     specs = models(args.dataset)
     columns = [e for e in EVAL if e[0] in args.columns]
     for distil in args.distil:
-        plan = load_recipe(recipe, [*specs[distil], f"name=mismatch-{tag}-{distil}"], registry)
-        run(plan, registry, out / plan.name)  # reused when finished
-        distil_s = json.loads((out / plan.name / "metrics.json").read_text())["seconds"]["synthesize"]
+        name = f"mismatch-{tag}-{distil}"
+        run_dir = out / name
+        if read_metrics(run_dir) is None:
+            condensery("run", str(recipe), "-o", str(run_dir), "--quiet", *sets(*specs[distil], f"name={name}"))
+        distil_s = read_metrics(run_dir)["seconds"]["synthesize"]
         for label, model, protocol in columns:
-            overrides = [*specs[model], *protocol(args.epochs)]
-            eval_dir = out / plan.name / ("eval-" + label.replace(", ", "-").replace(" ", ""))
-            metrics_path = eval_dir / "metrics.json"
-            if metrics_path.is_file():
-                m = json.loads(metrics_path.read_text())
-            else:
-                m, _ = run_eval(out / plan.name / "synthetic.safetensors", recipe, eval_dir, overrides, registry)
-            acc = {x["set"]: (x["mean"], x["std"]) for x in m["results"]}
+            eval_dir = out / f"{name}-eval-{label.replace(', ', '-').replace(' ', '')}"
+            if read_metrics(eval_dir) is None:
+                condensery("eval", str(run_dir / "synthetic.safetensors"), "--recipe", str(recipe), "-o", str(eval_dir),
+                           "--quiet", *sets(*specs[model], *protocol(args.epochs)))
+            m = read_metrics(eval_dir)
+            acc = accuracies(m)
             cell = {"dataset": args.dataset, "distilled_for": distil, "evaluated_with": label, "synthetic": acc["synthetic"], "random": acc["random"],
                     "mismatch": m.get("task_mismatch", []), "distil_seconds": distil_s,
                     "eval_seconds": m.get("seconds", {}).get("evaluate")}

@@ -1,11 +1,14 @@
 """The any-size study (docs/results.md, "Sets of any size"): pool prefixes vs per-size runs vs MGDD vs random.
 
-Two subcommands, both through the public API:
+Five subcommands, all through the public API (the command line, or names ``condensery``
+exports):
 
 ``synth RECIPE OUT [--set K=V ...]``
-    runs the recipe's synthesizer alone (no evaluation) with ``OUT`` as its run directory,
-    so a generator-building synthesizer leaves ``OUT/generator``; writes the set to
-    ``OUT/synthetic.safetensors`` and ``OUT/synth.json`` (wall seconds of synthesis, options).
+    ``condensery run RECIPE -o OUT --no-eval --force`` in its own process: the recipe's
+    synthesizer alone, so a generator-building synthesizer leaves ``OUT/generator`` and the
+    set is ``OUT/synthetic.safetensors``; writes ``OUT/synth.json`` (seconds of synthesis as
+    the run measured them, ``seconds_synthesize``; the process's peak resident memory; the
+    resolved synthesizer section).
 
 ``per-size RECIPE POOL_DIR OUTROOT --sizes 1 7 ...``
     the per-size baseline (b): for every size, pixel optimisation with the recipe's matcher at
@@ -36,35 +39,31 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 
 def synth(recipe: str, out: str, overrides: list[str]) -> dict[str, Any]:
-    from condensery import open_task
-    from condensery.plugins import get_registry
-    from condensery.recipe import load_yaml
+    """Synthesis alone, in a fresh process (its memory is its own); ``OUT/synth.json``."""
+    import yaml
+    from condensery import SyntheticSet
 
-    registry = get_registry()
-    plan, ctx = open_task(load_yaml(recipe), registry, run_dir=out, overrides=overrides, announce=False)
-    if plan.synthesizer is None:
-        raise SystemExit(f"{recipe} names no synthesizer")
-    Path(out).mkdir(parents=True, exist_ok=True)
-    if plan.matcher is not None:
-        plan.matcher.prepare(ctx)
-    t = time.perf_counter()
-    synset = plan.synthesizer.synthesize(ctx)
-    seconds = time.perf_counter() - t
-    synset.metadata.update(method=plan.synthesizer_name, ipc=plan.synthesizer.options.ipc,
-                           num_classes=ctx.task.num_classes, class_names=ctx.task.class_names,
-                           mean=ctx.task.mean, std=ctx.task.std, seconds_synthesize=round(seconds, 3))
-    synset.save(Path(out) / "synthetic.safetensors")
-    import resource
-
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; the whole process so far
-    record = {"recipe": recipe, "overrides": overrides, "seconds": round(seconds, 3), "peak_rss_mb": round(peak_mb, 1),
-              "synthesizer": plan.resolved["synthesizer"]}
+    command = [sys.executable, "-m", "condensery", "run", recipe, "-o", out, "--no-eval", "--force", "--quiet",
+               *(a for o in ["runtime.threads=1", *overrides] for a in ("--set", o))]
+    child = subprocess.Popen(command)
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not the largest of all children so far
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise SystemExit(f"condensery run {recipe} failed (exit {child.returncode}); its error is printed above")
+    seconds = float(SyntheticSet.load(Path(out) / "synthetic.safetensors").metadata["seconds_synthesize"])
+    resolved = yaml.safe_load((Path(out) / "recipe.yaml").read_text())
+    record = {"recipe": recipe, "overrides": overrides, "seconds": round(seconds, 3),
+              "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: KiB
+              "synthesizer": resolved["synthesizer"]}
     (Path(out) / "synth.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps({"out": out, "seconds": record["seconds"]}))
     return record
@@ -87,15 +86,36 @@ def per_size(recipe: str, pool_dir: str, outroot: str, sizes: list[int], probe: 
     return record
 
 
+def prefix_rows(classes: list[int], k: int) -> list[int]:
+    """Rows of the first ``k`` images of every class, in the set's order."""
+    seen: dict[int, int] = {}
+    rows = []
+    for i, c in enumerate(classes):
+        if seen.get(c, 0) < k:
+            rows.append(i)
+        seen[c] = seen.get(c, 0) + 1
+    return rows
+
+
 def prefixes(path: str, pattern: str, sizes: list[int]) -> None:
     from condensery import SyntheticSet
-    from condensery_matching.pool import prefix_rows
 
     full = SyntheticSet.load(path)
     for ipc in sizes:
-        rows = prefix_rows(full.hard_labels, ipc)
+        rows = prefix_rows(full.hard_labels.tolist(), ipc)
         meta = {**full.metadata, "ipc": ipc, "prefix_of": path}
         SyntheticSet(full.images[rows], full.labels[rows], full.lr, metadata=meta).save(pattern.format(ipc=ipc))
+
+
+def load_arm(path: Path, ctx) -> Any:
+    """A ``.safetensors`` set checked against the task and put in its normalised space."""
+    from condensery import SyntheticSet, check_set, to_task_space
+
+    if ctx.data.zca is not None:
+        raise SystemExit("the any-size study judges unwhitened sets; use a recipe with data.zca=false")
+    synset = SyntheticSet.load(path)
+    check_set(synset, ctx.task, path)
+    return to_task_space(synset, ctx.task).to(ctx.device)
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -106,14 +126,9 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 
 def evaluate(recipe: str, sizes: list[int], arms: list[str], output: str, overrides: list[str]) -> dict[str, Any]:
-    from condensery import random_like
-    from condensery.plugins import get_registry
-    from condensery_eval.evaluate import context_for, plan_for_eval
-    from condensery_eval.sets import load_set
+    from condensery import get_registry, open_task, random_like
 
-    registry = get_registry()
-    plan = plan_for_eval(recipe, overrides, registry)
-    ctx = context_for(plan, registry, None)
+    plan, ctx = open_task(recipe, get_registry(), overrides=overrides)
     _, evaluator = plan.evaluators[0]
     table: dict[str, Any] = {"recipe": recipe, "overrides": overrides, "evaluator": plan.resolved["evaluators"][0],
                              "sizes": {}}
@@ -130,7 +145,7 @@ def evaluate(recipe: str, sizes: list[int], arms: list[str], output: str, overri
             if not path.exists():
                 row[name] = {"missing": str(path)}
                 continue
-            synset = load_set(path, ctx.task, ctx.data.zca).to(ctx.device)
+            synset = load_arm(path, ctx)
             synset.metadata["role"] = "synthetic"
             t = time.perf_counter()
             result = evaluator.evaluate(synset, ctx)[0]

@@ -14,9 +14,9 @@ evaluator's per-run streams), so the difference is paired: it is what the labels
 Everything goes through the public API: the context is built as ``condensery eval`` builds
 it, the evaluator comes from the registry, the random arm is labelled by ``label_like``.
 
-    OMP_NUM_THREADS=1 python tools/ls_labels_study.py --dataset digits --ipcs 1 10 --runs 10 \
+    OMP_NUM_THREADS=1 python studies/ls_labels_study.py --dataset digits --ipcs 1 10 --runs 10 \
         --out runs/ls-labels/digits.json
-    OMP_NUM_THREADS=1 python tools/ls_labels_study.py --dataset cifar10 --ipcs 10 --runs 5 \
+    OMP_NUM_THREADS=1 python studies/ls_labels_study.py --dataset cifar10 --ipcs 10 --runs 5 \
         --out runs/ls-labels/cifar10.json
 """
 
@@ -53,14 +53,12 @@ def solver(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def open_context(args: argparse.Namespace, workdir: Path):
-    """The RunContext ``condensery eval`` would build for this task."""
-    from condensery.plugins import get_registry
-    from condensery_eval.evaluate import context_for, plan_for_eval
+    """The RunContext ``condensery eval`` would build for this task (``open_task``, as every command)."""
+    from condensery import get_registry, open_task
 
     path = workdir / "recipe.yaml"
     path.write_text(RECIPE.format(dataset=args.dataset, seed=args.seed, data=DATA[args.dataset]))
-    registry = get_registry()
-    return context_for(plan_for_eval(path, [], registry), registry, None)
+    return open_task(path, get_registry())[1]
 
 
 def evaluate_arms(ctx, args: argparse.Namespace, ipc: int) -> dict[str, Any]:

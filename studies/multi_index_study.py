@@ -7,11 +7,13 @@ target is a fixed share of the way from chance to the accuracy of the same MLP t
 all real training points: ``chance + frac x (full - chance)``. The smallest size reaching
 it is reported with the theory's memory scales ``r²d + L`` and ``d²``.
 
-Every run directory is kept under ``--out`` and reused when finished, so the study can be
-split over several jobs (the machine's CPU lock allows ~12 minutes per job). Prints one JSON
-line per run and writes ``summary.json`` and ``summary.md``.
+Every distillation is ``condensery run`` into a run directory under ``--out``, reused when
+finished, so the study can be split over several jobs (the machine's CPU lock allows ~12
+minutes per job). The full-data ceiling is trained in this process through the public API
+(``open_task``, ``train_classifier``). Prints one JSON line per run and writes
+``summary.json`` and ``summary.md``.
 
-    flock /tmp/condensery-cpu.lock nice -n 5 python tools/multi_index_study.py --d 8 16 32 --r 2
+    flock /tmp/condensery-cpu.lock nice -n 5 python studies/multi_index_study.py --d 8 16 32 --r 2
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ import json
 import time
 from pathlib import Path
 
+from study_cli import accuracies, condensery, read_metrics, sets
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def full_data_accuracy(plan, registry, epochs: int, lr: float, runs: int) -> float:
+def full_data_accuracy(plan, ctx, epochs: int, lr: float, runs: int) -> float:
     """The recipe's MLP trained on every real training point (the ceiling of the task)."""
-    from condensery import accuracy, context_of, make_generator, seed_global_from, train_classifier
+    from condensery import accuracy, make_generator, seed_global_from, train_classifier
 
-    ctx = context_of(plan, registry, announce=False)
     data = ctx.data
     accs = []
     for r in range(runs):
@@ -53,12 +56,8 @@ def main() -> None:
     ap.add_argument("--keep-going", action="store_true", help="run the whole ipc grid, not just up to the target")
     args = ap.parse_args()
 
-    from condensery.plugins import get_registry
-    from condensery.progress import set_quiet
-    from condensery.recipe import load_recipe
-    from condensery.runner import run
+    from condensery import get_registry, open_task
 
-    set_quiet(True)
     registry = get_registry()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -70,13 +69,13 @@ def main() -> None:
             if r > d:
                 continue
             base = [f"data.d={d}", f"data.r={r}", *args.overrides]
-            plan = load_recipe(args.recipe, base, registry)
+            plan, ctx = open_task(args.recipe, registry, overrides=base, announce=False)
             key = f"{plan.name}:d{d}:r{r}"
             if key not in full:
                 ev = plan.resolved["evaluators"][0]
-                full[key] = full_data_accuracy(plan, registry, args.full_epochs, float(ev.get("lr", 0.01)), 2)
+                full[key] = full_data_accuracy(plan, ctx, args.full_epochs, float(ev.get("lr", 0.01)), 2)
                 full_path.write_text(json.dumps(full, indent=2))
-            k = registry.components["dataset"]["multi-index"].obj(plan.source.options).num_classes
+            k = ctx.task.num_classes
             chance = 1.0 / k
             target = chance + args.frac * (full[key] - chance)
             width = int(plan.model.get("width", 64))
@@ -85,9 +84,11 @@ def main() -> None:
             reached = {"synthetic": None, "random": None}
             for ipc in args.ipc:
                 t = time.perf_counter()
-                p = load_recipe(args.recipe, [*base, f"synthesizer.ipc={ipc}", f"name={plan.name}-d{d}-r{r}-ipc{ipc}"], registry)
-                m = run(p, registry, out / p.name)
-                acc = {x["set"]: (x["mean"], x["std"]) for x in m["results"]}
+                name = f"{plan.name}-d{d}-r{r}-ipc{ipc}"
+                if read_metrics(out / name) is None:
+                    condensery("run", args.recipe, "-o", str(out / name), "--quiet",
+                               *sets(*base, f"synthesizer.ipc={ipc}", f"name={name}"))
+                acc = accuracies(read_metrics(out / name))
                 entry = {"ipc": ipc, "points": ipc * k, "synthetic": acc["synthetic"], "random": acc["random"],
                          "seconds": round(time.perf_counter() - t, 1)}
                 row["runs"].append(entry)

@@ -1,0 +1,90 @@
+"""studies/: the scripts behind docs/results.md start, and their bookkeeping is right.
+
+A study's real stages distil and evaluate for minutes to hours, so none runs here; what is
+checked is what would break silently after a refactor: each script starts (``--help``),
+and the pieces that turn runs into tables (prefixes of a set, the markdown table, the
+metrics a run leaves) do what the tables in docs/results.md assume. That they import only
+public names is ``tests/test_public_imports.py``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from condensery import SyntheticSet
+
+REPO = Path(__file__).resolve().parents[1]
+STUDIES = REPO / "studies"
+SCRIPTS = sorted(p.name for p in STUDIES.glob("*_study.py"))
+
+
+def load(folder: Path, name: str, monkeypatch):
+    monkeypatch.syspath_prepend(str(folder))  # a study imports its sibling helpers, as when run as a script
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up while it executes
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_study_starts(script):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "core"), str(REPO / "plugins"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(STUDIES / script), "--help"], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout
+
+
+def test_prefixes_keep_the_first_k_of_every_class_in_order(tmp_path, monkeypatch):
+    study = load(STUDIES, "any_size_study", monkeypatch)
+    assert study.prefix_rows([0, 0, 1, 0, 1, 1, 2], 2) == [0, 1, 2, 4, 6]
+    labels = torch.tensor([0, 1, 0, 1, 0, 1])
+    SyntheticSet(torch.arange(6.0).view(6, 1, 1, 1), labels, metadata={"ipc": 3}).save(tmp_path / "full.safetensors")
+    study.prefixes(str(tmp_path / "full.safetensors"), str(tmp_path / "p{ipc}.safetensors"), [1, 2])
+    two = SyntheticSet.load(tmp_path / "p2.safetensors")
+    assert two.images.flatten().tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert two.metadata["ipc"] == 2 and two.metadata["prefix_of"].endswith("full.safetensors")
+
+
+def test_the_any_size_table_merges_evaluations(tmp_path, monkeypatch):
+    study = load(STUDIES, "any_size_study", monkeypatch)
+    (tmp_path / "a.json").write_text(json.dumps({"sizes": {"10": {"pool": {"mean": 0.5, "std": 0.01}},
+                                                           "1": {"pool": {"missing": "x"}}}}))
+    (tmp_path / "b.json").write_text(json.dumps({"sizes": {"10": {"random": {"mean": 0.25, "std": 0.02}}}}))
+    table = study.table([str(tmp_path / "a.json"), str(tmp_path / "b.json")], ["pool", "random"])
+    assert table.splitlines() == ["| IPC | pool | random |", "|---|---|---|",
+                                  "| 1 | – | – |", "| 10 | 50.00 ± 1.00 | 25.00 ± 2.00 |"]
+
+
+def test_metrics_are_read_as_the_runs_write_them(tmp_path, monkeypatch):
+    cli = load(STUDIES, "study_cli", monkeypatch)
+    assert cli.read_metrics(tmp_path) is None
+    (tmp_path / "metrics.json").write_text(json.dumps({"results": [
+        {"set": "synthetic", "mean": 0.9, "std": 0.1}, {"set": "random", "mean": 0.5, "std": 0.2},
+        {"set": "synthetic", "mean": 0.1, "std": 0.0}]}))  # a second evaluator's row is not the table's
+    assert cli.accuracies(cli.read_metrics(tmp_path)) == {"synthetic": (0.9, 0.1), "random": (0.5, 0.2)}
+    assert cli.sets("a=1", "b=2") == ["--set", "a=1", "--set", "b=2"]
+
+
+def test_the_mgdd_table_marks_what_is_missing(tmp_path, monkeypatch, capsys):
+    study = load(STUDIES, "mgdd_study", monkeypatch)
+    study.main(["table", "--runs", str(tmp_path)])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| CIFAR-10") or line.startswith("| digits")]
+    assert len(rows) == 10 and all("*missing*" in row for row in rows)
+
+
+def test_a_benchmark_times_the_command_in_its_own_process(monkeypatch):
+    bench = load(REPO / "tools", "bench_generators", monkeypatch)
+    wall, peak_mb = bench.condensery("--version")
+    assert wall > 0 and peak_mb > 1
+    with pytest.raises(SystemExit, match="condensery no-such-command failed"):
+        bench.condensery("no-such-command")
