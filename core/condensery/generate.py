@@ -18,7 +18,7 @@ from typing import Any
 from .context import RunContext
 from .errors import UserError
 from .figures import grid_path_for, save_grid
-from .generators import Generator, load_generator
+from .generators import Generator, generate_options, load_generator, read_generator_config
 from .synthetic import SyntheticSet
 
 
@@ -30,7 +30,7 @@ def generation_context(generator: Generator, seed: int, overrides: list[str] | N
     recipe = generator.config.get("recipe") or {}
     if not isinstance(recipe.get("data"), dict):
         raise UserError("the generator's config.json stores no data section (recipe.data); regenerate it with its run")
-    doc = {"name": f"generate-{generator.config['type']}", "seed": seed, "data": recipe["data"],
+    doc = {"name": f"generate-{generator.name}", "seed": seed, "data": recipe["data"],
            "model": recipe.get("model") or {"name": "convnet"}, "runtime": {"mixed_precision": "no"}}
     matcher = None
     if recipe.get("matcher"):
@@ -55,8 +55,8 @@ def generate_file(folder: str | Path, ipc: int, output: str | Path, seed: int = 
     registry = registry or get_registry()
     if ipc < 1:
         raise UserError(f"--ipc must be at least 1, got {ipc}")
+    opts = generate_options(registry.get("generator", read_generator_config(folder)["type"]), options)
     generator = load_generator(folder, registry)
-    opts = generator.options(options)
     ctx = generation_context(generator, seed, overrides, registry) if generator.requires_data(ipc, opts) else None
     t = time.perf_counter()
     synset: SyntheticSet = generator.generate(ipc, seed, ctx, opts)
@@ -68,9 +68,9 @@ def generate_file(folder: str | Path, ipc: int, output: str | Path, seed: int = 
                     image_shape=list(ctx.task.image_shape), mean=ctx.task.mean, std=ctx.task.std, zca=zca)
     recipe = generator.config.get("recipe") or {}
     synset.metadata.update(
-        method=synset.metadata.get("method", generator.config["type"]), recipe=recipe.get("name"), ipc=ipc,
+        method=synset.metadata.get("method", generator.name), recipe=recipe.get("name"), ipc=ipc,
         num_classes=task.get("num_classes"), class_names=task.get("class_names"), mean=task.get("mean"),
-        std=task.get("std"), seed=seed, generator=str(folder), generator_type=generator.config["type"],
+        std=task.get("std"), seed=seed, generator=str(folder), generator_type=generator.name,
         generate_options=opts.model_dump(mode="json"), generate_seconds=round(seconds, 3),
         task={"dataset": task.get("dataset"), "num_classes": task.get("num_classes"),
               "image_shape": task.get("image_shape"), "model": recipe.get("model")},
