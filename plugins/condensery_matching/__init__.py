@@ -3,7 +3,7 @@
 Public to other plugins (``PUBLIC_MODULES``; everything else here is private and may change):
 
 - ``condensery_matching.refine_images``: a few matcher steps on chosen rows of a set, what
-  every any-size generator's ``--refine-steps`` runs (MGDD);
+  every any-size generator's ``refine_steps`` option runs (MGDD);
 - ``condensery_matching.pixel``: ``PixelSynthesizer`` / ``PixelOptions``, the loop a
   synthesizer that optimises pixels against a matcher subclasses (SeqMatch);
 - ``condensery_matching.options``: the same options classes without torch (``PixelOptions``,
