@@ -12,6 +12,7 @@ import pytest
 import torch
 from condensery import UserError, predict, random_like
 from condensery_eval.cross_arch import CrossArchOptions
+from condensery_eval.hard_label import HardLabelEvaluator
 from condensery_eval.models import small_vgg_factory
 from condensery_eval.protocol import TrainProtocol, train_once
 from condensery_eval.ranking import (
@@ -282,3 +283,26 @@ def test_random_baseline_draws_afresh_per_run_by_default(ctx, synset):
     soft = SoftLabelOptions(runs=2, epochs=2, targets="stored", random_draws="per-run")
     [res] = built("evaluator", "soft-label", soft).evaluate(rnd, ctx)
     assert res.extra["random_draws"] == "per-run" and len(res.values) == 2
+
+
+def test_an_evaluator_reports_the_name_it_was_registered_under(ctx, synset):
+    """The same class registered twice: each built component reports its own registration's name."""
+    import types
+
+    from condensery import hookimpl
+    from condensery.plugins import build_registry
+
+    def register_evaluators(register):
+        register("hard-label-again", "condensery_eval.hard_label:HardLabelEvaluator",
+                 options="condensery_eval.options:TrainProtocol")
+
+    plugin = types.ModuleType("again")
+    plugin.register_evaluators = hookimpl(register_evaluators)
+    registry = build_registry(extra_plugins=[("again", plugin)])
+    opts = TrainProtocol(runs=1, epochs=1, augment="none")
+    again, original = (registry.get("evaluator", n).build(opts) for n in ("hard-label-again", "hard-label"))
+    assert type(again) is type(original) and (again.name, original.name) == ("hard-label-again", "hard-label")
+    [res] = again.evaluate(synset, ctx)
+    assert res.evaluator == "hard-label-again"
+    with pytest.raises(AttributeError, match="HardLabelEvaluator was built by hand, so it has no registered name"):
+        _ = HardLabelEvaluator(opts).name

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .context import RunContext
 from .errors import UserError
-from .figures import grid_path_for, save_grid
 from .generators import Generator, generate_options, load_generator, read_generator_config
-from .synthetic import SyntheticSet
+
+if TYPE_CHECKING:  # torch: only once the call's options are valid, so a typo fails at once
+    from .context import RunContext
+    from .synthetic import SyntheticSet
 
 
 def generation_context(generator: Generator, seed: int, overrides: list[str] | None, registry: Any) -> RunContext:
@@ -47,8 +48,6 @@ def generate_file(folder: str | Path, ipc: int, output: str | Path, seed: int = 
                   options: dict[str, Any] | None = None, overrides: list[str] | None = None,
                   registry: Any = None) -> Path:
     """Generate ``ipc`` images per class with the generator in ``folder`` into ``output``."""
-    import torch
-
     from . import __version__
     from .plugins import get_registry
 
@@ -56,6 +55,9 @@ def generate_file(folder: str | Path, ipc: int, output: str | Path, seed: int = 
     if ipc < 1:
         raise UserError(f"--ipc must be at least 1, got {ipc}")
     opts = generate_options(registry.get("generator", read_generator_config(folder)["type"]), options)
+    import torch
+
+    from .figures import grid_path_for
     generator = load_generator(folder, registry)
     ctx = generation_context(generator, seed, overrides, registry) if generator.requires_data(ipc, opts) else None
     t = time.perf_counter()
@@ -85,6 +87,7 @@ def generate_file(folder: str | Path, ipc: int, output: str | Path, seed: int = 
 
 def save_set_grid(synset: SyntheticSet, ctx: RunContext | None, path: Path) -> None:
     """The run's ``grid.png`` for a generated set, next to it (``SET.png``); never fails the command."""
+    from .figures import save_grid
     from .progress import say
 
     try:

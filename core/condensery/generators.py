@@ -161,8 +161,8 @@ def load_generator(folder: str | os.PathLike[str], registry: Any = None) -> Gene
 def generate_options(info: Any, values: dict[str, Any] | None = None) -> GenerateOptions:
     """``values`` validated against the options generator type ``info`` was registered with.
 
-    Declared with ``options=``, they are checked before the generator's module is imported,
-    so a typo in ``--option`` is one line at once; a typo is a one-line ``UserError``.
+    Declared with ``options=``, they are checked before the generator's module (and torch) is
+    imported, so a typo in ``--option`` is one ``UserError`` line at once.
     """
     return validate_options(info.options_class, dict(values or {}), f"generator type '{info.name}'")
 

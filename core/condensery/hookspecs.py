@@ -36,7 +36,8 @@ class Register(Protocol):
     def __call__(self, name: str, obj: Any, *, options: Any = None) -> None:
         """Register ``obj`` under ``name``.
 
-        :param name: the name recipes use (``synthesizer.name: NAME``, ``matcher.name``, ...).
+        :param name: the name recipes use (``synthesizer.name: NAME``, ``matcher.name``, ...) and the
+            component reports: the registry sets it as ``component.name`` (results, logs, metrics.json).
         :param obj: the class (factory for models) or a ``"package.module:Name"`` reference to it.
         :param options: its options class, or a reference to it, in a module without torch.
         """
