@@ -252,7 +252,7 @@ def test_a_capability_must_be_a_runtime_protocol():
         offers(Plain(Plain.Options()), Unchecked)
 
 
-def test_the_old_targets_keyword_is_gone_from_every_matcher_but_the_capability():
+def test_support_targets_are_a_capability_not_a_loss_keyword():
     from condensery_matching.krr import KRRMatcher
 
     *_, targets, _ = _capabilities()
