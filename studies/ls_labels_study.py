@@ -64,9 +64,9 @@ def open_context(args: argparse.Namespace, workdir: Path):
 def evaluate_arms(ctx, args: argparse.Namespace, ipc: int) -> dict[str, Any]:
     from condensery import SyntheticSet, label_like
 
-    cls = ctx.registry.get("evaluator", "hard-label").obj
-    evaluator = cls(cls.Options(runs=args.runs, epochs=args.epochs, lr=args.lr, augment="dsa",
-                                random_draws="per-run", targets="stored"))
+    evaluator = ctx.registry.get("evaluator", "hard-label").build(
+        {"runs": args.runs, "epochs": args.epochs, "lr": args.lr, "augment": "dsa", "random_draws": "per-run",
+         "targets": "stored"})
     template = SyntheticSet(ctx.data.train_x[:1], ctx.data.train_y[:1], metadata={"label_solver": solver(args)})
     out: dict[str, Any] = {"ipc": ipc}
     for arm in ("hard", "krr"):

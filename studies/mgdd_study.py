@@ -28,7 +28,7 @@ docs/results.md). ``scale`` writes under ``--out`` (default ``runs/mgdd-scaling`
 
 (b), the random subset, is evaluated next to every set by the evaluators themselves. It is
 paired: the generator refines exactly that draw (``condensery.random_subset_draw``), and (c) starts from it
-too (``synthesizer.init_from`` = ``condensery generate --initial``).
+too (``synthesizer.init_from`` = ``condensery generate --option initial=true``).
 
 Wall time of (a) at IPC k: the adapt run's ``seconds.synthesize`` (loading the generator,
 the adaptation steps, generating its IPC-10 set) plus, for k != 10, the generation time of
@@ -129,7 +129,7 @@ def initial_set(s: Study, target: str, ipc: int) -> Path:
     out = s.runs / f"{target}-x0-ipc{ipc}.safetensors"
     if not out.is_file():
         condensery("generate", str(s.runs / f"{target}-adapt" / "generator"), "--ipc", str(ipc), "--seed", "0",
-                   "--initial", "-o", str(out))
+                   "--option", "initial=true", "-o", str(out))
     return out
 
 

@@ -128,3 +128,10 @@ def stop_at(monkeypatch, matcher, step: int) -> None:
 
 def python() -> str:
     return sys.executable
+
+
+def built(kind: str, name: str, options=None):
+    """The component registered as ``name``, built the way a recipe builds it (it knows its name)."""
+    from condensery import get_registry
+
+    return get_registry().get(kind, name).build(options)

@@ -1,24 +1,37 @@
-"""Every capability one component offers another is declared on the core base classes.
+"""What one component asks of another is declared, and checked one way.
 
 (a) No plugin sniffs a component: no ``getattr``/``hasattr`` on a matcher, synthesizer or
 evaluator object (nor on ``self`` inside a component class), no ``isinstance``/``issubclass``
-against a component class. What a synthesizer may ask of a matcher is declared on
-``condensery.Matcher`` (issue 21).
-(b) The base classes expose each declared capability with its "not offered" default.
-(c) A matcher that does not take support targets refuses ``targets=`` with one clear error.
+on a component object or against a component class. A capability beyond the base class is
+a Protocol checked with ``condensery.offers`` / ``condensery.require``.
+(b) The ``Matcher`` base holds only what every pixel synthesizer asks of a matcher; each
+method's capability is a Protocol its own plugin publishes, and the built-ins offer theirs.
+(c) ``require`` names the component, the capability and what asked, in one line; a
+capability of a plugin the core has never heard of works the same way.
 """
 
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 from pathlib import Path
 
 import pytest
-import torch
-from condensery import Evaluator, Generator, Matcher, Synthesizer
+from condensery import (
+    Evaluator,
+    Generator,
+    LabelSolver,
+    Matcher,
+    Synthesizer,
+    UserError,
+    offers,
+    require,
+)
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
+#: the third-party plugin of tests/test_outsider.py follows the same rule
+OUTSIDER = Path(__file__).resolve().parent / "outsider_plugin"
 
 #: a name (or attribute) that holds a component object
 COMPONENT_NAME = re.compile(r"(matcher|synthesizer|synth|evaluator|judge)s?$", re.IGNORECASE)
@@ -67,19 +80,21 @@ def sniffs(source: str) -> list[tuple[int, str]]:
             if on_component or on_self:
                 found.append((node.lineno, ast.unparse(node)))
         elif fn in ("isinstance", "issubclass") and len(node.args) == 2:
-            if any(COMPONENT_CLASS.search(n) for n in _class_names(node.args[1])):
+            on_component = any(COMPONENT_NAME.search(part) for part in _chain(node.args[0]))
+            if on_component or any(COMPONENT_CLASS.search(n) for n in _class_names(node.args[1])):
                 found.append((node.lineno, ast.unparse(node)))
     return found
 
 
 def test_no_plugin_sniffs_a_component():
     bad = []
-    for path in sorted(PLUGINS.rglob("*.py")):
-        rel = path.relative_to(PLUGINS).as_posix()
-        if rel in SKIP:
-            continue
-        bad += [f"plugins/{rel}:{line}: {call}" for line, call in sniffs(path.read_text())]
-    assert not bad, "declare the capability on the core base class instead:\n" + "\n".join(bad)
+    for root in (PLUGINS, OUTSIDER):
+        for path in sorted(root.rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel in SKIP:
+                continue
+            bad += [f"{root.name}/{rel}:{line}: {call}" for line, call in sniffs(path.read_text())]
+    assert not bad, "declare a capability Protocol and check it with condensery.offers / require:\n" + "\n".join(bad)
 
 
 @pytest.mark.parametrize("source", [
@@ -89,6 +104,8 @@ def test_no_plugin_sniffs_a_component():
     'def f(ctx):\n    return getattr(ctx.matcher.options, "learn_labels", False)\n',
     'def f(ctx):\n    return isinstance(ctx.matcher, KRRMatcher)\n',
     'def f(m):\n    return isinstance(m, (int, krr.KRRMatcher))\n',
+    'def f(ctx):\n    return isinstance(ctx.matcher, TeacherMatching)\n',
+    'def f(self, matcher):\n    return isinstance(matcher, WarmStartable)\n',
     'class P(Synthesizer):\n    def f(self):\n        return getattr(self, "_sane", None)\n',
     'class B(Matcher):\n    def f(self):\n        return getattr(self, "recorder", None)\n',
 ])
@@ -109,6 +126,7 @@ def test_the_check_fails_if_the_old_sniff_comes_back():
     'def f(self):\n    return getattr(self.options, "model", None)\n',
     'def f(value):\n    return isinstance(value, dict) and getattr(value, "x", 1)\n',
     'def f(model):\n    return isinstance(model, nn.BatchNorm2d)\n',
+    'def f(ctx):\n    return offers(ctx.matcher, WarmStartable)\n',
     'class Helper:\n    def f(self):\n        return getattr(self, "x", None)\n',
 ])
 def test_the_check_lets_plain_code_pass(source):
@@ -116,19 +134,18 @@ def test_the_check_lets_plain_code_pass(source):
 
 
 # -- (b) the declared surface -------------------------------------------------------------
-MATCHER_DEFAULTS = {
-    "class_separable": False,
-    "supports_targets": False,
-    "solves_labels": False,
-    "uses_experts": False,
-    "supports_warm_start": False,
+#: what every synthesizer that optimises pixels asks of its matcher, and nothing else
+MATCHER_SURFACE = {
+    "Options", "name", "class_separable", "gen", "prepare", "parameters", "loss", "after_step",
+    "state_dict", "load_state_dict", "subset_losses", "learned_lr", "learned_labels",
 }
 
 
-@pytest.mark.parametrize("name,default", sorted(MATCHER_DEFAULTS.items()))
-def test_matcher_declares_each_flag_with_its_default(name, default):
-    assert getattr(Matcher, name) is default
-    assert name in Matcher.__annotations__  # typed, not just set
+def test_the_matcher_base_holds_only_what_every_pixel_synthesizer_needs():
+    public = {n for n in (*vars(Matcher), *Matcher.__annotations__) if not n.startswith("_")}
+    inherited = {n for base in Matcher.__mro__[1:] for n in vars(base) if not n.startswith("_")}
+    assert public | inherited == MATCHER_SURFACE
+    assert Matcher.class_separable is False and "gen" in Matcher.__annotations__
 
 
 class Plain(Matcher):
@@ -138,19 +155,8 @@ class Plain(Matcher):
 
 def test_matcher_methods_default_to_not_offered():
     m = Plain(Plain.Options())
-    assert m.learned_lr() is None
-    assert m.learned_labels() is None
-    assert m.loss_terms() == {}
+    assert m.learned_lr() is None and m.learned_labels() is None
     assert m.parameters() == [] and m.state_dict() == {}
-    assert m.close() is None
-    assert "gen" in Matcher.__annotations__
-    for call, flag in [(lambda: m.expert_spec(None), "uses_experts"), (lambda: m.experts_directory(None), "uses_experts"),
-                       (lambda: m.use_experts([]), "uses_experts"), (lambda: m.set_warm_start(None), "supports_warm_start"),
-                       (lambda: m.solve_labels(None, None, None), "solves_labels")]:
-        with pytest.raises(NotImplementedError, match=flag):
-            call()
-    with pytest.raises(NotImplementedError, match="teacher"):
-        m.set_teacher(torch.nn.Linear(1, 1))
 
 
 def test_other_base_classes_declare_their_flags():
@@ -159,41 +165,97 @@ def test_other_base_classes_declare_their_flags():
     assert callable(Generator.requires_data)
 
 
-def test_built_in_matchers_declare_what_they_offer():
+def _capabilities():
+    from condensery_dwa.capabilities import TeacherMatching
+    from condensery_matching.capabilities import ExpertMatching
+    from condensery_mgdd.capabilities import TargetMatching
+    from condensery_seqmatch.capabilities import WarmStartable
+
+    return TeacherMatching, ExpertMatching, TargetMatching, WarmStartable
+
+
+def test_built_in_matchers_offer_exactly_their_capabilities():
     from condensery_matching.bnstats import BNStatsMatcher
     from condensery_matching.distribution import DistributionMatcher
     from condensery_matching.gradient import GradientMatcher
     from condensery_matching.krr import KRRMatcher
     from condensery_matching.trajectory import TrajectoryMatcher
 
-    assert GradientMatcher.class_separable and GradientMatcher.supports_warm_start
-    assert KRRMatcher.supports_targets and KRRMatcher.solves_labels
-    assert TrajectoryMatcher.uses_experts and not TrajectoryMatcher.supports_warm_start
-    assert not DistributionMatcher.supports_targets  # class_separable: set in prepare from the model
-    for cls in (BNStatsMatcher, DistributionMatcher, GradientMatcher, TrajectoryMatcher):
-        assert not cls.supports_targets
-    # the methods they offer are their own, not the base's refusal
-    assert BNStatsMatcher.set_teacher is not Matcher.set_teacher and BNStatsMatcher.close is not Matcher.close
-    assert TrajectoryMatcher.expert_spec is not Matcher.expert_spec
-    assert GradientMatcher.set_warm_start is not Matcher.set_warm_start
+    teacher, experts, targets, warm = _capabilities()
+    offered = {
+        BNStatsMatcher: {teacher}, DistributionMatcher: set(), GradientMatcher: {warm},
+        KRRMatcher: {targets, LabelSolver}, TrajectoryMatcher: {experts},
+    }
+    for cls, caps in offered.items():
+        m = cls(cls.Options())
+        assert {c for c in (teacher, experts, targets, warm, LabelSolver) if offers(m, c)} == caps, cls.__name__
+    assert not any(offers(Plain(Plain.Options()), c) for c in (*_capabilities(), LabelSolver))
 
 
-# -- (c) targets= ----------------------------------------------------------------------
-def test_a_matcher_without_targets_refuses_them_with_one_clear_error():
-    m = Plain(Plain.Options())
-    x, y = torch.zeros(2, 1, 2, 2), torch.tensor([0, 1])
-    assert float(m.loss(x, y, 0)) == 0.0
-    assert float(m.loss(x, y, 0, targets=None)) == 0.0
-    with pytest.raises(TypeError, match=r"Plain takes no support targets \(supports_targets is False\)"):
-        m.loss(x, y, 0, targets=torch.zeros(2, 2))
+def test_every_capability_is_a_documented_runtime_protocol_in_a_public_module():
+    import importlib
+
+    for cap in (*_capabilities(), LabelSolver):
+        assert cap.__doc__ and cap.__doc__.strip(), cap
+        package, _, module = cap.__module__.partition(".")
+        if package != "condensery":
+            assert module in importlib.import_module(package).PUBLIC_MODULES, cap
 
 
-def test_a_matcher_with_targets_receives_them():
-    class Takes(Matcher):
-        supports_targets = True
+# -- (c) one way to check, naming who asked ----------------------------------------------------
+def test_require_returns_the_component_or_one_line_naming_it(one_thread):
+    from condensery import get_registry
 
-        def loss(self, images, labels, step, targets=None):
-            return targets.sum()
+    teacher, *_ = _capabilities()
+    bnstats = get_registry().get("matcher", "bnstats").build()
+    assert require(bnstats, teacher, "DWA's recover step") is bnstats
+    dm = get_registry().get("matcher", "distribution").build({"batch_real": 4})
+    with pytest.raises(UserError) as err:
+        require(dm, teacher, "DWA's recover step")
+    text = str(err.value)
+    assert "\n" not in text
+    for part in ("matcher 'distribution'", "TeacherMatching (close, loss_terms, set_teacher)", "DWA's recover step"):
+        assert part in text, text
+    with pytest.raises(UserError, match="none was given"):
+        require(None, teacher, "DWA's recover step")
 
-    out = Takes(Takes.Options()).loss(torch.zeros(1), torch.zeros(1), 0, targets=torch.ones(2, 3))
-    assert float(out) == 6.0
+
+def test_a_new_capability_needs_no_core_change():
+    from typing import Protocol, runtime_checkable
+
+    @runtime_checkable
+    class Sharpening(Protocol):
+        """A capability no plugin of condensery declares."""
+
+        def sharpen(self, amount: float) -> None: ...
+
+    class Sharp(Plain):
+        def sharpen(self, amount: float) -> None:
+            self.amount = amount
+
+    sharp, plain = Sharp(Sharp.Options()), Plain(Plain.Options())
+    sharp.name, plain.name = "sharp", "plain"
+    assert offers(sharp, Sharpening) and not offers(plain, Sharpening)
+    require(sharp, Sharpening, "a test").sharpen(2.0)
+    assert sharp.amount == 2.0
+    with pytest.raises(UserError, match=r"a test needs Sharpening \(sharpen\), which matcher 'plain' does not offer"):
+        require(plain, Sharpening, "a test")
+
+
+def test_a_capability_must_be_a_runtime_protocol():
+    from typing import Protocol
+
+    class Unchecked(Protocol):
+        def sharpen(self) -> None: ...
+
+    with pytest.raises(TypeError, match="Unchecked must be a typing.Protocol decorated with @runtime_checkable"):
+        offers(Plain(Plain.Options()), Unchecked)
+
+
+def test_support_targets_are_a_capability_not_a_loss_keyword():
+    from condensery_matching.krr import KRRMatcher
+
+    *_, targets, _ = _capabilities()
+    assert "targets" not in inspect.signature(Matcher.loss).parameters
+    assert "targets" not in inspect.signature(KRRMatcher.loss).parameters
+    assert offers(KRRMatcher(KRRMatcher.Options()), targets)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from condensery import UserError, predict, random_like
-from condensery_eval.cross_arch import CrossArchEvaluator, CrossArchOptions
+from condensery_eval.cross_arch import CrossArchOptions
 from condensery_eval.hard_label import HardLabelEvaluator
 from condensery_eval.models import small_vgg_factory
 from condensery_eval.protocol import TrainProtocol, train_once
@@ -22,9 +22,9 @@ from condensery_eval.ranking import (
     label_robust_score,
     normalise,
 )
-from condensery_eval.soft_label import SoftLabelEvaluator, SoftLabelOptions
+from condensery_eval.soft_label import SoftLabelOptions
 
-from .conftest import digits_recipe, task_context
+from .conftest import built, digits_recipe, task_context
 
 RECIPE = digits_recipe('evtest', width=16, epochs=5, synthesizer='{name: random, ipc: 2}')
 
@@ -69,7 +69,7 @@ def test_ars_hand_computed():
 def test_ranking_runs_its_own_random_subset_and_caches_full_accuracy(ctx, synset):
     assert RankingEvaluator.compares_random is False
     opts = RankingOptions(protocol="hard-label", hard={"runs": 1, "epochs": 3}, full_epochs=1)
-    results = RankingEvaluator(opts).evaluate(synset, ctx)
+    results = built("evaluator", "ranking", opts).evaluate(synset, ctx)
     by = {(r.extra["arm"], r.set): r for r in results}
     assert set(by) == {("method", "synthetic"), ("method", "random"), ("noaug", "synthetic"),
                        ("noaug", "random"), ("full", "full")}
@@ -85,12 +85,12 @@ def test_ranking_runs_its_own_random_subset_and_caches_full_accuracy(ctx, synset
     files = list((Path(os.environ["CONDENSERY_CACHE"]) / "full-accuracy").glob("digits-convnet-*.json"))
     assert len(files) == 1 and json.loads(files[0].read_text())["values"] == by["full", "full"].values
     assert by["full", "full"].extra["source"] == "computed"
-    again = RankingEvaluator(opts).full_accuracy(ctx)
+    again = built("evaluator", "ranking", opts).full_accuracy(ctx)
     assert again == (by["full", "full"].values, "cache")
 
 
 def test_ranking_auto_protocol_follows_soft_labels(synset):
-    ev = RankingEvaluator(RankingOptions())
+    ev = built("evaluator", "ranking", RankingOptions())
     soft = type(synset)(synset.images, torch.nn.functional.one_hot(synset.labels, 10).float())
     assert ev.method_protocol(synset) == "hard-label"
     assert ev.method_protocol(soft) == "soft-label"
@@ -100,7 +100,7 @@ def test_ranking_auto_protocol_follows_soft_labels(synset):
 def test_soft_label_student_matches_its_teacher_better_than_hard_labels(ctx, synset):
     opts = SoftLabelOptions(runs=2, epochs=60, lr=0.01, augment="none", mix="mixup",
                             teacher={"epochs": 20, "augment": "none"})
-    ev = SoftLabelEvaluator(opts)
+    ev = built("evaluator", "soft-label", opts)
     [res] = ev.evaluate(synset, ctx)
     assert res.evaluator == "soft-label" and res.runs == 2 and res.extra["optimizer"] == "adamw"
     assert res.extra["teacher_test"] > 0.8  # a teacher worth distilling from
@@ -115,7 +115,7 @@ def test_soft_label_student_matches_its_teacher_better_than_hard_labels(ctx, syn
     # the teacher was cached as safetensors and loads back as the very same network
     cached = list((Path(os.environ["CONDENSERY_CACHE"]) / "teachers").glob("digits-convnet-*.safetensors"))
     assert len(cached) == 1
-    loaded = SoftLabelEvaluator(SoftLabelOptions(teacher={"path": str(cached[0])})).teacher(ctx)
+    loaded = built("evaluator", "soft-label", SoftLabelOptions(teacher={"path": str(cached[0])})).teacher(ctx)
     assert torch.equal(predict(loaded, ctx.data.test_x), teacher_pred)
 
 
@@ -123,17 +123,17 @@ def test_soft_label_stored_targets_and_random_subset(ctx, synset):
     opts = SoftLabelOptions(runs=1, epochs=3, targets="stored", mix="cutmix")
     rnd = random_like(ctx, synset)
     assert rnd.metadata["role"] == "random" and len(rnd) == len(synset)
-    [res] = SoftLabelEvaluator(opts).evaluate(rnd, ctx)
+    [res] = built("evaluator", "soft-label", opts).evaluate(rnd, ctx)
     assert res.set == "random" and "teacher_agreement" not in res.extra and 0 <= res.mean <= 1
 
 
 def test_teacher_path_errors_are_one_line(ctx, tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        SoftLabelEvaluator(SoftLabelOptions(teacher={"path": str(tmp_path / "none.safetensors")})).teacher(ctx)
+        built("evaluator", "soft-label", SoftLabelOptions(teacher={"path": str(tmp_path / "none.safetensors")})).teacher(ctx)
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(UserError, match="not a readable"):
-        SoftLabelEvaluator(SoftLabelOptions(teacher={"path": str(bad)})).teacher(ctx)
+        built("evaluator", "soft-label", SoftLabelOptions(teacher={"path": str(bad)})).teacher(ctx)
 
 
 def test_soft_label_uses_the_teacher_recorded_in_the_set(ctx, synset, tmp_path):
@@ -148,19 +148,19 @@ def test_soft_label_uses_the_teacher_recorded_in_the_set(ctx, synset, tmp_path):
     save_file({k: v.contiguous() for k, v in own.state_dict().items()}, str(path))
     labelled = replace(synset, metadata={**synset.metadata,
                                          "teacher": {"path": str(path), "model": {"name": "convnet", "depth": 2, "width": 8}}})
-    ev = SoftLabelEvaluator(SoftLabelOptions(runs=1, epochs=2, augment="none"))
+    ev = built("evaluator", "soft-label", SoftLabelOptions(runs=1, epochs=2, augment="none"))
     [res] = ev.evaluate(labelled, ctx)
     assert res.extra["teacher_source"] == "set metadata" and res.extra["teacher_path"] == str(path)
     assert torch.equal(predict(ev.teacher(ctx, labelled), ctx.data.test_x), predict(own.eval(), ctx.data.test_x))
     gone = replace(labelled, metadata={**labelled.metadata, "teacher": {"path": str(tmp_path / "moved.safetensors")}})
     with pytest.raises(UserError, match="teacher.path"):
-        SoftLabelEvaluator(SoftLabelOptions(runs=1, epochs=1)).evaluate(gone, ctx)
+        built("evaluator", "soft-label", SoftLabelOptions(runs=1, epochs=1)).evaluate(gone, ctx)
 
 
 # -- cross-architecture -----------------------------------------------------------------------
 def test_cross_arch_reports_every_model(ctx, synset):
     opts = CrossArchOptions(models=["convnet", "vgg11_dd"], protocol={"name": "hard-label", "runs": 1, "epochs": 1})
-    results = CrossArchEvaluator(opts).evaluate(synset, ctx)
+    results = built("evaluator", "cross-arch", opts).evaluate(synset, ctx)
     assert [(r.evaluator, r.model, r.set) for r in results] == [
         ("cross-arch", "convnet", "synthetic"), ("cross-arch", "vgg11_dd", "synthetic")]
     assert all(r.extra["protocol"] == "hard-label" for r in results)
@@ -207,7 +207,7 @@ class _Runtime:
 
 
 def test_runs_split_over_processes_give_the_same_accuracies(ctx, synset):
-    ev = HardLabelEvaluator(TrainProtocol(runs=4, epochs=2))
+    ev = built("evaluator", "hard-label", TrainProtocol(runs=4, epochs=2))
     single = ev.evaluate(synset, ctx)[0].values
     real = ctx.runtime
     gathered: list = []
@@ -226,16 +226,16 @@ def test_runs_split_over_processes_give_the_same_accuracies(ctx, synset):
 # -- hard-label protocol choices --------------------------------------------------------------
 @pytest.mark.parametrize("augment", ["dsa", "crop-flip", "flip", "none"])
 def test_hard_label_augmentations(ctx, synset, augment):
-    [res] = HardLabelEvaluator(TrainProtocol(runs=1, epochs=2, augment=augment)).evaluate(synset, ctx)
+    [res] = built("evaluator", "hard-label", TrainProtocol(runs=1, epochs=2, augment=augment)).evaluate(synset, ctx)
     assert res.extra["augment"] == augment and 0 <= res.mean <= 1 and res.set == "synthetic"
 
 
 def test_hard_label_uses_learned_lr_else_validation_choice(ctx, synset):
     learned = type(synset)(synset.images, synset.labels, lr=0.0123, metadata={"role": "synthetic"})
-    [res] = HardLabelEvaluator(TrainProtocol(runs=1, epochs=1)).evaluate(learned, ctx)
+    [res] = built("evaluator", "hard-label", TrainProtocol(runs=1, epochs=1)).evaluate(learned, ctx)
     assert (res.extra["lr"], res.extra["lr_source"]) == (0.0123, "learned")
     opts = TrainProtocol(runs=1, epochs=2, use_learned_lr=False, lr_grid=[1e-4, 0.05])
-    [res] = HardLabelEvaluator(opts).evaluate(learned, ctx)
+    [res] = built("evaluator", "hard-label", opts).evaluate(learned, ctx)
     scores = res.extra["val_accuracy_by_lr"]
     assert res.extra["lr_source"] == "validation" and res.extra["lr"] == max(scores, key=scores.get)
     # a candidate that diverges is skipped and recorded, not a failed evaluation
@@ -271,8 +271,8 @@ def test_random_baseline_draws_afresh_per_run_by_default(ctx, synset):
     assert subject_for_run(ctx, TrainProtocol(random_draws="one"), rnd, 1) is rnd
     assert subject_for_run(ctx, per_run, synset, 1) is synset  # the distilled set is never redrawn
 
-    [one] = HardLabelEvaluator(TrainProtocol(runs=2, epochs=2, random_draws="one")).evaluate(rnd, ctx)
-    [fresh] = HardLabelEvaluator(per_run).evaluate(rnd, ctx)
+    [one] = built("evaluator", "hard-label", TrainProtocol(runs=2, epochs=2, random_draws="one")).evaluate(rnd, ctx)
+    [fresh] = built("evaluator", "hard-label", per_run).evaluate(rnd, ctx)
     assert (one.extra["random_draws"], fresh.extra["random_draws"]) == ("one", "per-run")
     assert one.values != fresh.values  # run 1 (at least) trained on other images
     # metrics.json says which training images each network of the random arm saw
@@ -281,5 +281,28 @@ def test_random_baseline_draws_afresh_per_run_by_default(ctx, synset):
         assert torch.equal(ctx.data.train_x[torch.tensor(idx)], draws[r].images)
         assert torch.bincount(ctx.data.train_y[torch.tensor(idx)], minlength=10).tolist() == [2] * 10
     soft = SoftLabelOptions(runs=2, epochs=2, targets="stored", random_draws="per-run")
-    [res] = SoftLabelEvaluator(soft).evaluate(rnd, ctx)
+    [res] = built("evaluator", "soft-label", soft).evaluate(rnd, ctx)
     assert res.extra["random_draws"] == "per-run" and len(res.values) == 2
+
+
+def test_an_evaluator_reports_the_name_it_was_registered_under(ctx, synset):
+    """The same class registered twice: each built component reports its own registration's name."""
+    import types
+
+    from condensery import hookimpl
+    from condensery.plugins import build_registry
+
+    def register_evaluators(register):
+        register("hard-label-again", "condensery_eval.hard_label:HardLabelEvaluator",
+                 options="condensery_eval.options:TrainProtocol")
+
+    plugin = types.ModuleType("again")
+    plugin.register_evaluators = hookimpl(register_evaluators)
+    registry = build_registry(extra_plugins=[("again", plugin)])
+    opts = TrainProtocol(runs=1, epochs=1, augment="none")
+    again, original = (registry.get("evaluator", n).build(opts) for n in ("hard-label-again", "hard-label"))
+    assert type(again) is type(original) and (again.name, original.name) == ("hard-label-again", "hard-label")
+    [res] = again.evaluate(synset, ctx)
+    assert res.evaluator == "hard-label-again"
+    with pytest.raises(AttributeError, match="HardLabelEvaluator was built by hand, so it has no registered name"):
+        _ = HardLabelEvaluator(opts).name

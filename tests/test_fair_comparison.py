@@ -18,12 +18,11 @@ from condensery import (
     welch_interval,
 )
 from condensery_eval import protocol as protocol_module
-from condensery_eval.hard_label import HardLabelEvaluator
 from condensery_eval.protocol import TrainProtocol, random_arm_grid
-from condensery_eval.ranking import RankingEvaluator, RankingOptions
+from condensery_eval.ranking import RankingOptions
 from condensery_eval.report import render
 
-from .conftest import digits_recipe, task_context, write_recipe
+from .conftest import built, digits_recipe, task_context, write_recipe
 
 RECIPE = digits_recipe('fairtest', width=8, epochs=2, synthesizer='{name: random, ipc: 2}')
 
@@ -70,8 +69,8 @@ def test_paired_arms_share_initialisation_batch_order_and_augmentation(ctx, syns
     seen = record_trainings(ctx, monkeypatch)
     opts = TrainProtocol(runs=2, epochs=1)
     assert opts.paired and opts.random_draws == "per-run"  # the defaults
-    [syn] = HardLabelEvaluator(opts).evaluate(synset, ctx)
-    [rnd] = HardLabelEvaluator(opts).evaluate(random_like(ctx, synset), ctx)
+    [syn] = built("evaluator", "hard-label", opts).evaluate(synset, ctx)
+    [rnd] = built("evaluator", "hard-label", opts).evaluate(random_like(ctx, synset), ctx)
     assert syn.extra["paired"] and rnd.extra["paired"] and len(seen) == 4
     for r in range(2):
         s, q = seen[r], seen[2 + r]
@@ -83,8 +82,8 @@ def test_paired_arms_share_initialisation_batch_order_and_augmentation(ctx, syns
 
     seen.clear()
     unpaired = TrainProtocol(runs=1, epochs=1, paired=False)
-    HardLabelEvaluator(unpaired).evaluate(synset, ctx)
-    HardLabelEvaluator(unpaired).evaluate(random_like(ctx, synset), ctx)
+    built("evaluator", "hard-label", unpaired).evaluate(synset, ctx)
+    built("evaluator", "hard-label", unpaired).evaluate(random_like(ctx, synset), ctx)
     assert not same_weights(seen[0]["init"], seen[1]["init"])
 
 
@@ -95,8 +94,8 @@ def test_learned_lr_gives_the_random_arm_its_own_choice_on_validation(ctx, synse
     opts = TrainProtocol(runs=2, epochs=2)
     grid = random_arm_grid(opts, 0.004)
     assert grid == [0.002, 0.004, 0.008, 0.01]  # α × (0.5, 1, 2) and the fixed lr
-    [syn] = HardLabelEvaluator(opts).evaluate(learned, ctx)
-    [res] = HardLabelEvaluator(opts).evaluate(rnd, ctx)
+    [syn] = built("evaluator", "hard-label", opts).evaluate(learned, ctx)
+    [res] = built("evaluator", "hard-label", opts).evaluate(rnd, ctx)
     assert (syn.extra["lr"], syn.extra["lr_source"]) == (0.004, "learned")
     assert res.extra["lr_source"] == "validation (random-arm grid)" and res.extra["lr_grid"] == grid
     scores = res.extra["val_accuracy_by_lr"]
@@ -105,7 +104,7 @@ def test_learned_lr_gives_the_random_arm_its_own_choice_on_validation(ctx, synse
     assert (c["lr_synthetic"], c["lr_synthetic_source"]) == (0.004, "learned")
     assert c["lr_random"] == res.extra["lr"] and c["lr_random_source"] == "validation (random-arm grid)"
     # a set without a learned lr: both arms at the fixed lr, nothing chosen
-    [plain] = HardLabelEvaluator(opts).evaluate(random_like(ctx, synset), ctx)
+    [plain] = built("evaluator", "hard-label", opts).evaluate(random_like(ctx, synset), ctx)
     assert plain.extra["lr_source"] == "fixed" and plain.extra["lr"] == 0.01
 
 
@@ -188,7 +187,7 @@ def test_ranking_reuses_its_random_arm_until_the_teacher_changes(ctx, synset, tm
 
     def evaluate():
         seen.clear()
-        out = RankingEvaluator(opts).evaluate(soft, ctx)
+        out = built("evaluator", "ranking", opts).evaluate(soft, ctx)
         return {(r.extra.get("arm"), r.set): r for r in out}, len(seen)
 
     first, trained_first = evaluate()

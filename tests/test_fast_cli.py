@@ -150,3 +150,14 @@ def test_a_reference_without_a_colon_is_refused():
 
     with pytest.raises(UserError, match="'package.module:Name'"):
         build_registry([("bad", Plugin)])
+
+
+def test_a_generate_option_typo_fails_before_torch(tmp_path):
+    """Generator types register their options like every kind: a call is validated before any import."""
+    folder = tmp_path / "generator"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"type": "pool", "format": "condensery.generator/2"}))
+    result = _probe(["generate", str(folder), "--ipc", "2", "--option", "refine_step=2", "-o", str(tmp_path / "s")])
+    assert result["code"] == 2 and result["heavy"] == []
+    assert result["err"] == ["error: generator type 'pool' has no option 'refine_step' (did you mean 'refine_steps'?); "
+                             "valid options: extend_iterations, refine_lr, refine_steps"]

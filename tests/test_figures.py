@@ -53,12 +53,12 @@ def test_grid_rows_soft_labels_by_argmax_and_pads_short_classes(tmp_path):
 
 def test_generate_writes_the_grid_next_to_the_set(cli, tmp_path):
     from condensery import save_generator
-    from condensery_matching.pool import TYPE, PoolGenerator
+    from condensery_matching.pool import PoolGenerator
 
     images, labels = tiny_set(per_class=4)
     config = {"task": {"dataset": "toy", "num_classes": 3, "class_names": NAMES, "image_shape": [1, 8, 8],
                        "mean": [0.0], "std": [1.0]}, "pool_ipc": 4}
-    save_generator(PoolGenerator({}, images, labels), tmp_path / "gen", TYPE, config)
+    save_generator(PoolGenerator({}, images, labels), tmp_path / "gen", config)
     out = tmp_path / "two.safetensors"
     res = cli("generate", str(tmp_path / "gen"), "--ipc", "2", "-o", str(out))
     assert res.code == 0, res.err

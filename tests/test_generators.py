@@ -4,10 +4,11 @@ round trip through the registry, `condensery generate` on any type, and its one-
 from __future__ import annotations
 
 import json
+import types
 
 import pytest
 import torch
-from condensery import SyntheticSet, UserError, load_generator, open_task
+from condensery import SyntheticSet, UserError, hookimpl, load_generator, open_task
 from condensery.generate import generate_file
 from condensery.plugins import get_registry
 from condensery_matching.pool import (
@@ -68,9 +69,38 @@ def test_pool_folder_round_trips_through_the_registry(pool_run):
     assert isinstance(gen, PoolGenerator) and gen.pool_ipc == 6
     config = json.loads((pool_run / "generator" / "config.json").read_text())
     assert config["type"] == "pool" and config["recipe"]["matcher"]["name"] == "distribution"
-    assert not gen.requires_data(6, gen.options()) and gen.requires_data(7, gen.options())
-    assert gen.requires_data(3, gen.options({"refine_steps": 2}))
-    assert get_registry().get("generator", "pool").obj is PoolGenerator
+    assert not gen.requires_data(6, gen.Options()) and gen.requires_data(7, gen.Options())
+    assert gen.requires_data(3, gen.Options(refine_steps=2))
+    info = get_registry().get("generator", "pool")
+    assert info.obj is PoolGenerator and info.check() is PoolGenerator
+    assert isinstance(info.options, str) and info.options_class is PoolGenerator.Options  # declared, like every kind
+    assert gen.name == "pool"
+
+
+def test_the_type_a_generator_is_saved_under_comes_from_its_registration(tmp_path):
+    from condensery import save_generator
+    from condensery.plugins import PluginLoadError, build_registry
+
+    class Renamed(PoolGenerator):
+        pass
+
+    class Unregistered(PoolGenerator):
+        pass
+
+    def register_generators(register):
+        register("renamed-pool", Renamed)
+
+    plugin = types.ModuleType("renamed")
+    plugin.register_generators = hookimpl(register_generators)
+    registry = build_registry(extra_plugins=[("renamed", plugin)])
+    images, labels = torch.zeros(4, 1, 2, 2), torch.arange(2).repeat_interleave(2)
+    config = {"task": {"num_classes": 2, "class_names": ["a", "b"]}, "pool_ipc": 2}
+    folder = save_generator(Renamed({}, images, labels), tmp_path / "gen", config, registry=registry)
+    assert json.loads((folder / "config.json").read_text())["type"] == "renamed-pool"
+    assert type(load_generator(folder, registry)) is Renamed
+    assert save_generator(PoolGenerator({}, images, labels), tmp_path / "pool", config, registry=registry).is_dir()
+    with pytest.raises(PluginLoadError, match="Unregistered is registered under no name"):
+        save_generator(Unregistered({}, images, labels), tmp_path / "none", config, registry=registry)
 
 
 def test_extension_past_the_pool_moves_only_the_new_images(pool_run, tmp_path):
@@ -165,7 +195,9 @@ def test_generate_errors_are_one_line_exit_2(cli, pool_run, tmp_path):
         "not valid JSON": [str(bad), "--ipc", "2"],
         "unknown generator 'gan'": [str(unknown), "--ipc", "2"],
         "not a readable .safetensors": [str(broken), "--ipc", "2"],
-        "has no option 'labels'": [str(pool_run / "generator"), "--ipc", "2", "--labels", "krr"],
+        "has no option 'labels'": [str(pool_run / "generator"), "--ipc", "2", "--option", "labels=krr"],
+        "go through --option labels=VALUE": [str(pool_run / "generator"), "--ipc", "2", "--labels", "krr"],
+        "option 'refine_steps'": [str(pool_run / "generator"), "--ipc", "2", "--option", "refine_steps=-1"],
         "KEY=VALUE": [str(pool_run / "generator"), "--ipc", "2", "--option", "refine_steps"],
         "--ipc": [str(pool_run / "generator"), "--ipc", "0"],
     }
@@ -173,6 +205,8 @@ def test_generate_errors_are_one_line_exit_2(cli, pool_run, tmp_path):
         res = cli("generate", *args, "-o", out)
         assert res.code == 2, (needle, res.err)
         assert needle in res.err and len(res.err.strip().splitlines()) == 1 and "Traceback" not in res.err, res.err
+    for flag in ("--labels", "--initial", "--refine-steps"):  # a generator type declares its own options
+        assert flag not in cli("generate", "--help").out
     with pytest.raises(UserError, match="lacks pool.safetensors"):
         (broken / "pool.safetensors").unlink()
         load_generator(broken)
@@ -193,7 +227,7 @@ def test_digits_recipe_chains_run_end_to_end_with_no_files(cli, tmp_path):
                 "--set", QUICK_EVAL)
     assert adapt.code == 0, adapt.err
     out = tmp_path / "seven.safetensors"
-    gen = cli("generate", str(tmp_path / "adapt" / "generator"), "--ipc", "7", "--labels", "krr", "-o", str(out))
+    gen = cli("generate", str(tmp_path / "adapt" / "generator"), "--ipc", "7", "--option", "labels=krr", "-o", str(out))
     assert gen.code == 0, gen.err
     synset = SyntheticSet.load(out)
     assert synset.images.shape == (35, 1, 8, 8) and synset.metadata["class_names"] == ["5", "6", "7", "8", "9"]

@@ -12,21 +12,22 @@ import torch.nn as nn
 import torch.nn.functional as F
 from condensery import (
     Evaluator,
+    LabelSolver,
     Result,
     SyntheticSet,
     UserError,
     evaluate_next_to_random,
     label_like,
     make_generator,
+    offers,
     random_like,
     train_classifier,
 )
-from condensery_eval.hard_label import HardLabelEvaluator
 from condensery_eval.protocol import TrainProtocol, subject_for_run
-from condensery_eval.soft_label import SoftLabelEvaluator, SoftLabelOptions
+from condensery_eval.soft_label import SoftLabelOptions
 from condensery_matching.krr import KRRMatcher, KRROptions
 
-from .conftest import digits_recipe, task_context
+from .conftest import built, digits_recipe, task_context
 
 RECIPE = digits_recipe('lstest', width=16, epochs=2, synthesizer='{name: random, ipc: 2}')
 SOLVER = {"matcher": "krr", "options": {"num_models": 1, "width": 16, "batch_real": 8, "reg": 1e-6,
@@ -115,7 +116,7 @@ def test_krr_labeler_is_the_matchers_label_solve(ctx):
     lab = KRRLabeler(ctx, 1, 16, 8, 1e-6)
     m = KRRMatcher(KRROptions(num_models=1, width=16, batch_real=8, reg=1e-6, dsa=False, resample_every=1))
     m.prepare(ctx)
-    assert KRRMatcher.solves_labels
+    assert offers(m, LabelSolver)
     a = lab.labels(x, 0, make_generator(0, "t"))
     assert torch.equal(a, m.solve_labels(x, None, make_generator(0, "t")))
     assert lab.solver_record() == SOLVER
@@ -133,10 +134,10 @@ def test_label_like_solves_the_subjects_own_labels(ctx):
     # a template without a solver leaves the subject alone
     assert label_like(ctx, SyntheticSet(rnd.images, rnd.labels), rnd) is rnd
     bad = SyntheticSet(rnd.images, rnd.labels, metadata={"label_solver": {"matcher": "distribution"}})
-    with pytest.raises(UserError, match="does not solve labels"):
+    with pytest.raises(UserError, match=r"needs LabelSolver \(solve_labels\), which matcher 'distribution' does not offer"):
         label_like(ctx, bad, rnd)
     bad.metadata["label_solver"] = {"matcher": "krr", "options": {"no_such": 1}}
-    with pytest.raises(UserError, match="do not fit matcher 'krr'"):
+    with pytest.raises(UserError, match="label_solver matcher 'krr' has no option 'no_such'"):
         label_like(ctx, bad, rnd)
 
 
@@ -184,22 +185,22 @@ def test_hard_label_evaluator_trains_on_stored_regression_labels(ctx, regression
         fresh = SyntheticSet(d.images, d.classes)
         assert torch.allclose(d.labels, direct_solve(ctx, fresh, "run", r))
     for subject in (regression_set, rnd):
-        [res] = HardLabelEvaluator(per_run).evaluate(subject, ctx)
+        [res] = built("evaluator", "hard-label", per_run).evaluate(subject, ctx)
         assert (res.extra["targets"], res.extra["label_loss"]) == ("stored", "mse") and 0 <= res.mean <= 1
-    [hard] = HardLabelEvaluator(TrainProtocol(runs=1, epochs=2)).evaluate(regression_set, ctx)
+    [hard] = built("evaluator", "hard-label", TrainProtocol(runs=1, epochs=2)).evaluate(regression_set, ctx)
     assert (hard.extra["targets"], hard.extra["label_loss"]) == ("hard", "ce")
     plain = ctx.random_subset(2)
     plain.metadata["role"] = "synthetic"
-    [res] = HardLabelEvaluator(TrainProtocol(runs=1, epochs=2, targets="stored")).evaluate(plain, ctx)
+    [res] = built("evaluator", "hard-label", TrainProtocol(runs=1, epochs=2, targets="stored")).evaluate(plain, ctx)
     assert res.extra["label_loss"] == "ce"  # a hard-labelled set trains as before
 
 
 def test_soft_label_stored_regression_labels_train_with_mse(ctx, regression_set):
     opts = SoftLabelOptions(runs=1, epochs=2, targets="stored", mix="cutmix")
-    [res] = SoftLabelEvaluator(opts).evaluate(regression_set, ctx)
+    [res] = built("evaluator", "soft-label", opts).evaluate(regression_set, ctx)
     assert (res.extra["targets"], res.extra["label_loss"]) == ("stored", "mse") and 0 <= res.mean <= 1
     probs = SyntheticSet(regression_set.images, F.softmax(regression_set.labels, 1), metadata={"role": "synthetic"})
-    [res] = SoftLabelEvaluator(opts).evaluate(probs, ctx)
+    [res] = built("evaluator", "soft-label", opts).evaluate(probs, ctx)
     assert res.extra["label_loss"] == "kd"
 
 

@@ -302,3 +302,21 @@ def test_generator_runs_under_bf16_autocast_on_the_cpu():
         mixed = gen(x0, y0, 2)
     assert mixed.dtype == torch.float32 and mixed.shape == x0.shape
     assert torch.allclose(mixed, full, atol=0.05) and not torch.equal(mixed, x0)
+
+
+def test_solved_support_targets_go_only_to_a_matcher_offering_them(tmp_path, monkeypatch):
+    """MGDD's ``TargetMatching`` capability: krr gets the closed-form targets, distribution its plain loss."""
+    ctx = digits_ctx(tmp_path)
+    synth = MGDDSynthesizer(MGDDOptions(ipc=2, loss_dsa=False, labels={"models": 1, "width": 16, "batch_real": 8}))
+    ctx.matcher = DistributionMatcher(DistributionOptions(dsa=False, batch_real=8))
+    ctx.matcher.prepare(ctx)
+    assert synth.labeler_for(ctx) is None
+    ctx.matcher = KRRMatcher(KRROptions(dsa=False, num_models=1, width=16, batch_real=8))
+    ctx.matcher.prepare(ctx)
+    labeler = synth.labeler_for(ctx)
+    assert labeler is not None
+    seen = []
+    monkeypatch.setattr(ctx.matcher, "loss_with_targets", lambda x, y, step, targets: seen.append(targets) or x.sum())
+    synth.task_loss(ctx, ctx.matcher, labeler, tiny_generator(perturb=False), 2, ("t",), 0)
+    [targets] = seen
+    assert targets.shape == (2 * ctx.task.num_classes, ctx.task.num_classes)

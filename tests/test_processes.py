@@ -110,7 +110,7 @@ def test_two_processes_give_the_same_set_and_metrics_on_disjoint_shares(cli, tmp
         flat = [json.dumps(x) for p in parts for x in p]
         assert len(flat) == len(set(flat)), f"{label}: processes overlapped"
     # the evaluation runs are split too, and each process logged which ones it trained
-    evaluated = [next(s for s in log["shares"] if s["label"] == "evaluate synthetic runs") for log in logs]
+    evaluated = [next(s for s in log["shares"] if s["label"] == "hard-label: synthetic runs") for log in logs]
     assert sorted(evaluated[0]["items"] + evaluated[1]["items"]) == list(range(evaluated[0]["of"]))
     assert evaluated[0]["items"] and evaluated[1]["items"]
     single = json.loads((one_process / "logs" / "process-0.json").read_text())

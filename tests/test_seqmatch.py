@@ -15,7 +15,6 @@ from condensery.options import validate_options
 from condensery.plugins import get_registry
 from condensery.runtime import Runtime, RuntimeOptions
 from condensery_eval import protocol as protocol_module
-from condensery_eval.hard_label import HardLabelEvaluator
 from condensery_eval.protocol import TrainProtocol, split_epochs, stage_plan, train_once
 from condensery_matching.experts import read_epochs, read_header
 from condensery_matching.gradient import GradientMatcher, GradientOptions
@@ -24,7 +23,7 @@ from condensery_seqmatch import synthesizer as seq_module
 from condensery_seqmatch.stages import split_ipc, stage_layout, warm_train
 from condensery_seqmatch.synthesizer import SeqMatchOptions, SeqMatchSynthesizer
 
-from .conftest import Stop, stop_at
+from .conftest import Stop, built, stop_at
 
 TINY = {"name": "convnet", "depth": 1, "width": 8, "norm": "instancenorm"}
 
@@ -80,7 +79,8 @@ def test_unsupported_matcher_is_a_one_line_error(tmp_path):
     from condensery_matching.distribution import DistributionMatcher, DistributionOptions
 
     ctx = make_ctx(tmp_path, 2, DistributionMatcher(DistributionOptions(batch_real=8)))
-    with pytest.raises(UserError, match="trajectory or gradient"):
+    with pytest.raises(UserError, match=r"must offer ExpertMatching \(.*\) or WarmStartable \(set_warm_start\); "
+                                        "DistributionMatcher offers neither; use .*trajectory or gradient"):
         seq(ipc=2).synthesize(ctx)
 
 
@@ -196,7 +196,7 @@ def test_sequential_evaluation_trains_s1_then_the_unions_with_their_lrs(tmp_path
         assert torch.bincount(labels, minlength=k).tolist() == [n // k] * k
 
     calls.clear()
-    [res] = HardLabelEvaluator(p).evaluate(synset, ctx)
+    [res] = built("evaluator", "hard-label", p).evaluate(synset, ctx)
     assert len(calls) == 3
     assert res.extra["protocol"] == "sequential" and res.extra["stage_lrs"] == [0.01, 0.02, 0.03]
     assert res.extra["stage_sizes"] == [k, 2 * k, 3 * k] and res.extra["lr_source"] == "learned"
@@ -205,7 +205,7 @@ def test_sequential_evaluation_trains_s1_then_the_unions_with_their_lrs(tmp_path
     fixed = stage_plan(TrainProtocol(epochs=6, use_learned_lr=False), synset, 0.05)
     assert [s.lr for s in fixed] == [0.05] * 3 and [s.epochs for s in fixed] == [2, 2, 2]
     calls.clear()
-    [res] = HardLabelEvaluator(TrainProtocol(runs=1, epochs=2, augment="none", sequential=False)).evaluate(synset, ctx)
+    [res] = built("evaluator", "hard-label", TrainProtocol(runs=1, epochs=2, augment="none", sequential=False)).evaluate(synset, ctx)
     assert len(calls) == 1 and calls[0][1] == 3 * k and "protocol" not in res.extra
     plain = SyntheticSet(synset.images, synset.labels)
     assert stage_plan(p, plain, 0.01) is None
@@ -213,7 +213,7 @@ def test_sequential_evaluation_trains_s1_then_the_unions_with_their_lrs(tmp_path
 
 def test_soft_label_evaluation_is_sequential_too(tmp_path, monkeypatch):
     from condensery_eval import soft_label
-    from condensery_eval.soft_label import SoftLabelEvaluator, SoftLabelOptions
+    from condensery_eval.soft_label import SoftLabelOptions
 
     ctx = make_ctx(tmp_path, 3)
     synset = staged_set(ctx)
@@ -226,7 +226,7 @@ def test_soft_label_evaluation_is_sequential_too(tmp_path, monkeypatch):
 
     monkeypatch.setattr(soft_label, "train_student", record)
     opts = SoftLabelOptions(runs=1, epochs=4, targets="stored", augment="none", mix="none")
-    [res] = SoftLabelEvaluator(opts).evaluate(synset, ctx)
+    [res] = built("evaluator", "soft-label", opts).evaluate(synset, ctx)
     k = ctx.task.num_classes
     assert calls == [(k, 2, True), (2 * k, 1, False), (3 * k, 1, False)]
     assert res.extra["protocol"] == "sequential"

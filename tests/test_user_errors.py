@@ -259,6 +259,14 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         "{name: hard-label, runs: 1, epochs: 1}", "{name: ranking, protocol: hard-label, hard: {runs: 1, epochs: 1}}")),
         "--quiet"], "CONDENSERY_CACHE"),
     "processes zero": (lambda d: run(d, "--processes", "0"), "processes"),
+    # -- capabilities and generator options --------------------------------------------------
+    "experts for a matcher without expert trajectories": (
+        lambda d: ["experts", recipe(d), "--quiet"],
+        "`condensery experts` needs ExpertMatching (expert_spec, experts_directory, use_experts), which matcher "
+        "'distribution' does not offer"),
+    "a generate flag of one generator type": (
+        lambda d: ["generate", str(d), "--ipc", "2", "--labels", "krr", "-o", str(d / "o.safetensors")],
+        "go through --option labels=VALUE"),
 }
 
 

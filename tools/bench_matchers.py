@@ -71,7 +71,8 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool,
             classes: int = 10, profile: int = 0, syn_steps: int | None = None) -> dict:
     """Time one configuration in this process and return its JSON row."""
     import torch
-    from condensery import RealData, context_of, get_registry, load_plan
+    from condensery import RealData, context_of, get_registry, load_plan, require
+    from condensery_dwa.capabilities import TeacherMatching
     from condensery_matching.experts import ExpertSpec, data_identity, expert_path, write_expert
 
     per_class = 60 if quick else 500
@@ -99,7 +100,7 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool,
     matcher.prepare(ctx)
     if method == "dwa":  # the recover step's network: a ConvNet-BN teacher (its weights do not change the cost)
         teacher = ctx.create_model("convnet_bn", width=model["width"])
-        matcher.set_teacher(teacher)
+        require(matcher, TeacherMatching, "bench_matchers --method dwa").set_teacher(teacher)
     images = data.train_x[torch.arange(k).repeat_interleave(ipc) * per_class].clone().requires_grad_(True)
     labels = torch.arange(k, device=runtime.device).repeat_interleave(ipc)
     groups = [{"params": [images], "lr": 0.01}] + [{"params": [t], "lr": lr} for t, lr in matcher.parameters()]

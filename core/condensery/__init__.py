@@ -28,6 +28,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(['LoopCheckpoint', 'SavedLoop', 'loop_fingerprint'], ".resumable"),
     **dict.fromkeys(['comparisons', 'describe_comparison', 'paired_interval', 'pooled_interval', 'result_lines', 'welch_interval'], ".compare"),
     **dict.fromkeys(['Component', 'Evaluator', 'Matcher', 'Result', 'Synthesizer'], ".components"),
+    **dict.fromkeys(['LabelSolver', 'offers', 'require'], ".capabilities"),
     # options need no torch: a recipe is validated against them before any component is imported
     **dict.fromkeys(['DSA_OPS', 'DatasetOptions', 'SynthesizerOptions'], ".component_options"),
     **dict.fromkeys(['ModelName', 'ModelSpec', 'is_model_name', 'validated_model_name', 'validated_model_spec'],
@@ -67,6 +68,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
     from .atomic import atomic_path, write_atomic  # noqa: F401
+    from .capabilities import LabelSolver, offers, require  # noqa: F401
     from .checkpoints import CheckpointStore  # noqa: F401
     from .compare import (  # noqa: F401
         comparisons,
@@ -137,7 +139,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
 
 __all__ = [
     "__version__", "hookimpl", "get_registry", "set_quiet", "Options", "Component", "Synthesizer", "SynthesizerOptions",
-    "Matcher", "Evaluator", "Result", "SyntheticSet", "RunContext", "Task", "build_model", "random_subset_draw",
+    "Matcher", "Evaluator", "Result", "offers", "require", "LabelSolver", "SyntheticSet", "RunContext", "Task", "build_model", "random_subset_draw",
     "label_like", "random_like", "draw_real", "class_counts", "evaluate_next_to_random", "DoneStore",
     "Runtime", "RuntimeOptions", "make_generator", "seed_global", "seed_global_from", "read_safetensors", "RealData", "DatasetSource", "DatasetOptions",
     "RawSplits", "DSA", "AugParams", "crop_flip", "CheckpointStore", "LoopCheckpoint",

@@ -120,25 +120,16 @@ def _option_pairs(items: tuple[str, ...]) -> dict[str, object]:
 @click.option("-o", "--output", "output", required=True, help="the .safetensors SyntheticSet to write")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="same seed, same set (draw of initial images, extension and refinement streams)")
-@click.option("--refine-steps", type=click.IntRange(min=0), default=None,
-              help="then T pixel steps of the generator's stored matcher from the generated set")
-@click.option("--labels", type=str, default=None, help="label kind, for types that offer one (mgdd: hard | krr)")
-@click.option("--initial", is_flag=True, default=None,
-              help="mgdd: write the initial real draw X0 the generator would refine (the paired random subset)")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="any option of the generator type (`condensery plugins` lists the types)")
+              help="an option of the generator's type, e.g. --option refine_steps=20 (a typo lists the valid ones)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override the stored recipe, e.g. data.root=/elsewhere/cifar10")
-def generate(generator_dir: str, ipc: int, output: str, seed: int, refine_steps: int | None, labels: str | None,
-             initial: bool | None, options: tuple[str, ...], overrides: tuple[str, ...]) -> None:
+def generate(generator_dir: str, ipc: int, output: str, seed: int, options: tuple[str, ...],
+             overrides: tuple[str, ...]) -> None:
     """Write a SyntheticSet of IPC images per class from the generator in GENERATOR_DIR (any registered type)."""
     from .generate import generate_file
 
-    opts = _option_pairs(options)
-    for key, value in (("refine_steps", refine_steps), ("labels", labels), ("initial", initial)):
-        if value is not None:
-            opts[key] = value
-    path = generate_file(generator_dir, ipc, output, seed, opts, list(overrides))
+    path = generate_file(generator_dir, ipc, output, seed, _option_pairs(options), list(overrides))
     click.echo(f"wrote {path}")
 
 
@@ -218,6 +209,15 @@ def _one_line(message: str) -> str:
     return message.translate(_LINE_BREAKS)
 
 
+def _hint(exc: click.ClickException) -> str:
+    """Where an unknown ``generate`` flag belongs: each generator type declares its own options."""
+    command = exc.ctx.command.name if getattr(exc, "ctx", None) is not None else None
+    if isinstance(exc, click.NoSuchOption) and command == "generate" and exc.option_name.startswith("--"):
+        key = exc.option_name[2:].replace("-", "_")
+        return f"; a generator type's own options go through --option {key}=VALUE"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: turn known errors into one line and an exit code, never a traceback.
 
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("error: interrupted; rerun the same command to resume from the last checkpoint", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        click.echo(f"error: {_one_line(exc.format_message())} (see `condensery --help`)", err=True)
+        click.echo(f"error: {_one_line(exc.format_message() + _hint(exc))} (see `condensery --help`)", err=True)
         sys.exit(2)
     except CondenseryError as exc:
         click.echo(f"error: {_one_line(str(exc))}", err=True)

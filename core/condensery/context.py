@@ -11,6 +11,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .capabilities import LabelSolver, require
 from .checkpoints import CheckpointStore
 from .data.realdata import RealData
 from .errors import UserError
@@ -152,18 +153,12 @@ def label_like(ctx: RunContext, template: SyntheticSet, subject: SyntheticSet, *
     name, options = spec.get("matcher"), spec.get("options") or {}
     if not isinstance(name, str) or not isinstance(options, dict):
         raise UserError(f"label_solver {spec!r} must be {{matcher: NAME, options: {{...}}}}")
-    cls = ctx.registry.get("matcher", name).obj
-    if not cls.solves_labels:
-        raise UserError(f"label_solver names matcher '{name}', which does not solve labels; name one that does (e.g. krr)")
-    try:
-        matcher = cls(cls.Options(**options))
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        first = str(exc).splitlines()
-        raise UserError(f"label_solver options {options} do not fit matcher '{name}': {' '.join(first[:3])}") from None
+    matcher = ctx.registry.get("matcher", name).build(options, where=f"label_solver matcher '{name}'")
+    solver = require(matcher, LabelSolver, "the set's label_solver (the random arm gets its own labels)")
     matcher.prepare(ctx)
     classes = subject.hard_labels
     gen = ctx.generator("label-solve", len(subject), *stream)
-    labels = matcher.solve_labels(subject.images, classes, gen).detach()
+    labels = solver.solve_labels(subject.images, classes, gen).detach()
     metadata = {**subject.metadata, "label_kind": "regression", "label_solver": spec}
     return SyntheticSet(subject.images, labels, subject.lr, subject.stages, subject.stage_lrs, metadata,
                         classes.long())

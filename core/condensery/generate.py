@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .context import RunContext
 from .errors import UserError
-from .figures import grid_path_for, save_grid
-from .generators import Generator, load_generator
-from .synthetic import SyntheticSet
+from .generators import Generator, generate_options, load_generator, read_generator_config
+
+if TYPE_CHECKING:  # torch: only once the call's options are valid, so a typo fails at once
+    from .context import RunContext
+    from .synthetic import SyntheticSet
 
 
 def generation_context(generator: Generator, seed: int, overrides: list[str] | None, registry: Any) -> RunContext:
@@ -30,7 +31,7 @@ def generation_context(generator: Generator, seed: int, overrides: list[str] | N
     recipe = generator.config.get("recipe") or {}
     if not isinstance(recipe.get("data"), dict):
         raise UserError("the generator's config.json stores no data section (recipe.data); regenerate it with its run")
-    doc = {"name": f"generate-{generator.config['type']}", "seed": seed, "data": recipe["data"],
+    doc = {"name": f"generate-{generator.name}", "seed": seed, "data": recipe["data"],
            "model": recipe.get("model") or {"name": "convnet"}, "runtime": {"mixed_precision": "no"}}
     matcher = None
     if recipe.get("matcher"):
@@ -47,16 +48,17 @@ def generate_file(folder: str | Path, ipc: int, output: str | Path, seed: int = 
                   options: dict[str, Any] | None = None, overrides: list[str] | None = None,
                   registry: Any = None) -> Path:
     """Generate ``ipc`` images per class with the generator in ``folder`` into ``output``."""
-    import torch
-
     from . import __version__
     from .plugins import get_registry
 
     registry = registry or get_registry()
     if ipc < 1:
         raise UserError(f"--ipc must be at least 1, got {ipc}")
+    opts = generate_options(registry.get("generator", read_generator_config(folder)["type"]), options)
+    import torch
+
+    from .figures import grid_path_for
     generator = load_generator(folder, registry)
-    opts = generator.options(options)
     ctx = generation_context(generator, seed, overrides, registry) if generator.requires_data(ipc, opts) else None
     t = time.perf_counter()
     synset: SyntheticSet = generator.generate(ipc, seed, ctx, opts)
@@ -68,9 +70,9 @@ def generate_file(folder: str | Path, ipc: int, output: str | Path, seed: int = 
                     image_shape=list(ctx.task.image_shape), mean=ctx.task.mean, std=ctx.task.std, zca=zca)
     recipe = generator.config.get("recipe") or {}
     synset.metadata.update(
-        method=synset.metadata.get("method", generator.config["type"]), recipe=recipe.get("name"), ipc=ipc,
+        method=synset.metadata.get("method", generator.name), recipe=recipe.get("name"), ipc=ipc,
         num_classes=task.get("num_classes"), class_names=task.get("class_names"), mean=task.get("mean"),
-        std=task.get("std"), seed=seed, generator=str(folder), generator_type=generator.config["type"],
+        std=task.get("std"), seed=seed, generator=str(folder), generator_type=generator.name,
         generate_options=opts.model_dump(mode="json"), generate_seconds=round(seconds, 3),
         task={"dataset": task.get("dataset"), "num_classes": task.get("num_classes"),
               "image_shape": task.get("image_shape"), "model": recipe.get("model")},
@@ -85,6 +87,7 @@ def generate_file(folder: str | Path, ipc: int, output: str | Path, seed: int = 
 
 def save_set_grid(synset: SyntheticSet, ctx: RunContext | None, path: Path) -> None:
     """The run's ``grid.png`` for a generated set, next to it (``SET.png``); never fails the command."""
+    from .figures import save_grid
     from .progress import say
 
     try:

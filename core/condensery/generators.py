@@ -40,16 +40,23 @@ class GenerateOptions(Options):
 class Generator:
     """Produces ``ipc`` images per class on demand. Subclasses register under a type name.
 
-    ``config`` is the folder's ``config.json``: ``type``, ``format``, ``task`` (dataset,
-    class names, image shape, normalisation) and ``recipe`` (the data, model and matcher
-    sections a context for generation is opened from), plus the type's own keys.
+    ``config`` is the folder's ``config.json``: ``type`` (the name the class is registered
+    under), ``format``, ``task`` (dataset, class names, image shape, normalisation) and
+    ``recipe`` (the data, model and matcher sections a context for generation is opened
+    from), plus the type's own keys.
     """
 
-    #: options a ``generate`` call accepts, validated like a recipe section
-    GenerateOptions: ClassVar[type[GenerateOptions]] = GenerateOptions
+    #: options of one ``generate`` call; register the same class with ``options=`` so a call
+    #: is validated before the generator's module is imported, like a recipe section
+    Options: ClassVar[type[GenerateOptions]] = GenerateOptions
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
+
+    @property
+    def name(self) -> str:
+        """The type this generator is registered under (set in ``config`` when saved or loaded)."""
+        return str(self.config["type"])
 
     # -- what a caller may ask ------------------------------------------------------------
     def requires_data(self, ipc: int, options: GenerateOptions) -> bool:
@@ -71,24 +78,23 @@ class Generator:
         """The generator saved in ``folder`` (whose parsed ``config.json`` is ``config``)."""
         raise NotImplementedError(f"{cls.__name__} must implement load(folder, config)")
 
-    # -- helpers --------------------------------------------------------------------------
-    def options(self, values: dict[str, Any] | None = None) -> GenerateOptions:
-        """``values`` validated against this type's ``GenerateOptions`` (one-line error on a typo)."""
-        return validate_options(self.GenerateOptions, dict(values or {}), f"generator type '{self.config.get('type')}'")
-
     @property
     def class_names(self) -> list[str]:
         return list(self.config.get("task", {}).get("class_names", []))
 
 
-def save_generator(generator: Generator, folder: str | os.PathLike[str], type_name: str,
-                   config: dict[str, Any]) -> Path:
+def save_generator(generator: Generator, folder: str | os.PathLike[str], config: dict[str, Any],
+                   registry: Any = None) -> Path:
     """Write ``generator`` to ``folder`` atomically: temp folder, weights, config, fsync, rename.
 
     ``config`` holds ``task`` and ``recipe`` (and any keys of the type); the weights'
     own config keys (a diffusers ``save_pretrained`` config) are merged under it, and
-    ``type``/``format`` always win.
+    ``type`` (the name the generator's class is registered under) and ``format`` always win.
     """
+    from .plugins import get_registry
+
+    type_name = (registry or get_registry()).name_of("generator", type(generator))
+    generator.config = {**generator.config, "type": type_name}
     folder = Path(folder)
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -143,13 +149,22 @@ def load_generator(folder: str | os.PathLike[str], registry: Any = None) -> Gene
     config = read_generator_config(folder)
     registry = registry or get_registry()
     info = registry.get("generator", config["type"])
-    cls = info.obj
+    cls = info.check()  # its declared options must be its own Options
     if not (isinstance(cls, type) and issubclass(cls, Generator)):
         raise UserError(f"generator '{config['type']}' from {info.source} is not a Generator subclass; its plugin is broken")
     try:
         return cls.load(folder, config)
     except KeyError as exc:
         raise UserError(f"'{folder / CONFIG}' lacks the key {exc}; regenerate the folder with its run") from None
+
+
+def generate_options(info: Any, values: dict[str, Any] | None = None) -> GenerateOptions:
+    """``values`` validated against the options generator type ``info`` was registered with.
+
+    Declared with ``options=``, they are checked before the generator's module (and torch) is
+    imported, so a typo in ``--option`` is one ``UserError`` line at once.
+    """
+    return validate_options(info.options_class, dict(values or {}), f"generator type '{info.name}'")
 
 
 def task_config(ctx: RunContext) -> dict[str, Any]:

@@ -36,7 +36,8 @@ class Register(Protocol):
     def __call__(self, name: str, obj: Any, *, options: Any = None) -> None:
         """Register ``obj`` under ``name``.
 
-        :param name: the name recipes use (``synthesizer.name: NAME``, ``matcher.name``, ...).
+        :param name: the name recipes use (``synthesizer.name: NAME``, ``matcher.name``, ...) and the
+            component reports: the registry sets it as ``component.name`` (results, logs, metrics.json).
         :param obj: the class (factory for models) or a ``"package.module:Name"`` reference to it.
         :param options: its options class, or a reference to it, in a module without torch.
         """
@@ -55,8 +56,9 @@ def register_synthesizers(register: Register) -> None:
 def register_matchers(register: Register) -> None:
     """Register ``Matcher`` subclasses (objectives a pixel synthesizer optimises).
 
-    What a synthesizer may ask of a matcher beyond ``loss`` is declared on ``Matcher``
-    (``class_separable``, ``supports_targets``, ``learned_lr`` ...): override what yours offers.
+    What every pixel synthesizer asks of a matcher is declared on ``Matcher`` (``loss``,
+    ``class_separable``, ``learned_lr`` ...); what one method asks beyond it is a capability
+    Protocol its plugin publishes (``condensery.require``): offer it by having its members.
 
     :param register: ``register(name, obj, *, options=None)``, see ``Register``.
     """
@@ -73,9 +75,11 @@ def register_evaluators(register: Register) -> None:
 @hookspec
 def register_generators(register: Register) -> None:
     """Register ``Generator`` subclasses under the type name their folder's ``config.json`` states:
-    ``register("pool", PoolGenerator)``; ``condensery generate`` loads any registered type.
+    ``register("pool", "my_pkg.pool:PoolGenerator", options="my_pkg.options:PoolGenerateOptions")``;
+    ``condensery generate`` loads any registered type and validates ``--option KEY=VALUE``
+    against its options before importing it. ``save_generator`` writes the registered name.
 
-    :param register: ``register(type_name, obj)``, see ``Register``.
+    :param register: ``register(type_name, obj, *, options=None)``, see ``Register``.
     """
 
 

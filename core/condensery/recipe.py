@@ -150,10 +150,10 @@ class Plan:
 
 
 def construct(section: Section, base: type | None = None) -> Any:
-    """Import the section's component (only now) and build it from its validated options."""
+    """Import the section's component (only now) and build it from its validated options, named as registered."""
     cls = section.info.check()  # a declared options class that is not the component's own: a plugin bug
     _check_class(section.info, cls, base or _base_class(section.kind))
-    return cls(section.options)
+    return section.info.build(section.options)
 
 
 def build_matcher(registry: Registry, spec: Any, where: str = "matcher") -> tuple[str, Matcher, dict]:

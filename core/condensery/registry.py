@@ -10,7 +10,7 @@ A registration may also name the component's options class, ``register("pixel",
 kept in a module that imports no torch: a recipe then validates every section against those
 classes (``ComponentInfo.options_class``) before any component module is imported, and a bad
 option *value* fails as fast as an unknown name. Without ``options`` the component is
-imported and its ``Options`` read, as before. ``ComponentInfo.check`` (``condensery plugins
+imported and its ``Options`` read. ``ComponentInfo.check`` (``condensery plugins
 --check``, and every recipe that builds the component) refuses a declaration that is not the
 component's own ``Options``.
 
@@ -103,6 +103,23 @@ class ComponentInfo:
                 f"{getattr(obj, 'uses_matcher', False)}; fix that plugin")
         return obj
 
+    def build(self, options: Any = None, where: str | None = None) -> Any:
+        """The component built from ``options`` and named as registered (``component.name``).
+
+        ``options`` is its validated options object, or a mapping validated here (one
+        ``UserError`` line on a bad key or value, naming ``where``); None takes the defaults.
+        Every component a recipe names is built here, so a copy registered under another name
+        reports that name.
+        """
+        from .options import Options, validate_options
+
+        cls = self.check()
+        if not isinstance(options, Options):
+            options = validate_options(self.options_class, dict(options or {}), where or f"{self.kind} '{self.name}'")
+        component = cls(options)
+        component.name = self.name
+        return component
+
 
 def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
@@ -162,6 +179,28 @@ class Registry:
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.components[kind])
+
+    def name_of(self, kind: str, cls: type) -> str:
+        """The one name ``cls`` is registered under as a ``kind`` (a generator saving its folder).
+
+        A reference naming ``cls``'s own module is matched without importing anything else;
+        otherwise registered components are imported to compare (broken ones skipped). No
+        name, or several, is a bug of ``cls``'s plugin: a one-line ``PluginLoadError``.
+        """
+        own = f"{cls.__module__}:{cls.__qualname__}"
+        table = self.components[kind]
+        found = [name for name, info in table.items() if info.target is cls or info.target == own]
+        if not found:
+            for name, info in table.items():
+                try:
+                    if info.obj is cls:
+                        found.append(name)
+                except PluginLoadError:
+                    continue
+        if len(found) != 1:
+            how = f"under several names ({', '.join(sorted(found))})" if found else "under no name"
+            raise PluginLoadError(f"{kind} class {own} is registered {how}; register it once with register_{kind}s")
+        return found[0]
 
     def all(self) -> list[ComponentInfo]:
         return [info for kind in KINDS for _, info in sorted(self.components[kind].items())]

@@ -55,7 +55,6 @@ class DiversityEvaluator(Evaluator):
     """Within-class feature diversity under the teacher, for the set and the random subset."""
 
     Options: ClassVar[type[Options]] = DiversityOptions
-    name = "diversity"
 
     def __init__(self, options: DiversityOptions) -> None:
         super().__init__(options)

@@ -44,12 +44,14 @@ from condensery import (
     loop_fingerprint,
     make_generator,
     read_teacher,
+    require,
     save_teacher,
     seed_global_from,
     train_classifier,
 )
 
 from .adjust import directed_perturbation, global_norm, perturbed_parameters
+from .capabilities import TeacherMatching
 from .diversity import feature_diversity
 from .options import DWAOptions
 
@@ -126,9 +128,10 @@ class DWASynthesizer(Synthesizer):
     def make_matcher(self, ctx: RunContext):
         """The registered ``bnstats`` matcher, configured from this synthesizer's options."""
         o = self.options
-        cls = ctx.registry.get("matcher", "bnstats").obj
-        matcher = cls(cls.Options(alpha_bn=o.alpha_bn, var_weight=o.var_weight,
-                                  first_bn_weight=o.first_bn_weight, augment=o.augment, shift=o.shift))
+        matcher = ctx.registry.get("matcher", "bnstats").build(
+            {"alpha_bn": o.alpha_bn, "var_weight": o.var_weight, "first_bn_weight": o.first_bn_weight,
+             "augment": o.augment, "shift": o.shift})
+        require(matcher, TeacherMatching, "DWA's recover step")
         matcher.prepare(ctx)
         return matcher
 

@@ -11,23 +11,19 @@ from typing import ClassVar
 
 from condensery import Evaluator, Options, Result, RunContext, SyntheticSet
 
-from .hard_label import HardLabelEvaluator
+from .inner import PROTOCOLS, inner_evaluator
 from .options import CrossArchOptions
-from .soft_label import SoftLabelEvaluator
-
-PROTOCOLS: dict[str, type[Evaluator]] = {"hard-label": HardLabelEvaluator, "soft-label": SoftLabelEvaluator}
 
 
 class CrossArchEvaluator(Evaluator):
     Options: ClassVar[type[Options]] = CrossArchOptions
-    name = "cross-arch"
 
     def __init__(self, options: CrossArchOptions) -> None:
         super().__init__(options)
         spec = dict(options.protocol)
         self.protocol_name = spec.pop("name", "hard-label")
         cls = PROTOCOLS[self.protocol_name]
-        self.evaluators = [(m, cls(cls.Options(**spec, model=m))) for m in options.models]
+        self.evaluators = [(m, inner_evaluator(self.protocol_name, cls.Options(**spec, model=m))) for m in options.models]
 
     def evaluate(self, synset: SyntheticSet, ctx: RunContext) -> list[Result]:
         results = []

@@ -35,7 +35,6 @@ from .protocol import (
 
 class HardLabelEvaluator(Evaluator):
     Options: ClassVar[type[Options]] = TrainProtocol
-    name = "hard-label"
 
     def evaluate(self, synset: SyntheticSet, ctx: RunContext) -> list[Result]:
         p = self.options
@@ -57,7 +56,7 @@ class HardLabelEvaluator(Evaluator):
             val = accuracy(model, ctx.data.val_x, ctx.data.val_y, ctx.runtime.autocast) if has_val else None
             return test, val, draw_record(subject)
 
-        out = spread_runs(ctx, p.runs, one, desc=f"evaluate {role}")
+        out = spread_runs(ctx, p.runs, one, desc=f"{self.name}: {role}")
         extra = {"epochs": p.epochs, "augment": p.augment, "lr": lr, "targets": p.targets, "label_loss": label_loss,
                  "paired": p.paired, **lr_info, **stage_info(p, synset, lr), **arm_record(role, p, out)}
         return [Result.from_values(self.name, model_name(ctx, p), role, [o[0] for o in out], **extra)]

@@ -38,7 +38,7 @@ from condensery import (
     write_atomic,
 )
 
-from .hard_label import HardLabelEvaluator
+from .inner import inner_evaluator
 from .options import RankingOptions
 from .protocol import (
     cache_root,
@@ -98,7 +98,6 @@ def write_cached_arms(path: Path, arms: dict[str, dict]) -> None:
 class RankingEvaluator(Evaluator):
     Options: ClassVar[type[Options]] = RankingOptions
     compares_random: ClassVar[bool] = False
-    name = "ranking"
 
     def method_protocol(self, synset: SyntheticSet) -> str:
         p = self.options.protocol
@@ -178,18 +177,14 @@ class RankingEvaluator(Evaluator):
                 r.extra["arm"] = arm
             return a, b
 
-        hard_syn, hard_rnd = pair(HardLabelEvaluator(o.hard), "hard")
-        if method == "hard-label":
-            cls = HardLabelEvaluator
-        else:
-            cls = SoftLabelEvaluator
-        aug_ev = cls(base.model_copy(update={"augment": aug_kind}))
+        hard_syn, hard_rnd = pair(inner_evaluator("hard-label", o.hard), "hard")
+        aug_ev = inner_evaluator(method, base.model_copy(update={"augment": aug_kind}))
         if method == "hard-label" and aug_kind == o.hard.augment:
             aug_syn, aug_rnd = hard_syn, hard_rnd
         else:
             aug_syn, aug_rnd = pair(aug_ev, "method")
-        noaug_ev = cls(base.model_copy(update={"augment": "none"}))
-        if cls is SoftLabelEvaluator:
+        noaug_ev = inner_evaluator(method, base.model_copy(update={"augment": "none"}))
+        if method == "soft-label":
             noaug_ev._teacher = aug_ev._teacher  # one teacher for both arms
         noaug_syn, noaug_rnd = pair(noaug_ev, "noaug")
 

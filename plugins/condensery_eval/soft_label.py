@@ -56,7 +56,6 @@ class SoftLabelEvaluator(Evaluator):
     """Student trained on the set with soft targets (online teacher or stored labels)."""
 
     Options: ClassVar[type[Options]] = SoftLabelOptions
-    name = "soft-label"
 
     def __init__(self, options: SoftLabelOptions) -> None:
         super().__init__(options)
@@ -133,7 +132,7 @@ class SoftLabelEvaluator(Evaluator):
                 agree = float((predict(model, data.test_x, autocast=ac) == teacher_pred).float().mean())
             return test, val, draw_record(subject), agree
 
-        out = spread_runs(ctx, p.runs, one, desc=f"evaluate {role} (soft)")
+        out = spread_runs(ctx, p.runs, one, desc=f"{self.name}: {role}")
         extra = {"epochs": p.epochs, "augment": p.augment, "lr": lr, "optimizer": p.optimizer,
                  "temperature": p.temperature, "mix": p.mix, "targets": p.targets, "label_loss": loss_of(synset),
                  "paired": p.paired, **lr_info, **stage_info(p, synset, lr), **arm_record(role, p, out)}

@@ -3,7 +3,7 @@
 Public to other plugins (``PUBLIC_MODULES``; everything else here is private and may change):
 
 - ``condensery_matching.refine_images``: a few matcher steps on chosen rows of a set, what
-  every any-size generator's ``--refine-steps`` runs (MGDD);
+  every any-size generator's ``refine_steps`` option runs (MGDD);
 - ``condensery_matching.pixel``: ``PixelSynthesizer`` / ``PixelOptions``, the loop a
   synthesizer that optimises pixels against a matcher subclasses (SeqMatch);
 - ``condensery_matching.options``: the same options classes without torch (``PixelOptions``,
@@ -13,7 +13,9 @@ Public to other plugins (``PUBLIC_MODULES``; everything else here is private and
 - ``condensery_matching.krr``: ``KRRMatcher`` / ``KRROptions`` and the closed-form label
   solve, for methods that label or judge in its random-feature space (MGDD);
 - ``condensery_matching.bnstats``: BN-statistics matching (``BNStatsMatcher``, ``bn_layers``),
-  for recover-style methods (DWA); teacher files are the core's (``condensery.load_teacher``).
+  for recover-style methods (DWA); teacher files are the core's (``condensery.load_teacher``);
+- ``condensery_matching.capabilities``: ``ExpertMatching``, the capability a matcher offers to
+  have its expert trajectories trained (``condensery experts``) or swapped (SeqMatch).
 
 ``tests/test_public_imports.py`` fails on an import of any other module of this plugin from
 another plugin. Names are imported on first use, so that loading the plugin
@@ -25,7 +27,7 @@ from typing import Any
 __all__ = ["refine_images"]
 
 #: modules of this plugin other plugins may import (their public names are a stable API)
-PUBLIC_MODULES = ("pixel", "options", "experts", "krr", "bnstats")
+PUBLIC_MODULES = ("pixel", "options", "experts", "krr", "bnstats", "capabilities")
 
 
 def __getattr__(name: str) -> Any:

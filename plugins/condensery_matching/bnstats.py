@@ -130,7 +130,10 @@ def make_augment(kind: str, image_size: int, shift: int, min_scale: float):
 
 # -- the matcher -------------------------------------------------------------------------
 class BNStatsMatcher(Matcher):
-    """CE + weighted BN-statistics distance under a (possibly perturbed) frozen teacher."""
+    """CE + weighted BN-statistics distance under a (possibly perturbed) frozen teacher.
+
+    Offers DWA's ``TeacherMatching`` (``set_teacher``, ``loss_terms``, ``close``).
+    """
 
     Options: ClassVar[type[Options]] = BNStatsOptions
 

@@ -22,16 +22,25 @@ def experts_command(recipe, output, overrides, num_experts, process_index, num_p
     Expert i is trained by process i % num_processes; finished shards are skipped, so the
     same command resumes an interrupted job.
     """
-    from condensery import Runtime, UserError, context_of, get_registry, load_plan, set_quiet
+    from condensery import (
+        Runtime,
+        UserError,
+        context_of,
+        get_registry,
+        load_plan,
+        require,
+        set_quiet,
+    )
 
+    from .capabilities import ExpertMatching
     from .experts import available_experts, train_experts
 
     set_quiet(quiet)
     registry = get_registry()
     plan = load_plan(recipe, registry, overrides=list(overrides), needs_synthesizer=True)
-    matcher = plan.matcher
-    if not matcher.uses_experts:
-        raise UserError(f"recipe '{recipe}' has no trajectory matcher (synthesizer.matcher.name: trajectory); nothing to train")
+    if plan.matcher is None:
+        raise UserError(f"recipe '{recipe}' has no matcher (synthesizer.matcher.name: trajectory); nothing to train")
+    matcher = require(plan.matcher, ExpertMatching, "`condensery experts`")
     runtime = Runtime(plan.runtime, plan.seed)
     nproc = num_processes if num_processes is not None else runtime.num_processes
     pidx = process_index if process_index is not None else runtime.process_index

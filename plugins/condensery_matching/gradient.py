@@ -69,13 +69,12 @@ def gradient_distance(
 
 
 class GradientMatcher(Matcher):
-    """DC (``dsa: false``) and DSA (``dsa: true``) gradient matching."""
+    """DC (``dsa: false``) and DSA (``dsa: true``) gradient matching; offers SeqMatch's ``WarmStartable``."""
 
     Options: ClassVar[type[Options]] = GradientOptions
     #: the loss is a sum of per-class terms; the random streams advance the same way for
     #: any subset of classes, so the inner training stays identical across processes
     class_separable = True
-    supports_warm_start: ClassVar[bool] = True
 
     def prepare(self, ctx: RunContext) -> None:
         super().prepare(ctx)

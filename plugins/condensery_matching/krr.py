@@ -14,7 +14,7 @@ networks are redrawn every ``resample_every`` steps. Labels can be learned (a te
 Unverified choices, made here: the feature networks keep the task model's normalisation;
 the default real batch is 64 per class; the ridge is relative to the kernel's trace.
 ``solve_krr_labels`` is the closed-form label solve; ``KRRMatcher.solve_labels`` applies it
-in the feature space of draw 0 (``solves_labels``), for MGDD's sets and their random arm.
+in the feature space of draw 0 (``condensery.LabelSolver``), for MGDD's sets and their random arm.
 """
 
 from __future__ import annotations
@@ -78,9 +78,10 @@ def solve_krr_labels(
 
 
 class KRRMatcher(Matcher):
+    """KRR matching; offers closed-form labels (``condensery.LabelSolver``) and support targets
+    (MGDD's ``TargetMatching``: ``loss_with_targets``)."""
+
     Options: ClassVar[type[Options]] = KRROptions
-    solves_labels: ClassVar[bool] = True
-    supports_targets: ClassVar[bool] = True
 
     def __init__(self, options: Options) -> None:
         super().__init__(options)
@@ -142,13 +143,15 @@ class KRRMatcher(Matcher):
             raise UserError("krr learn_labels needs the class-ordered pixel synthesizer (ipc images of class 0, then 1, ...)")
         return self.labels
 
-    def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int,
-             targets: torch.Tensor | None = None) -> torch.Tensor:
-        """KRR loss of a real batch predicted from ``(images, support labels)``.
+    def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:
+        """KRR loss of a real batch predicted from ``(images, support labels)``: centred one-hot
+        of ``labels``, or the learned labels."""
+        return self.loss_with_targets(images, labels, step, None)
 
-        ``targets`` ([N, K]) replaces the support labels (default: centred one-hot of
-        ``labels``, or the learned labels); MGDD passes its closed-form label solve here.
-        """
+    def loss_with_targets(self, images: torch.Tensor, labels: torch.Tensor, step: int,
+                          targets: torch.Tensor | None) -> torch.Tensor:
+        """``loss`` with ``targets`` ([N, K]) as the support labels (None: ``labels``' own);
+        MGDD passes its closed-form label solve here."""
         ctx = self.ctx
         k = ctx.task.num_classes
         nets = self.networks(step)

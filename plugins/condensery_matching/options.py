@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from condensery import DSA_OPS, ModelName, Options, SynthesizerOptions
+from condensery import DSA_OPS, GenerateOptions, ModelName, Options, SynthesizerOptions
 from pydantic import Field, model_validator
 
 Distance = Literal["channel-cosine", "mse", "cosine"]
@@ -47,6 +47,15 @@ class MultisizeOptions(PixelOptions):
     prefix_sampling: Literal["uniform", "log-uniform"] = Field(
         "log-uniform", description="how prefix sizes are drawn from 1..ipc-1: log-uniform (P(k) ~ 1/k) favours the "
                                    "small prefixes; uniform draws k = 1 only 2/(ipc-1) of the steps")
+
+
+class PoolGenerateOptions(GenerateOptions):
+    """One ``condensery generate`` call of a ``pool`` folder (``--option KEY=VALUE``)."""
+
+    refine_steps: int = Field(0, ge=0, description="pixel steps of the stored matcher from the generated set")
+    refine_lr: float | None = Field(None, gt=0, description="lr of refinement and extension (default: the pool run's)")
+    extend_iterations: int | None = Field(
+        None, ge=1, description="steps that optimise the new images when ipc exceeds the pool (default: the pool run's)")
 
 
 class DistributionOptions(DSAOptions):

@@ -18,7 +18,7 @@ def register_synthesizers(register) -> None:
 
 @hookimpl
 def register_generators(register) -> None:
-    register("pool", f"{_M}.pool:PoolGenerator")
+    register("pool", f"{_M}.pool:PoolGenerator", options=f"{_O}:PoolGenerateOptions")
 
 
 @hookimpl

@@ -30,7 +30,6 @@ from typing import Any, ClassVar
 
 import torch
 from condensery import (
-    GenerateOptions,
     Generator,
     RunContext,
     SyntheticSet,
@@ -41,14 +40,12 @@ from condensery import (
     save_generator,
     task_config,
 )
-from pydantic import Field
 from safetensors.torch import save_file
 
-from .options import MultisizeOptions
+from .options import MultisizeOptions, PoolGenerateOptions
 from .pixel import PixelSynthesizer
 from .refine import refine_images
 
-TYPE = "pool"
 WEIGHTS = "pool.safetensors"
 
 
@@ -109,24 +106,17 @@ class MultisizeSynthesizer(PixelSynthesizer):
             pool = PoolGenerator({}, synset.images.detach().cpu(), synset.labels.detach().cpu(), synset.lr)
             o = self.options
             pixel = {"iterations": o.iterations, "lr": o.lr, "optimizer": o.optimizer, "momentum": o.momentum}
-            save_generator(pool, ctx.run_dir / "generator", TYPE,
+            save_generator(pool, ctx.run_dir / "generator",
                            {**task_config(ctx), "pool_ipc": o.ipc, "lr": synset.lr, "pixel": pixel,
                             "prefix_samples": o.prefix_samples, "prefix_sampling": o.prefix_sampling})
         ctx.runtime.wait()
         return synset
 
 
-class PoolGenerateOptions(GenerateOptions):
-    refine_steps: int = Field(0, ge=0, description="pixel steps of the stored matcher from the generated set")
-    refine_lr: float | None = Field(None, gt=0, description="lr of refinement and extension (default: the pool run's)")
-    extend_iterations: int | None = Field(
-        None, ge=1, description="steps that optimise the new images when ipc exceeds the pool (default: the pool run's)")
-
-
 class PoolGenerator(Generator):
     """The nested pool: prefixes for sizes up to K, a frozen-pool extension above it."""
 
-    GenerateOptions: ClassVar[type[PoolGenerateOptions]] = PoolGenerateOptions
+    Options: ClassVar[type[PoolGenerateOptions]] = PoolGenerateOptions
 
     def __init__(self, config: dict[str, Any], images: torch.Tensor, labels: torch.Tensor,
                  lr: float | None = None) -> None:
@@ -142,7 +132,7 @@ class PoolGenerator(Generator):
 
     def generate(self, ipc: int, seed: int = 0, ctx: RunContext | None = None,
                  options: PoolGenerateOptions | None = None) -> SyntheticSet:
-        o = options or self.options()
+        o = options or self.Options()
         k = min(ipc, self.pool_ipc)
         rows = prefix_rows(self.labels, k)
         x, y = self.images[rows].clone(), self.labels[rows].clone()
@@ -182,7 +172,7 @@ class PoolGenerator(Generator):
 
     def save_weights(self, folder: Path) -> dict[str, Any]:
         save_file({"images": self.images.float().contiguous(), "labels": self.labels.contiguous()},
-                  str(folder / WEIGHTS), metadata={"type": TYPE})
+                  str(folder / WEIGHTS), metadata={"type": self.name})
         return {}
 
     @classmethod

@@ -1,6 +1,6 @@
 """A few pixel steps of a matcher on chosen rows of a set: generation-time refinement and extension.
 
-Both any-size generators use it: ``--refine-steps T`` takes T steps of the generator's
+Both any-size generators use it: ``--option refine_steps=T`` takes T steps of the generator's
 stored matcher from a generated set (all rows trainable), and a pool asked for more images
 than it holds optimises only the new rows with the pool frozen (SeqMatch-style). The
 matcher is a fresh copy prepared on the generation context, so a set depends only on the

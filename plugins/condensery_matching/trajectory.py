@@ -40,8 +40,9 @@ from .options import TrajectoryOptions
 
 
 class TrajectoryMatcher(Matcher):
+    """Matches stored expert trajectories; offers ``ExpertMatching`` (``capabilities``)."""
+
     Options: ClassVar[type[Options]] = TrajectoryOptions
-    uses_experts: ClassVar[bool] = True
 
     def __init__(self, options: Options) -> None:
         super().__init__(options)

@@ -3,18 +3,18 @@
 ``condensery generate DIR --ipc N`` on an mgdd folder opens the task the generator was last
 adapted to (it refines real images, so it always needs the data), draws X0 as the random
 subset of the seed, refines it, and labels it with classes or the closed-form KRR solve
-(``--labels krr``; the random arm of an evaluation then gets its own solve). ``--initial``
-writes X0 itself; ``--refine-steps T`` takes T pixel steps of the stored matcher afterwards.
+(``--option labels=krr``; the random arm of an evaluation then gets its own solve).
+``--option initial=true`` writes X0 itself; ``--option refine_steps=T`` takes T pixel steps
+of the stored matcher afterwards (``options.MGDDGenerateOptions``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 from condensery import (
-    GenerateOptions,
     Generator,
     RunContext,
     SyntheticSet,
@@ -22,23 +22,15 @@ from condensery import (
     load_generator,
     save_generator,
 )
-from pydantic import Field
 
-from .generator import TYPE, MetaGenerator, network_from_folder
-
-
-class MGDDGenerateOptions(GenerateOptions):
-    labels: Literal["hard", "krr"] = Field("hard", description="class labels, or the closed-form KRR labels (regression targets)")
-    initial: bool = Field(False, description="write the initial real draw X0, unrefined (the paired random subset)")
-    refine_steps: int = Field(0, ge=0, description="then pixel steps of the stored matcher from the generated set")
-    refine_lr: float = Field(0.1, gt=0, description="lr of those steps")
-    refine_optimizer: Literal["adam", "sgd"] = Field("adam", description="optimiser of those steps (Adam betas 0.5, 0.9)")
+from .generator import MetaGenerator, network_from_folder
+from .options import MGDDGenerateOptions
 
 
 class MGDDGenerator(Generator):
     """A meta generator network plus what generation needs (task, recipe, label-solve options)."""
 
-    GenerateOptions: ClassVar[type[MGDDGenerateOptions]] = MGDDGenerateOptions
+    Options: ClassVar[type[MGDDGenerateOptions]] = MGDDGenerateOptions
 
     def __init__(self, config: dict[str, Any], net: MetaGenerator) -> None:
         super().__init__(config)
@@ -54,7 +46,7 @@ class MGDDGenerator(Generator):
         from .generation import generate_set
         from .tasks import KRRLabeler
 
-        o = options or self.options()
+        o = options or self.Options()
         if ctx is None:
             raise UserError("the mgdd generator refines real images; generate through `condensery generate`")
         net = self.net.to(ctx.device)
@@ -87,7 +79,7 @@ class MGDDGenerator(Generator):
 def save_meta_generator(net: MetaGenerator, folder: str | Path, info: dict[str, Any]) -> Path:
     """Write ``net`` with ``info`` (task, recipe, labels, history) as an ``mgdd`` generator folder."""
     device = next(net.parameters()).device
-    path = save_generator(MGDDGenerator(info, net), folder, TYPE, info)
+    path = save_generator(MGDDGenerator(info, net), folder, info)
     net.to(device)
     return path
 

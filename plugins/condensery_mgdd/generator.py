@@ -54,7 +54,6 @@ from diffusers.models.modeling_utils import ModelMixin
 
 from .options import ArchitectureOptions
 
-TYPE = "mgdd"
 WEIGHTS = "diffusion_pytorch_model.safetensors"  # what save_pretrained writes
 #: constructor arguments, i.e. the network's part of config.json
 INIT_KEYS = ("unet_options", "context_pool", "channel_counts", "gradient_input", "refine_steps", "refine_lr")

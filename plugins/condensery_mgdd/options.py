@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from condensery import Options, SynthesizerOptions
+from condensery import GenerateOptions, Options, SynthesizerOptions
 from pydantic import Field, model_validator
 
 
@@ -99,3 +99,13 @@ class MGDDOptions(SynthesizerOptions):
     meta: MetaOptions = Field(default_factory=MetaOptions, description="meta-training")
     adapt: AdaptOptions = Field(default_factory=AdaptOptions, description="adaptation")
     labels: LabelOptions = Field(default_factory=LabelOptions, description="the closed-form label solve")
+
+
+class MGDDGenerateOptions(GenerateOptions):
+    """One ``condensery generate`` call of an ``mgdd`` folder (``--option KEY=VALUE``)."""
+
+    labels: Literal["hard", "krr"] = Field("hard", description="class labels, or the closed-form KRR labels (regression targets)")
+    initial: bool = Field(False, description="write the initial real draw X0, unrefined (the paired random subset)")
+    refine_steps: int = Field(0, ge=0, description="then pixel steps of the stored matcher from the generated set")
+    refine_lr: float = Field(0.1, gt=0, description="lr of those steps")
+    refine_optimizer: Literal["adam", "sgd"] = Field("adam", description="optimiser of those steps (Adam betas 0.5, 0.9)")

@@ -10,4 +10,4 @@ def register_synthesizers(register) -> None:
 
 @hookimpl
 def register_generators(register) -> None:
-    register("mgdd", "condensery_mgdd.artifact:MGDDGenerator")
+    register("mgdd", "condensery_mgdd.artifact:MGDDGenerator", options="condensery_mgdd.options:MGDDGenerateOptions")

@@ -13,7 +13,7 @@ the set of the recipe's ``ipc`` generated with the recipe seed -- the same set
 ``condensery generate RUN_DIR/generator --ipc N --seed SEED`` writes.
 
 The loss of a task is the matcher's loss on ``G(X0)``; with a matcher that takes support
-targets (``supports_targets``: ``krr``) and ``labels.krr`` the support labels are the
+targets (``capabilities.TargetMatching``: ``krr``) and ``labels.krr`` the support labels are the
 closed-form KRR solution for ``X0`` in a separate random-feature space
 (``tasks.KRRLabeler``), as MGDD prescribes ("solve the labels in the original space, then
 pass through the generator"). Work is split over Accelerate processes
@@ -39,11 +39,13 @@ from condensery import (
     backward_step,
     loop_fingerprint,
     make_generator,
+    offers,
     seed_global,
     task_config,
 )
 
 from .artifact import load_meta_generator, save_meta_generator
+from .capabilities import TargetMatching
 from .generation import (  # noqa: F401  (generate_set and run_generator: their old home)
     GENERATION_STEP,
     GRADIENT_STEP,
@@ -117,7 +119,7 @@ class MGDDSynthesizer(Synthesizer):
     def labeler_for(self, ctx: RunContext) -> KRRLabeler | None:
         o = self.options.labels
         # a meta-training sub-task's context has no matcher (``task_context``): no labeler there
-        needs = o.set == "krr" or (o.krr and ctx.matcher is not None and ctx.matcher.supports_targets)
+        needs = o.set == "krr" or (o.krr and ctx.matcher is not None and offers(ctx.matcher, TargetMatching))
         if not needs:
             return None
         return KRRLabeler(ctx, o.models, o.width, o.batch_real, o.reg)
@@ -130,9 +132,9 @@ class MGDDSynthesizer(Synthesizer):
         with ctx.runtime.autocast():  # an unrolled step t of training step s uses feature draw s * T + t
             x = run_generator(gen, matcher, x0, y0, ipc, GRADIENT_STEP + step * max(gen.refine_steps, 1)).float()
         judge = self.augmented(ctx, matcher) if self.options.loss_dsa else matcher
-        if labeler is not None and matcher.supports_targets:
+        if labeler is not None and offers(judge, TargetMatching):
             ys = labeler.labels(x0, 0, g)  # one fixed feature space: labels are a function of X0
-            return judge.loss(x, y0, step, targets=ys)
+            return judge.loss_with_targets(x, y0, step, ys)
         return judge.loss(x, y0, step)
 
     def augmented(self, ctx: RunContext, matcher: Any) -> Any:

@@ -5,10 +5,10 @@ from the matcher's initial value) while S_<k stay frozen: the matcher sees the c
 ``[S_<k (detached), S_k]`` so its student trains on S_<k ∪ S_k. What makes S_k target a
 later stage of training is the warm start (``stages.py``):
 
-- trajectory matcher (``uses_experts``): stage-k experts start from a network trained
+- trajectory matcher (``ExpertMatching``): stage-k experts start from a network trained
   sequentially on S_1 .. S_<k with their lrs, then train on real data; they are generated
   inside the run directory before the stage starts (stage 1 uses the matcher's own experts);
-- gradient matcher (``supports_warm_start``): every fresh matching network is first
+- gradient matcher (``WarmStartable``): every fresh matching network is first
   trained sequentially on S_1 .. S_<k.
 
 ``iterations`` is the total over all stages (split evenly unless ``stage_iterations``), so a
@@ -31,9 +31,12 @@ from condensery import (
     backward_step,
     loop_fingerprint,
     make_generator,
+    offers,
 )
+from condensery_matching.capabilities import ExpertMatching
 from condensery_matching.pixel import PixelSynthesizer
 
+from .capabilities import WarmStartable
 from .options import SeqMatchOptions
 from .stages import (
     history_key,
@@ -118,15 +121,16 @@ class SeqMatchSynthesizer(PixelSynthesizer):
     # -- warm starts --------------------------------------------------------------------
     @staticmethod
     def _warm_kind(matcher, stages: int) -> str:
-        if matcher.uses_experts:
+        if offers(matcher, ExpertMatching):
             return "experts"
-        if matcher.supports_warm_start:
+        if offers(matcher, WarmStartable):
             return "network"
         if stages == 1:
             return "none"
         raise UserError(
-            f"seqmatch cannot warm-start matcher '{type(matcher).__name__}' (it declares neither uses_experts "
-            "nor supports_warm_start); use synthesizer.matcher.name: trajectory or gradient, or k: 1"
+            f"seqmatch warm-starts stages 2..{stages} through its matcher, which must offer ExpertMatching "
+            "(expert_spec, experts_directory, use_experts) or WarmStartable (set_warm_start); "
+            f"{type(matcher).__name__} offers neither; use synthesizer.matcher.name: trajectory or gradient, or k: 1"
         )
 
     def _warm_fn(self, ctx: RunContext, images, labels, stages, stage_lrs):
