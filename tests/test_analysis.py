@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 from condensery import SyntheticSet
-from condensery.plugins import get_registry
-from condensery.recipe import load_recipe
+from condensery._engine.plugins import get_registry
+from condensery._engine.recipe import load_recipe
 
 TINY = """
 name: tiny-analysis
@@ -44,8 +44,8 @@ runtime: {threads: 1}
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
-    from condensery.progress import set_quiet
-    from condensery.runner import run
+    from condensery._engine.runner import run
+    from condensery.api.progress import set_quiet
 
     root = tmp_path_factory.mktemp("analysis")
     (root / "tiny.yaml").write_text(TINY)

@@ -9,10 +9,10 @@ import struct
 import numpy as np
 import pytest
 import torch
+from condensery._engine.plugins import get_registry
+from condensery.api.errors import UserError
+from condensery.api.options import validate_options
 from condensery.data.realdata import RealData, cache_dir, load_raw
-from condensery.errors import UserError
-from condensery.options import validate_options
-from condensery.plugins import get_registry
 from safetensors.torch import save_file
 
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from condensery import DSA, AugParams
+from condensery.api.errors import UserError
 from condensery.data.augment import DSA_OPS
-from condensery.errors import UserError
 
 from .conftest import digits_recipe
 

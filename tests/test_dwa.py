@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from condensery import RunContext, SyntheticSet, build_model
-from condensery.context import Task
+from condensery._engine.plugins import get_registry
+from condensery.api.context import Task
+from condensery.api.runtime import Runtime, RuntimeOptions
 from condensery.data.realdata import RealData, load_raw
 from condensery.data.sources import Digits, DigitsOptions
-from condensery.plugins import get_registry
-from condensery.runtime import Runtime, RuntimeOptions
 from condensery_dwa.adjust import directed_perturbation, global_norm, perturbed_parameters
 from condensery_dwa.diversity import feature_diversity
 from condensery_dwa.synthesizer import DWAOptions, DWASynthesizer

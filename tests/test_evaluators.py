@@ -173,7 +173,7 @@ def test_cross_arch_reports_every_model(ctx, synset):
     ({"protocol": {"name": "soft-label", "temprature": 3}}, "temprature"),
 ])
 def test_cross_arch_options_fail_early(spec, message):
-    from condensery.options import validate_options
+    from condensery.api.options import validate_options
 
     with pytest.raises(UserError, match=message):
         validate_options(CrossArchOptions, spec, "evaluators[0] 'cross-arch'")
@@ -194,7 +194,7 @@ class _Runtime:
         self._real, self.num_processes, self.process_index, self.gathered = real, procs, index, gathered
 
     def split(self, items, label: str = "work") -> list:
-        from condensery.runtime import share_of
+        from condensery.api.runtime import share_of
 
         return share_of(list(items), self.num_processes, self.process_index)
 

@@ -18,7 +18,7 @@ from .conftest import digits_recipe
 
 PROBE = """
 import sys
-from condensery.cli import main
+from condensery._engine.cli import main
 code = 0
 try:
     main({argv!r})
@@ -30,7 +30,7 @@ print("PROBE" + __import__("json").dumps({{"code": code, "heavy": heavy}}), file
 #: what a command that needs no network must not import: torch (and what imports it), and the
 #: plugins' component modules (their options modules are light and fine)
 HEAVY = ("torch", "timm", "accelerate", "torchvision", "condensery_matching.pixel", "condensery_matching.distribution",
-         "condensery_eval.protocol", "condensery_eval.hard_label", "condensery.components", "condensery.context",
+         "condensery_eval.protocol", "condensery_eval.hard_label", "condensery.api.components", "condensery.api.context",
          "condensery.data", "condensery.models")
 
 
@@ -88,8 +88,8 @@ def test_a_bad_option_value_or_model_option_fails_before_torch(tmp_path, old, ne
 VALIDATE_ALL = """
 import json, sys
 from pathlib import Path
-from condensery.plugins import get_registry
-from condensery.recipe import load_yaml, validate
+from condensery._engine.plugins import get_registry
+from condensery._engine.recipe import load_yaml, validate
 registry = get_registry()
 checked = []
 for path in sorted(Path({root!r}).rglob("*.yaml")):
@@ -115,8 +115,8 @@ def test_every_shipped_recipe_validates_without_importing_torch():
 
 
 def test_a_broken_reference_is_listed_by_plugins_check_and_named_when_used(cli):
-    import condensery.plugins as plugins_module
-    from condensery.plugins import build_registry, reset_registry
+    import condensery._engine.plugins as plugins_module
+    from condensery._engine.plugins import build_registry, reset_registry
 
     class Plugin:
         @staticmethod
@@ -140,7 +140,7 @@ def test_a_broken_reference_is_listed_by_plugins_check_and_named_when_used(cli):
 
 def test_a_reference_without_a_colon_is_refused():
     from condensery import UserError, hookimpl
-    from condensery.plugins import build_registry
+    from condensery._engine.plugins import build_registry
 
     class Plugin:
         @staticmethod

@@ -109,7 +109,7 @@ def test_curves_without_losses_write_nothing(tmp_path):
 
 
 def test_curves_written_at_the_end_of_a_run_on_resume_and_on_reuse(cli, tiny_recipe, tmp_path, monkeypatch):
-    import condensery.runner as runner
+    import condensery._engine.runner as runner
 
     out = tmp_path / "run"
     short = ("--set", "synthesizer.iterations=2", "--set", "evaluators.0.epochs=1", "--quiet")

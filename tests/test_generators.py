@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 from condensery import SyntheticSet, UserError, load_generator, open_task
-from condensery.generate import generate_file
-from condensery.plugins import get_registry
+from condensery._engine.generate import generate_file
+from condensery._engine.plugins import get_registry
 from condensery_matching.pool import (
     MultisizeOptions,
     MultisizeSynthesizer,
@@ -40,7 +40,7 @@ runtime: {checkpoint_every: 1000}
 @pytest.fixture(scope="module")
 def pool_run(tmp_path_factory):
     """One finished multisize run (through the CLI's runner) shared by the tests below."""
-    from condensery.cli import main
+    from condensery._engine.cli import main
 
     tmp = tmp_path_factory.mktemp("pool")
     recipe = write_recipe(tmp / "pool.yaml", POOL)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 from condensery import DSA, RunContext, SyntheticSet, make_generator
-from condensery.context import Task
+from condensery._engine.plugins import get_registry
+from condensery.api.context import Task
+from condensery.api.runtime import Runtime, RuntimeOptions
 from condensery.data.realdata import RealData, load_raw
 from condensery.data.sources import Digits, DigitsOptions
-from condensery.plugins import get_registry
-from condensery.runtime import Runtime, RuntimeOptions
 from condensery_matching.gradient import (
     GradientMatcher,
     GradientOptions,
@@ -316,7 +316,7 @@ RECIPES = sorted((Path(__file__).resolve().parent.parent / "recipes").rglob("*.y
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_recipe_resolves(path):
     """Each recipe validates against the registry (datasets' files need not exist)."""
-    from condensery.recipe import load_recipe, load_yaml, resolve
+    from condensery._engine.recipe import load_recipe, load_yaml, resolve
 
     if "synthesizer" not in load_yaml(path):  # an evaluation-only recipe states a task, no method
         plan = resolve(load_yaml(path), get_registry(), needs_synthesizer=False)

@@ -6,9 +6,9 @@ import condensery.models  # noqa: F401  (registers the ConvNets)
 import pytest
 import timm
 import torch
-from condensery.context import Task, build_model
-from condensery.errors import UserError
-from condensery.plugins import get_registry
+from condensery._engine.plugins import get_registry
+from condensery.api.context import Task, build_model
+from condensery.api.errors import UserError
 
 
 def test_convnet_is_in_timms_registry():

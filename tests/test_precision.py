@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn as nn
 from condensery import Runtime, RuntimeOptions, backward_step, train_classifier
-from condensery.runtime import loss_scaler
+from condensery.api.runtime import loss_scaler
 
 from .conftest import tiny_classifier, tiny_tensors
 

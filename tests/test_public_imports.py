@@ -3,7 +3,7 @@
 Every ``.py`` under ``plugins/`` is parsed (never imported) and each import checked:
 
 - ``condensery``: only the names it exports (``condensery.__all__``), never a submodule
-  such as ``condensery.runner`` unless it is listed in ``ALLOWED_CORE`` with its reason;
+  such as ``condensery._engine.runner`` unless it is listed in ``ALLOWED_CORE`` with its reason;
 - another plugin: only its package (the names in its ``__all__``) and the modules its
   ``__init__.py`` lists in ``PUBLIC_MODULES``; never a name starting with ``_``.
 
@@ -117,8 +117,8 @@ def test_the_check_catches_private_reaches():
     """The negative self-check: each of these lines, added to a plugin, must fail the test."""
     packages = plugin_packages()
     caught = {
-        "from condensery.runner import load_data": "private condensery module",
-        "import condensery.recipe": "private condensery module",
+        "from condensery._engine.runner import load_data": "private condensery module",
+        "import condensery._engine.recipe": "private condensery module",
         "from condensery import _LAZY": "does not export",
         "from condensery_eval.sets import load_set": "private to the condensery_eval plugin",
         "from condensery_matching.common import real_class_batches": "private to the condensery_matching plugin",

@@ -17,11 +17,11 @@ from condensery import (
     UserError,
     loop_fingerprint,
 )
-from condensery.context import Task
+from condensery._engine.plugins import get_registry
+from condensery.api.context import Task
+from condensery.api.runtime import Runtime, RuntimeOptions
 from condensery.data.realdata import RealData, load_raw
 from condensery.data.sources import Digits, DigitsOptions
-from condensery.plugins import get_registry
-from condensery.runtime import Runtime, RuntimeOptions
 from condensery_matching.distribution import DistributionMatcher, DistributionOptions
 from condensery_matching.pixel import PixelOptions, PixelSynthesizer
 

@@ -8,12 +8,12 @@ import json
 import pytest
 import torch
 from condensery import RunContext, SyntheticSet, UserError, make_generator
-from condensery.context import Task
+from condensery._engine.plugins import get_registry
+from condensery.api.context import Task
+from condensery.api.options import validate_options
+from condensery.api.runtime import Runtime, RuntimeOptions
 from condensery.data.realdata import RealData, load_raw
 from condensery.data.sources import Digits, DigitsOptions
-from condensery.options import validate_options
-from condensery.plugins import get_registry
-from condensery.runtime import Runtime, RuntimeOptions
 from condensery_eval import protocol as protocol_module
 from condensery_eval.hard_label import HardLabelEvaluator
 from condensery_eval.protocol import TrainProtocol, split_epochs, stage_plan, train_once
@@ -258,7 +258,7 @@ runtime: {threads: 1}
 @pytest.fixture
 def seqmatch_registered(monkeypatch):
     """The process registry with seqmatch, even where stale package metadata hides its entry point."""
-    from condensery import plugins
+    from condensery._engine import plugins
 
     if "seqmatch" not in plugins.get_registry().names("synthesizer"):
         import condensery_seqmatch.plugin as plugin

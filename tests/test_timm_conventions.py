@@ -7,10 +7,10 @@ import pytest
 import timm
 import torch
 import torch.nn as nn
-from condensery.context import Task, build_model
-from condensery.errors import UserError
+from condensery._engine.plugins import get_registry
+from condensery.api.context import Task, build_model
+from condensery.api.errors import UserError
 from condensery.models import SMALL_STEMS, ConvNet, model_family
-from condensery.plugins import get_registry
 
 
 def _task(shape=(3, 32, 32), k=10) -> Task:

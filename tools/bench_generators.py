@@ -39,7 +39,7 @@ def synth(recipe: str, out: Path, overrides: list[str]) -> dict:
 
 def time_generate(folder: Path, sizes: list[int], repeats: int, workdir: Path, options: dict | None = None) -> dict:
     from condensery import SyntheticSet
-    from condensery.generate import generate_file
+    from condensery._engine.generate import generate_file
 
     out = {}
     for ipc in sizes:

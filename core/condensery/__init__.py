@@ -13,36 +13,36 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .hookspecs import hookimpl
+from .api.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
 #: public name -> the submodule that defines it
 _LAZY: dict[str, str] = {
-    **dict.fromkeys(['get_registry'], ".plugins"),
-    **dict.fromkeys(['say', 'set_quiet'], ".progress"),
-    **dict.fromkeys(['write_json', 'write_yaml'], ".rundir"),
-    **dict.fromkeys(['write_atomic', 'atomic_path'], ".atomic"),
-    **dict.fromkeys(['environment'], ".runner"),
-    **dict.fromkeys(['CheckpointStore'], ".checkpoints"),
+    **dict.fromkeys(['get_registry'], "._engine.plugins"),
+    **dict.fromkeys(['say', 'set_quiet'], ".api.progress"),
+    **dict.fromkeys(['write_json', 'write_yaml'], "._engine.rundir"),
+    **dict.fromkeys(['write_atomic', 'atomic_path'], ".api.files"),
+    **dict.fromkeys(['environment'], "._engine.runner"),
+    **dict.fromkeys(['CheckpointStore'], ".api.checkpoints"),
     **dict.fromkeys(['LoopCheckpoint', 'SavedLoop', 'loop_fingerprint'], ".resumable"),
     **dict.fromkeys(['comparisons', 'describe_comparison', 'paired_interval', 'pooled_interval', 'result_lines', 'welch_interval'], ".compare"),
-    **dict.fromkeys(['Component', 'Evaluator', 'Matcher', 'Result', 'Synthesizer'], ".components"),
+    **dict.fromkeys(['Component', 'Evaluator', 'Matcher', 'Result', 'Synthesizer'], ".api.components"),
     # options need no torch: a recipe is validated against them before any component is imported
-    **dict.fromkeys(['DSA_OPS', 'DatasetOptions', 'SynthesizerOptions'], ".component_options"),
+    **dict.fromkeys(['DSA_OPS', 'DatasetOptions', 'SynthesizerOptions'], ".data.options"),
     **dict.fromkeys(['ModelName', 'ModelSpec', 'is_model_name', 'validated_model_name', 'validated_model_spec'],
-                    ".model_options"),
-    **dict.fromkeys(['RunContext', 'Task', 'build_model', 'label_like', 'random_subset_draw'], ".context"),
+                    ".models.options"),
+    **dict.fromkeys(['RunContext', 'Task', 'build_model', 'label_like', 'random_subset_draw'], ".api.context"),
     **dict.fromkeys(['AugParams', 'DSA', 'DatasetSource', 'RawSplits', 'RealData', 'crop_flip'], ".data"),
     **dict.fromkeys(['cache_dir'], ".data.realdata"),
-    **dict.fromkeys(['CondenseryError', 'DivergenceError', 'UserError'], ".errors"),
+    **dict.fromkeys(['CondenseryError', 'DivergenceError', 'UserError'], ".api.errors"),
     **dict.fromkeys(['DoneStore', 'class_counts', 'draw_real', 'evaluate_next_to_random', 'random_like'], ".evaluation"),
     **dict.fromkeys(['GenerateOptions', 'Generator', 'load_generator', 'read_generator_config', 'save_generator', 'task_config'], ".generators"),
     **dict.fromkeys(['embed', 'embed_batched'], ".models"),
-    **dict.fromkeys(['Options'], ".options"),
-    **dict.fromkeys(['Runtime', 'make_generator', 'seed_global', 'seed_global_from'], ".runtime"),
-    **dict.fromkeys(['RuntimeOptions'], ".runtime_options"),
-    **dict.fromkeys(['SyntheticSet'], ".synthetic"),
+    **dict.fromkeys(['Options'], ".api.options"),
+    **dict.fromkeys(['Runtime', 'make_generator', 'seed_global', 'seed_global_from'], ".api.runtime"),
+    **dict.fromkeys(['RuntimeOptions'], ".api.runtime_options"),
+    **dict.fromkeys(['SyntheticSet'], ".api.synthetic"),
     **dict.fromkeys(['load_teacher', 'load_teacher_into', 'read_teacher', 'save_teacher'], ".teachers"),
     **dict.fromkeys(['context_of', 'load_plan', 'open_task', 'read_recipe', 'task_record'], ".tasks"),
     **dict.fromkeys(['check_set', 'class_index', 'to_task_space'], ".task_space"),
@@ -66,8 +66,25 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
-    from .atomic import atomic_path, write_atomic  # noqa: F401
-    from .checkpoints import CheckpointStore  # noqa: F401
+    from ._engine.plugins import get_registry  # noqa: F401
+    from ._engine.rundir import write_json, write_yaml  # noqa: F401
+    from ._engine.runner import environment  # noqa: F401
+    from .api.checkpoints import CheckpointStore  # noqa: F401
+    from .api.components import Component, Evaluator, Matcher, Result, Synthesizer  # noqa: F401
+    from .api.context import (  # noqa: F401
+        RunContext,
+        Task,
+        build_model,
+        label_like,
+        random_subset_draw,
+    )
+    from .api.errors import CondenseryError, DivergenceError, UserError  # noqa: F401
+    from .api.files import atomic_path, write_atomic  # noqa: F401
+    from .api.options import Options  # noqa: F401
+    from .api.progress import say, set_quiet  # noqa: F401
+    from .api.runtime import Runtime, make_generator, seed_global, seed_global_from  # noqa: F401
+    from .api.runtime_options import RuntimeOptions  # noqa: F401
+    from .api.synthetic import SyntheticSet  # noqa: F401
     from .compare import (  # noqa: F401
         comparisons,
         describe_comparison,
@@ -75,15 +92,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
         pooled_interval,
         result_lines,
         welch_interval,
-    )
-    from .component_options import DSA_OPS, DatasetOptions, SynthesizerOptions  # noqa: F401
-    from .components import Component, Evaluator, Matcher, Result, Synthesizer  # noqa: F401
-    from .context import (  # noqa: F401
-        RunContext,
-        Task,
-        build_model,
-        label_like,
-        random_subset_draw,
     )
     from .data import (  # noqa: F401
         DSA,
@@ -93,8 +101,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
         RealData,
         crop_flip,
     )
+    from .data.options import DSA_OPS, DatasetOptions, SynthesizerOptions  # noqa: F401
     from .data.realdata import cache_dir  # noqa: F401
-    from .errors import CondenseryError, DivergenceError, UserError  # noqa: F401
     from .evaluation import DoneStore, class_counts, draw_real, evaluate_next_to_random, random_like  # noqa: F401
     from .generators import (  # noqa: F401
         GenerateOptions,
@@ -104,23 +112,15 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
         save_generator,
         task_config,
     )
-    from .model_options import (  # noqa: F401
+    from .models import embed, embed_batched  # noqa: F401
+    from .models.options import (  # noqa: F401
         ModelName,
         ModelSpec,
         is_model_name,
         validated_model_name,
         validated_model_spec,
     )
-    from .models import embed, embed_batched  # noqa: F401
-    from .options import Options  # noqa: F401
-    from .plugins import get_registry  # noqa: F401
-    from .progress import say, set_quiet  # noqa: F401
     from .resumable import LoopCheckpoint, SavedLoop, loop_fingerprint  # noqa: F401
-    from .rundir import write_json, write_yaml  # noqa: F401
-    from .runner import environment  # noqa: F401
-    from .runtime import Runtime, make_generator, seed_global, seed_global_from  # noqa: F401
-    from .runtime_options import RuntimeOptions  # noqa: F401
-    from .synthetic import SyntheticSet  # noqa: F401
     from .task_space import check_set, class_index, to_task_space  # noqa: F401
     from .tasks import context_of, load_plan, open_task, read_recipe, task_record  # noqa: F401
     from .teachers import load_teacher, load_teacher_into, read_teacher, save_teacher  # noqa: F401

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .hookspecs import hookimpl
+from .api.hookspecs import hookimpl
 
 _DATASETS = {  # name -> (source, its options in the light component_options module)
     "digits": ("sources:Digits", "DigitsOptions"), "mnist": ("sources:MNIST", "RootOptions"),
@@ -38,10 +38,10 @@ class TimmModel:
 @hookimpl
 def register_datasets(register) -> None:
     for name, (target, options) in _DATASETS.items():
-        register(name, f"condensery.data.{target}", options=f"condensery.component_options:{options}")
+        register(name, f"condensery.data.{target}", options=f"condensery.data.options:{options}")
 
 
 @hookimpl
 def register_models(register) -> None:
     for name, options in _MODELS.items():
-        register(name, TimmModel(name), options=f"condensery.model_options:{options}")
+        register(name, TimmModel(name), options=f"condensery.models.options:{options}")

@@ -18,11 +18,11 @@ from typing import Any
 
 import torch
 
-from .components import Evaluator, Result
-from .context import RunContext, label_like
-from .errors import UserError
-from .rundir import write_json
-from .synthetic import SyntheticSet
+from ._engine.rundir import write_json
+from .api.components import Evaluator, Result
+from .api.context import RunContext, label_like
+from .api.errors import UserError
+from .api.synthetic import SyntheticSet
 
 
 def class_counts(synset: SyntheticSet, num_classes: int) -> list[int]:

@@ -22,12 +22,12 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .errors import UserError
-from .options import Options, validate_options
+from .api.errors import UserError
+from .api.options import Options, validate_options
 
 if TYPE_CHECKING:
-    from .context import RunContext
-    from .synthetic import SyntheticSet
+    from .api.context import RunContext
+    from .api.synthetic import SyntheticSet
 
 CONFIG = "config.json"
 FORMAT = "condensery.generator/2"
@@ -137,7 +137,7 @@ def read_generator_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load_generator(folder: str | os.PathLike[str], registry: Any = None) -> Generator:
     """The generator in ``folder``, of whatever registered type its ``config.json`` names."""
-    from .plugins import get_registry
+    from ._engine.plugins import get_registry
 
     folder = Path(folder)
     config = read_generator_config(folder)

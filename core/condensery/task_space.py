@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .errors import UserError
+from .api.errors import UserError
 
 if TYPE_CHECKING:
-    from .context import Task
-    from .synthetic import SyntheticSet
+    from .api.context import Task
+    from .api.synthetic import SyntheticSet
 
 
 def class_index(names: list[str], task: Task, where: str | Path) -> list[int]:

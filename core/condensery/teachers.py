@@ -18,9 +18,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .atomic import atomic_path
-from .context import RunContext, build_model
-from .errors import UserError
+from .api.context import RunContext, build_model
+from .api.errors import UserError
+from .api.files import atomic_path
 from .tensorfile import read_safetensors
 
 #: the safetensors metadata key of the JSON header

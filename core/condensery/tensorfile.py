@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
-from .errors import UserError
+from .api.errors import UserError
 
 
 def read_safetensors(path: str | os.PathLike[str], what: str = "",

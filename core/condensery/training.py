@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import DivergenceError
+from .api.errors import DivergenceError
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]

@@ -1,8 +1,8 @@
 """Datasets: sources, class-indexed RealData, augmentation."""
 
+from ..api.data import DatasetOptions, DatasetSource, RawSplits
 from .augment import DSA, DSA_OPS, AugParams, crop_flip
 from .realdata import RealData, load_raw
-from .source import DatasetOptions, DatasetSource, RawSplits
 
 __all__ = [
     "DSA", "DSA_OPS", "AugParams", "crop_flip", "RealData", "load_raw",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..component_options import DigitsOptions
-from .source import DatasetSource, RawSplits
+from ..api.data import DatasetSource, RawSplits
+from .options import DigitsOptions
 
 
 class Digits(DatasetSource):

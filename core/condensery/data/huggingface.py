@@ -28,8 +28,8 @@ from pathlib import Path
 
 import torch
 
-from ..component_options import HuggingFaceOptions
-from ..errors import UserError
+from ..api.data import DatasetSource, RawSplits
+from ..api.errors import UserError
 from .hf_decode import _arrays, _class_label_names, _encoded, _labels, _pick, _stack, decode_images  # noqa: F401
 from .hf_read import (  # noqa: F401
     _HINT,
@@ -43,7 +43,7 @@ from .hf_read import (  # noqa: F401
     local_path,
     read_location,
 )
-from .source import DatasetSource, RawSplits
+from .options import HuggingFaceOptions
 
 IMAGE_COLUMNS = ("image", "img")
 LABEL_COLUMNS = ("label", "labels")

@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..atomic import atomic_path
-from ..errors import UserError
-from .source import DatasetSource, RawSplits
+from ..api.data import DatasetSource, RawSplits
+from ..api.errors import UserError
+from ..api.files import atomic_path
+from ..api.zca import ZCA
 from .validate import validate_raw
-from .zca import ZCA
 
 SPLIT_SEED = 0  # the validation split never changes with the run seed
 
@@ -194,7 +194,7 @@ class RealData:
         """``per_class`` distinct indices of every class, class-ordered (class 0 first)."""
         for c in range(self.num_classes):
             if self.class_count(c) < per_class:
-                from ..errors import UserError
+                from ..api.errors import UserError
 
                 raise UserError(
                     f"class '{self.class_names[c]}' has only {self.class_count(c)} training images, "

@@ -11,11 +11,11 @@ built-in registrations and plugins use.
 
 from __future__ import annotations
 
-from ..component_options import DigitsOptions, ImageFolderOptions, RootOptions, TensorsOptions  # noqa: F401
+from ..api.data import DatasetOptions, DatasetSource, RawSplits  # noqa: F401  (DatasetOptions: its old home)
 from .cifar import _CIFAR, CIFAR10, CIFAR100, _SafeUnpickler, read_cifar_batch  # noqa: F401
 from .digits import Digits, _stratified_mask  # noqa: F401
 from .files import _expand, _fingerprint_files, _not_found  # noqa: F401
 from .image_folder import ImageFolder, _name_undecodable, decode_all  # noqa: F401
-from .source import DatasetOptions, DatasetSource, RawSplits  # noqa: F401  (DatasetOptions: its old home)
+from .options import DigitsOptions, ImageFolderOptions, RootOptions, TensorsOptions  # noqa: F401
 from .tensors import Tensors  # noqa: F401
 from .torchvision_arrays import MNIST, FashionMNIST, _to_nchw, _TorchvisionArrays  # noqa: F401

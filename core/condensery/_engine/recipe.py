@@ -4,7 +4,7 @@ Everything a run will use is validated here, before any data is loaded: unknown 
 unknown component (with the list of valid names), unknown option (with the valid options),
 bad value (with the key and why), the model's options. Every problem is one ``UserError`` line.
 
-Two steps: ``validate`` (``condensery.recipe_validation``, re-exported here) checks every
+Two steps: ``validate`` (``condensery._engine.recipe_validation``, re-exported here) checks every
 section against the options classes the components were registered with, which live in
 modules without torch, so a bad recipe fails in well under a second; ``build`` then imports
 the components and builds them. ``resolve`` does both. This module reads the YAML, applies
@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .errors import UserError
-from .options import suggest
+from ..api.errors import UserError
+from ..api.options import suggest
+from ..api.runtime_options import RuntimeOptions
 from .recipe_validation import (  # noqa: F401  (re-exported: their public home was this module)
     REQUIRED,
     SECTIONS,
@@ -38,11 +39,10 @@ from .recipe_validation import (  # noqa: F401  (re-exported: their public home 
     validate_section,
 )
 from .registry import Registry
-from .runtime_options import RuntimeOptions
 
 if TYPE_CHECKING:  # the component modules import torch: only once a recipe names valid components
-    from .components import Evaluator, Matcher, Synthesizer
-    from .data.source import DatasetSource
+    from ..api.components import Evaluator, Matcher, Synthesizer
+    from ..api.data import DatasetSource
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -15,17 +15,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .context import RunContext
-from .errors import UserError
-from .figures import grid_path_for, save_grid
-from .generators import Generator, load_generator
-from .synthetic import SyntheticSet
+from ..api.context import RunContext
+from ..api.errors import UserError
+from ..api.synthetic import SyntheticSet
+from ..figures import grid_path_for, save_grid
+from ..generators import Generator, load_generator
 
 
 def generation_context(generator: Generator, seed: int, overrides: list[str] | None, registry: Any) -> RunContext:
     """The task the generator was made for, opened from its stored recipe; checked against it."""
+    from ..tasks import open_task
     from .recipe import build_matcher
-    from .tasks import open_task
 
     recipe = generator.config.get("recipe") or {}
     if not isinstance(recipe.get("data"), dict):
@@ -49,7 +49,7 @@ def generate_file(folder: str | Path, ipc: int, output: str | Path, seed: int = 
     """Generate ``ipc`` images per class with the generator in ``folder`` into ``output``."""
     import torch
 
-    from . import __version__
+    from .. import __version__
     from .plugins import get_registry
 
     registry = registry or get_registry()
@@ -85,7 +85,7 @@ def generate_file(folder: str | Path, ipc: int, output: str | Path, seed: int = 
 
 def save_set_grid(synset: SyntheticSet, ctx: RunContext | None, path: Path) -> None:
     """The run's ``grid.png`` for a generated set, next to it (``SET.png``); never fails the command."""
-    from .progress import say
+    from ..api.progress import say
 
     try:
         images, mean, std = synset.images, synset.metadata.get("mean"), synset.metadata.get("std")

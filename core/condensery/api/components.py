@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from .component_options import SynthesizerOptions
+from ..data.options import SynthesizerOptions
 from .options import Options
 
 if TYPE_CHECKING:

@@ -8,9 +8,9 @@ import sys
 
 import click
 
-from .errors import CondenseryError, UserError
+from ..api.errors import CondenseryError, UserError
+from ..api.progress import set_quiet
 from .plugins import KINDS, get_registry
-from .progress import set_quiet
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,22 +11,22 @@ from typing import Any
 
 import torch
 
-from . import __version__
-from . import progress as progress_module
-from .compare import comparisons, result_lines
-from .context import Task
-from .data.realdata import RealData
-from .errors import UserError
-from .evaluation import DoneStore, evaluate_next_to_random
-from .figures import save_grid, write_curves
+from .. import __version__
+from ..api import progress as progress_module
+from ..api.context import Task
+from ..api.errors import UserError
+from ..api.progress import say, set_quiet
+from ..api.runtime import Runtime
+from ..api.synthetic import SyntheticSet
+from ..compare import comparisons, result_lines
+from ..data.realdata import RealData
+from ..evaluation import DoneStore, evaluate_next_to_random
+from ..figures import save_grid, write_curves
+from ..tasks import context_of, task_record
 from .identity import check_identity, run_lock
 from .plugins import Registry
-from .progress import say, set_quiet
 from .recipe import Plan
 from .rundir import write_json, write_yaml
-from .runtime import Runtime
-from .synthetic import SyntheticSet
-from .tasks import context_of, task_record
 
 
 def environment(runtime: Runtime) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from .options import Options
+from ..api.options import Options
 
 #: the ops ``DSA`` draws from (``dsa_ops`` options list a subset of them)
 DSA_OPS = ("color", "crop", "cutout", "flip", "scale", "rotate")

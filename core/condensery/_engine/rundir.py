@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from .atomic import write_atomic  # noqa: F401  (its old home)
-from .figures import save_grid  # noqa: F401  (the grid's old home)
+from ..api.files import write_atomic  # noqa: F401  (its old home)
+from ..figures import save_grid  # noqa: F401  (the grid's old home)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -36,8 +36,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
-from .errors import UserError
-from .options import Options, suggest, validate_options
+from ..api.errors import UserError
+from ..api.options import Options, suggest, validate_options
 
 Norm = Literal["instancenorm", "batchnorm", "layernorm", "groupnorm", "none"]
 Pool = Literal["avgpooling", "maxpooling", "none"]
@@ -112,7 +112,7 @@ def is_model_name(name: str, registry: Any) -> bool:
         return True
     import timm
 
-    from .models import convnet  # noqa: F401  (registers the DD ConvNets into timm)
+    from . import convnet  # noqa: F401  (registers the DD ConvNets into timm)
 
     return bool(timm.is_model(name))
 
@@ -135,7 +135,7 @@ def validated_model_name(name: str | None) -> str | None:
     """
     if name is None:
         return None
-    from .plugins import get_registry
+    from .._engine.plugins import get_registry
 
     try:
         check_model_name(get_registry(), name)
@@ -148,7 +148,7 @@ def validated_model_spec(spec: dict[str, Any], where: str = "model") -> dict[str
     """A model spec nested in a component's options (``teacher_model: {name: convnet_bn, width: 32}``),
     validated like the recipe's ``model`` section; returns it with only the keys given, coerced.
     For a pydantic ``field_validator``: a problem is a ``ValueError``."""
-    from .plugins import get_registry
+    from .._engine.plugins import get_registry
 
     try:
         return validate_model_spec(get_registry(), spec, where)

@@ -14,7 +14,7 @@ imported and its ``Options`` read, as before. ``ComponentInfo.check`` (``condens
 --check``, and every recipe that builds the component) refuses a declaration that is not the
 component's own ``Options``.
 
-Loading the plugins into a registry is ``condensery.plugins``.
+Loading the plugins into a registry is ``condensery._engine.plugins``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 import pluggy
 
-from .errors import CondenseryError, UserError
+from ..api.errors import CondenseryError, UserError
 
 KINDS = ("synthesizer", "matcher", "evaluator", "generator", "dataset", "model")
 _HOOK_OF_KIND = {kind: f"register_{kind}s" for kind in KINDS}
@@ -151,7 +151,7 @@ class Registry:
         """The component ``name`` of ``kind``, or a ``UserError`` listing the valid names."""
         table = self.components[kind]
         if name not in table:
-            from .options import suggest  # pydantic: only when a name is wrong
+            from ..api.options import suggest  # pydantic: only when a name is wrong
 
             valid = sorted(table)
             hint = suggest(name, valid)

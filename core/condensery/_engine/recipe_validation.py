@@ -3,7 +3,7 @@
 ``validate`` checks every section against the options classes the components were
 registered with, which live in modules without torch, so a bad recipe fails in well under
 a second. Reading the YAML, ``--set`` overrides and building the components are
-``condensery.recipe``.
+``condensery._engine.recipe``.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .errors import UserError
-from .model_options import validate_model_spec
-from .options import Options, suggest, validate_options
+from ..api.errors import UserError
+from ..api.options import Options, suggest, validate_options
+from ..api.runtime_options import RuntimeOptions
+from ..models.options import validate_model_spec
 from .registry import ComponentInfo, Registry
-from .runtime_options import RuntimeOptions
 
 SECTIONS = ("name", "seed", "data", "model", "synthesizer", "evaluators", "runtime")
 REQUIRED = ("name", "data", "synthesizer")
@@ -33,8 +33,8 @@ def _section(doc: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _base_class(kind: str) -> type:
-    from .components import Evaluator, Matcher, Synthesizer
-    from .data.source import DatasetSource
+    from ..api.components import Evaluator, Matcher, Synthesizer
+    from ..api.data import DatasetSource
 
     return {"dataset": DatasetSource, "synthesizer": Synthesizer, "matcher": Matcher, "evaluator": Evaluator}[kind]
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..component_options import DatasetOptions
+from ..data.options import DatasetOptions
 
 
 @dataclass

@@ -11,10 +11,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..data.realdata import RealData
+from ..models.options import is_model_name  # noqa: F401  (defined without torch, for options validators)
 from .checkpoints import CheckpointStore
-from .data.realdata import RealData
 from .errors import UserError
-from .model_options import is_model_name  # noqa: F401  (defined without torch, for options validators)
 from .progress import note_metrics, progress
 from .runtime import Runtime, make_generator
 from .synthetic import SyntheticSet
@@ -178,7 +178,7 @@ def build_model(registry: Any, spec: dict[str, Any], task: Task) -> nn.Module:
     if name in table:
         factory = table[name].obj
     else:
-        from .models.factory import model_factory
+        from ..models.factory import model_factory
 
         factory = model_factory(name)
     try:

@@ -1,0 +1,1 @@
+"""The engine that runs recipes: private modules, no public names."""

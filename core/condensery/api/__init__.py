@@ -1,0 +1,1 @@
+"""The contract between condensery and its plugins (filled in by the next commits)."""
