@@ -174,7 +174,7 @@ def test_multi_index_run_with_the_mlp(cli, tmp_path):
 
 
 def test_mlp_is_two_layers_with_a_feature_split():
-    from condensery import embed
+    from condensery.models import embed
     from condensery_analysis.mlp import mlp_factory
 
     net = mlp_factory(num_classes=3, in_chans=5, img_size=1, width=7)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from condensery import atomic_path, write_atomic
+from condensery.api.files import atomic_path, write_atomic
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path):

@@ -14,8 +14,8 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
-from condensery import DSA, AugParams
 from condensery.api.errors import UserError
+from condensery.data import DSA, AugParams
 from condensery.data.augment import DSA_OPS
 
 from .conftest import digits_recipe

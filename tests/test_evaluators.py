@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from condensery import UserError, predict, random_like
+from condensery import UserError
+from condensery.evaluation import random_like
+from condensery.training import predict
 from condensery_eval.cross_arch import CrossArchEvaluator, CrossArchOptions
 from condensery_eval.hard_label import HardLabelEvaluator
 from condensery_eval.models import small_vgg_factory

@@ -9,14 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from condensery import (
-    SyntheticSet,
-    comparisons,
-    paired_interval,
-    pooled_interval,
-    random_like,
-    welch_interval,
-)
+from condensery import SyntheticSet
+from condensery.compare import comparisons, paired_interval, pooled_interval, welch_interval
+from condensery.evaluation import random_like
 from condensery_eval import protocol as protocol_module
 from condensery_eval.hard_label import HardLabelEvaluator
 from condensery_eval.protocol import TrainProtocol, random_arm_grid

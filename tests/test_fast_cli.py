@@ -31,7 +31,8 @@ print("PROBE" + __import__("json").dumps({{"code": code, "heavy": heavy}}), file
 #: plugins' component modules (their options modules are light and fine)
 HEAVY = ("torch", "timm", "accelerate", "torchvision", "condensery_matching.pixel", "condensery_matching.distribution",
          "condensery_eval.protocol", "condensery_eval.hard_label", "condensery.api.components", "condensery.api.context",
-         "condensery.data", "condensery.models")
+         "condensery.api.data", "condensery.data.augment", "condensery.data.realdata", "condensery.models.factory",
+         "condensery.models.convnet")
 
 
 def _probe(argv: list[str]) -> dict:
@@ -89,7 +90,8 @@ VALIDATE_ALL = """
 import json, sys
 from pathlib import Path
 from condensery._engine.plugins import get_registry
-from condensery._engine.recipe import load_yaml, validate
+from condensery._engine.recipe import load_yaml
+from condensery._engine.recipe_validation import validate
 registry = get_registry()
 checked = []
 for path in sorted(Path({root!r}).rglob("*.yaml")):
@@ -117,6 +119,7 @@ def test_every_shipped_recipe_validates_without_importing_torch():
 def test_a_broken_reference_is_listed_by_plugins_check_and_named_when_used(cli):
     import condensery._engine.plugins as plugins_module
     from condensery._engine.plugins import build_registry, reset_registry
+    from condensery._engine.registry import PluginLoadError
 
     class Plugin:
         @staticmethod
@@ -129,7 +132,7 @@ def test_a_broken_reference_is_listed_by_plugins_check_and_named_when_used(cli):
     plugins_module._REGISTRY = build_registry([("ghostly", Plugin)])
     try:
         info = plugins_module._REGISTRY.get("synthesizer", "ghost")
-        with pytest.raises(plugins_module.PluginLoadError, match="synthesizer 'ghost' of plugin 'ghostly'"):
+        with pytest.raises(PluginLoadError, match="synthesizer 'ghost' of plugin 'ghostly'"):
             _ = info.obj
         res = cli("plugins", "--check")
         assert res.code == 0

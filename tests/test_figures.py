@@ -52,7 +52,7 @@ def test_grid_rows_soft_labels_by_argmax_and_pads_short_classes(tmp_path):
 
 
 def test_generate_writes_the_grid_next_to_the_set(cli, tmp_path):
-    from condensery import save_generator
+    from condensery.generators import save_generator
     from condensery_matching.pool import TYPE, PoolGenerator
 
     images, labels = tiny_set(per_class=4)

@@ -7,9 +7,10 @@ import json
 
 import pytest
 import torch
-from condensery import SyntheticSet, UserError, load_generator, open_task
+from condensery import SyntheticSet, UserError, open_task
 from condensery._engine.generate import generate_file
 from condensery._engine.plugins import get_registry
+from condensery.generators import load_generator
 from condensery_matching.pool import (
     MultisizeOptions,
     MultisizeSynthesizer,

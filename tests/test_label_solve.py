@@ -10,17 +10,8 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from condensery import (
-    Evaluator,
-    Result,
-    SyntheticSet,
-    UserError,
-    evaluate_next_to_random,
-    label_like,
-    make_generator,
-    random_like,
-    train_classifier,
-)
+from condensery import Evaluator, Result, SyntheticSet, UserError, make_generator, train_classifier
+from condensery.evaluation import evaluate_next_to_random, label_like, random_like
 from condensery_eval.hard_label import HardLabelEvaluator
 from condensery_eval.protocol import TrainProtocol, subject_for_run
 from condensery_eval.soft_label import SoftLabelEvaluator, SoftLabelOptions

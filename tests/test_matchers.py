@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import torch
-from condensery import DSA, RunContext, SyntheticSet, make_generator
+from condensery import RunContext, SyntheticSet, make_generator
 from condensery._engine.plugins import get_registry
 from condensery.api.context import Task
+from condensery.api.data import RealData
 from condensery.api.runtime import Runtime, RuntimeOptions
-from condensery.data.realdata import RealData, load_raw
-from condensery.data.sources import Digits, DigitsOptions
+from condensery.data import DSA
+from condensery.data.digits import Digits
+from condensery.data.options import DigitsOptions
+from condensery.data.realdata import load_raw
 from condensery_matching.gradient import (
     GradientMatcher,
     GradientOptions,

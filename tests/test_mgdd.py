@@ -11,9 +11,11 @@ from condensery import RunContext, SyntheticSet, UserError, make_generator
 from condensery._engine.generate import generate_file
 from condensery._engine.plugins import get_registry
 from condensery.api.context import Task
+from condensery.api.data import RealData
 from condensery.api.runtime import Runtime, RuntimeOptions
-from condensery.data.realdata import RealData, load_raw
-from condensery.data.sources import Digits, DigitsOptions
+from condensery.data.digits import Digits
+from condensery.data.options import DigitsOptions
+from condensery.data.realdata import load_raw
 from condensery_matching.distribution import DistributionMatcher, DistributionOptions
 from condensery_matching.krr import KRRMatcher, KRROptions, solve_krr_labels
 from condensery_mgdd.artifact import load_meta_generator as load_generator

@@ -7,7 +7,8 @@ import types
 
 import pytest
 from condensery import Synthesizer, hookimpl
-from condensery._engine.plugins import KINDS, build_registry, get_registry
+from condensery._engine.plugins import build_registry, get_registry
+from condensery._engine.registry import KINDS
 from condensery.api.errors import UserError
 
 
@@ -112,8 +113,10 @@ def test_every_builtin_declares_its_options_and_they_are_the_components_own():
 
 def test_declared_options_that_are_not_the_components_own_are_a_plugin_bug(cli, tmp_path):
     import condensery._engine.plugins as plugins_module
-    from condensery._engine.plugins import PluginLoadError, reset_registry
-    from condensery._engine.recipe import resolve, validate
+    from condensery._engine.plugins import reset_registry
+    from condensery._engine.recipe import resolve
+    from condensery._engine.recipe_validation import validate
+    from condensery._engine.registry import PluginLoadError
 
     def register_synthesizers(register):
         register("mismatched", "condensery_matching.pixel:PixelSynthesizer",
@@ -171,7 +174,8 @@ def test_an_options_reference_without_a_colon_is_refused():
 
 def test_a_matcher_the_options_do_not_declare_is_checked_once_the_class_is_imported():
     from condensery import SynthesizerOptions
-    from condensery._engine.recipe import resolve, validate
+    from condensery._engine.recipe import resolve
+    from condensery._engine.recipe_validation import validate
 
     class WantsMatcher(Synthesizer):
         Options = SynthesizerOptions  # its uses_matcher is None: only the class knows

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from condensery import Runtime, RuntimeOptions, SyntheticSet
+from condensery import Runtime, SyntheticSet
 from condensery._engine.launch import child_env, free_port, launch
 from condensery.api.runtime import share_of
+from condensery.api.runtime_options import RuntimeOptions
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = str(REPO / "recipes" / "quickstart.yaml")

@@ -8,20 +8,15 @@ from typing import ClassVar
 
 import pytest
 import torch
-from condensery import (
-    CheckpointStore,
-    LoopCheckpoint,
-    Matcher,
-    Options,
-    RunContext,
-    UserError,
-    loop_fingerprint,
-)
+from condensery import LoopCheckpoint, Matcher, Options, RunContext, UserError, loop_fingerprint
 from condensery._engine.plugins import get_registry
+from condensery.api.checkpoints import CheckpointStore
 from condensery.api.context import Task
+from condensery.api.data import RealData
 from condensery.api.runtime import Runtime, RuntimeOptions
-from condensery.data.realdata import RealData, load_raw
-from condensery.data.sources import Digits, DigitsOptions
+from condensery.data.digits import Digits
+from condensery.data.options import DigitsOptions
+from condensery.data.realdata import load_raw
 from condensery_matching.distribution import DistributionMatcher, DistributionOptions
 from condensery_matching.pixel import PixelOptions, PixelSynthesizer
 

@@ -10,10 +10,12 @@ import torch
 from condensery import RunContext, SyntheticSet, UserError, make_generator
 from condensery._engine.plugins import get_registry
 from condensery.api.context import Task
+from condensery.api.data import RealData
 from condensery.api.options import validate_options
 from condensery.api.runtime import Runtime, RuntimeOptions
-from condensery.data.realdata import RealData, load_raw
-from condensery.data.sources import Digits, DigitsOptions
+from condensery.data.digits import Digits
+from condensery.data.options import DigitsOptions
+from condensery.data.realdata import load_raw
 from condensery_eval import protocol as protocol_module
 from condensery_eval.hard_label import HardLabelEvaluator
 from condensery_eval.protocol import TrainProtocol, split_epochs, stage_plan, train_once

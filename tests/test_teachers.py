@@ -7,7 +7,9 @@ import json
 
 import pytest
 import torch
-from condensery import UserError, load_teacher, predict, read_teacher, save_teacher
+from condensery import UserError
+from condensery.teachers import load_teacher, read_teacher, save_teacher
+from condensery.training import predict
 from condensery_dwa.synthesizer import DWAOptions, DWASynthesizer
 from condensery_eval.options import TeacherOptions
 from condensery_eval.soft_label import SoftLabelEvaluator, SoftLabelOptions

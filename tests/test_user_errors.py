@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from condensery import CheckpointStore, SyntheticSet
+from condensery import SyntheticSet
+from condensery.api.checkpoints import CheckpointStore
 from safetensors.torch import save_file
 
 GOOD = """

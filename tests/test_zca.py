@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import torch
+from condensery.api.data import RealData
 from condensery.api.zca import ZCA
-from condensery.data.realdata import RealData, load_raw
-from condensery.data.sources import Digits, DigitsOptions
+from condensery.data.digits import Digits
+from condensery.data.options import DigitsOptions
+from condensery.data.realdata import load_raw
 
 torch.set_num_threads(1)
 

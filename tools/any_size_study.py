@@ -43,8 +43,8 @@ from typing import Any
 
 def synth(recipe: str, out: str, overrides: list[str]) -> dict[str, Any]:
     from condensery import open_task
-    from condensery._engine.plugins import get_registry
-    from condensery._engine.recipe import load_yaml
+    from condensery.plugins import get_registry
+    from condensery.recipe import load_yaml
 
     registry = get_registry()
     plan, ctx = open_task(load_yaml(recipe), registry, run_dir=out, overrides=overrides, announce=False)
@@ -107,7 +107,7 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 def evaluate(recipe: str, sizes: list[int], arms: list[str], output: str, overrides: list[str]) -> dict[str, Any]:
     from condensery import random_like
-    from condensery._engine.plugins import get_registry
+    from condensery.plugins import get_registry
     from condensery_eval.evaluate import context_for, plan_for_eval
     from condensery_eval.sets import load_set
 

@@ -1,9 +1,11 @@
 """Cost of sets of any size: one pool run against the separate per-size runs, and `generate` per size.
 
-Each synthesis runs in a fresh process (``tools/any_size_study.py synth``), so its wall time
-and peak resident memory are its own; then ``condensery generate`` is timed in-process per
-size on the pool's folder (and on an mgdd folder, if given): median of ``--repeats`` calls,
-both the whole call and the generation alone (``generate_seconds``, no data loading). JSON out.
+Each synthesis is ``condensery run --no-eval`` in a fresh process, so its peak resident memory
+is its own; its seconds are the run's own measure of synthesis (``seconds_synthesize`` in the
+set). Then ``condensery generate`` is timed per size on the pool's folder (and on an mgdd
+folder, if given): median of ``--repeats`` commands, both the whole command (start-up
+included: what a user waits for) and the generation alone (``generate_seconds``, no data
+loading). JSON out.
 
     python tools/bench_generators.py --pool-recipe recipes/any-size/digits-pool-dm.yaml \\
         --pixel-recipe recipes/digits/dm-ipc1.yaml --sizes 1 7 10 23 50 --iterations 300 \\
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -23,31 +26,39 @@ import tempfile
 import time
 from pathlib import Path
 
-STUDY = Path(__file__).with_name("any_size_study.py")
+
+def condensery(*args: str) -> tuple[float, float]:
+    """Run ``condensery ARGS`` in a fresh process: (wall seconds, its peak resident memory in MB)."""
+    t = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "condensery", *args], stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not the largest of all children so far
+    wall = time.perf_counter() - t
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise SystemExit(f"condensery {args[0]} failed (exit {child.returncode}); its error is printed above")
+    return wall, usage.ru_maxrss / 1024  # Linux: KiB
 
 
 def synth(recipe: str, out: Path, overrides: list[str]) -> dict:
-    args = [sys.executable, str(STUDY), "synth", recipe, str(out)]
-    for o in overrides:
-        args += ["--set", o]
-    done = subprocess.run(args, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"{recipe} failed")
-    record = json.loads((out / "synth.json").read_text())
-    return {"seconds": record["seconds"], "peak_rss_mb": record["peak_rss_mb"]}
+    from condensery import SyntheticSet
+
+    _, peak = condensery("run", recipe, "-o", str(out), "--no-eval", "--force", "--quiet",
+                         *(a for o in ["runtime.threads=1", *overrides] for a in ("--set", o)))
+    seconds = float(SyntheticSet.load(out / "synthetic.safetensors").metadata["seconds_synthesize"])
+    return {"seconds": round(seconds, 3), "peak_rss_mb": round(peak, 1)}
 
 
 def time_generate(folder: Path, sizes: list[int], repeats: int, workdir: Path, options: dict | None = None) -> dict:
     from condensery import SyntheticSet
-    from condensery._engine.generate import generate_file
 
+    extra = [a for k, v in (options or {}).items() for a in ("--option", f"{k}={v}")]
     out = {}
     for ipc in sizes:
         walls, inner = [], []
         for r in range(repeats):
-            t = time.perf_counter()
-            path = generate_file(folder, ipc, workdir / f"g{ipc}-{r}.safetensors", seed=0, options=options)
-            walls.append(time.perf_counter() - t)
+            path = workdir / f"g{ipc}-{r}.safetensors"
+            wall, _ = condensery("generate", str(folder), "--ipc", str(ipc), "--seed", "0", "-o", str(path), *extra)
+            walls.append(wall)
             inner.append(SyntheticSet.load(path).metadata["generate_seconds"])
         out[str(ipc)] = {"wall_s": round(statistics.median(walls), 4), "generate_s": round(statistics.median(inner), 4)}
     return out

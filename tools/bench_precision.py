@@ -56,7 +56,7 @@ METHODS: dict[str, dict] = {
 
 
 def registered(kind: str, name: str) -> bool:
-    from condensery._engine.plugins import get_registry
+    from condensery import get_registry
 
     return name in get_registry().components[kind]
 

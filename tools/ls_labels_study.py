@@ -54,7 +54,7 @@ def solver(args: argparse.Namespace) -> dict[str, Any]:
 
 def open_context(args: argparse.Namespace, workdir: Path):
     """The RunContext ``condensery eval`` would build for this task."""
-    from condensery._engine.plugins import get_registry
+    from condensery.plugins import get_registry
     from condensery_eval.evaluate import context_for, plan_for_eval
 
     path = workdir / "recipe.yaml"

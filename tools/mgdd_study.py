@@ -352,7 +352,7 @@ def synthetic_val(m: dict) -> float:
 
 def chosen_pixel(s: Study, target: str, ipc: int, factor: int) -> dict | None:
     """(c) at ``factor`` x (a)'s time: of the runs at every lr tried, the best on the validation split."""
-    from condensery._engine.recipe import load_yaml
+    from condensery.recipe import load_yaml
 
     runs = []
     for path in [s.runs / f"{target}-pixel-ipc{ipc}-x{factor}" / "metrics.json",

@@ -53,10 +53,10 @@ def main() -> None:
     ap.add_argument("--keep-going", action="store_true", help="run the whole ipc grid, not just up to the target")
     args = ap.parse_args()
 
-    from condensery._engine.plugins import get_registry
-    from condensery._engine.recipe import load_recipe
-    from condensery._engine.runner import run
-    from condensery.api.progress import set_quiet
+    from condensery.plugins import get_registry
+    from condensery.progress import set_quiet
+    from condensery.recipe import load_recipe
+    from condensery.runner import run
 
     set_quiet(True)
     registry = get_registry()

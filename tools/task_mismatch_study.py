@@ -88,10 +88,10 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "runs" / "task-mismatch"))
     args = ap.parse_args()
 
-    from condensery._engine.plugins import get_registry
-    from condensery._engine.recipe import load_recipe
-    from condensery._engine.runner import run
-    from condensery.api.progress import set_quiet
+    from condensery.plugins import get_registry
+    from condensery.progress import set_quiet
+    from condensery.recipe import load_recipe
+    from condensery.runner import run
     from condensery_eval.evaluate import run_eval
 
     set_quiet(True)

@@ -10,13 +10,13 @@ from typing import Any
 
 from .api.hookspecs import hookimpl
 
-_DATASETS = {  # name -> (source, its options in the light component_options module)
-    "digits": ("sources:Digits", "DigitsOptions"), "mnist": ("sources:MNIST", "RootOptions"),
-    "fashion-mnist": ("sources:FashionMNIST", "RootOptions"), "cifar10": ("sources:CIFAR10", "RootOptions"),
-    "cifar100": ("sources:CIFAR100", "RootOptions"), "imagefolder": ("sources:ImageFolder", "ImageFolderOptions"),
-    "tensors": ("sources:Tensors", "TensorsOptions"), "huggingface": ("huggingface:HuggingFace", "HuggingFaceOptions"),
+_DATASETS = {  # name -> (source, its options in the light data.options module)
+    "digits": ("digits:Digits", "DigitsOptions"), "mnist": ("torchvision_arrays:MNIST", "RootOptions"),
+    "fashion-mnist": ("torchvision_arrays:FashionMNIST", "RootOptions"), "cifar10": ("cifar:CIFAR10", "RootOptions"),
+    "cifar100": ("cifar:CIFAR100", "RootOptions"), "imagefolder": ("image_folder:ImageFolder", "ImageFolderOptions"),
+    "tensors": ("tensors:Tensors", "TensorsOptions"), "huggingface": ("huggingface:HuggingFace", "HuggingFaceOptions"),
 }
-_MODELS = {  # name -> its options in model_options
+_MODELS = {  # name -> its options in models.options
     "convnet": "ConvNetOptions", "convnet_d4": "ConvNetD4Options", "convnet_bn": "ConvNetBNOptions",
     "resnet18": "TimmOptions",
 }

@@ -1,84 +1,32 @@
-"""The generator component kind: a trained artifact that returns a SyntheticSet of any size.
+"""The generator folder: save a ``Generator`` atomically, read its config, load it by type.
 
-A generator is built by a synthesizer run and saved as a folder in the diffusers
-convention: ``config.json`` names its registered ``type`` (plus the task and recipe it was
-made for) next to ``.safetensors`` weights. A network generator is a diffusers
-``ModelMixin`` + ``ConfigMixin`` written by ``save_pretrained``; a tensor generator (a pool
-of images) writes its own safetensors file. Either way the folder is written under a
-temporary name, fsynced and renamed, so a kill never leaves half a generator, and it is
-read back only through safetensors (never unpickled).
-
-``condensery generate DIR --ipc N`` reads ``config.json``, looks the type up among the
-registered generators (hook ``register_generators``) and calls ``generate``. A generator
-that needs the real data (to draw initial images, to extend or refine with its matcher)
-says so through ``requires_data``; the command then opens the stored recipe's task.
+A generator (``condensery.Generator``) is saved as a folder in the diffusers convention:
+``config.json`` names its registered ``type`` (plus the task and recipe it was made for)
+next to ``.safetensors`` weights. A network generator is a diffusers ``ModelMixin`` +
+``ConfigMixin`` written by ``save_pretrained``; a tensor generator (a pool of images) writes
+its own safetensors file. Either way the folder is written under a temporary name, fsynced
+and renamed, so a kill never leaves half a generator, and it is read back only through
+safetensors (never unpickled). ``load_generator`` looks the type up among the registered
+generators (hook ``register_generators``).
 """
-
 from __future__ import annotations
 
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from .api.errors import UserError
-from .api.options import Options, validate_options
+from .api.generator import Generator
 
 if TYPE_CHECKING:
     from .api.context import RunContext
-    from .api.synthetic import SyntheticSet
+
+__all__ = ["save_generator", "load_generator", "read_generator_config", "task_config"]
 
 CONFIG = "config.json"
 FORMAT = "condensery.generator/2"
-
-
-class GenerateOptions(Options):
-    """Options of one ``generate`` call (``condensery generate --option KEY=VALUE``); none by default."""
-
-
-class Generator:
-    """Produces ``ipc`` images per class on demand. Subclasses register under a type name.
-
-    ``config`` is the folder's ``config.json``: ``type``, ``format``, ``task`` (dataset,
-    class names, image shape, normalisation) and ``recipe`` (the data, model and matcher
-    sections a context for generation is opened from), plus the type's own keys.
-    """
-
-    #: options a ``generate`` call accepts, validated like a recipe section
-    GenerateOptions: ClassVar[type[GenerateOptions]] = GenerateOptions
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.config = config
-
-    # -- what a caller may ask ------------------------------------------------------------
-    def requires_data(self, ipc: int, options: GenerateOptions) -> bool:
-        """True if generating ``ipc`` per class needs the real data (a RunContext)."""
-        return True
-
-    def generate(self, ipc: int, seed: int = 0, ctx: RunContext | None = None,
-                 options: GenerateOptions | None = None) -> SyntheticSet:
-        """``ipc`` images per class, class-ordered; the same ``seed`` gives the same set."""
-        raise NotImplementedError(f"{type(self).__name__} must implement generate(ipc, seed, ctx, options)")
-
-    # -- the folder -----------------------------------------------------------------------
-    def save_weights(self, folder: Path) -> dict[str, Any]:
-        """Write the weights into ``folder`` (a fresh temporary folder); return config keys to add."""
-        raise NotImplementedError(f"{type(self).__name__} must implement save_weights(folder)")
-
-    @classmethod
-    def load(cls, folder: Path, config: dict[str, Any]) -> Generator:
-        """The generator saved in ``folder`` (whose parsed ``config.json`` is ``config``)."""
-        raise NotImplementedError(f"{cls.__name__} must implement load(folder, config)")
-
-    # -- helpers --------------------------------------------------------------------------
-    def options(self, values: dict[str, Any] | None = None) -> GenerateOptions:
-        """``values`` validated against this type's ``GenerateOptions`` (one-line error on a typo)."""
-        return validate_options(self.GenerateOptions, dict(values or {}), f"generator type '{self.config.get('type')}'")
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.config.get("task", {}).get("class_names", []))
 
 
 def save_generator(generator: Generator, folder: str | os.PathLike[str], type_name: str,

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from .api.context import RunContext
     from .api.options import Options
 
+__all__ = ["LoopCheckpoint", "SavedLoop", "loop_fingerprint"]
+
 #: meta keys the loop checkpoint itself writes
 RESERVED = ("step", "fingerprint")
 

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from .api.context import Task
     from .api.synthetic import SyntheticSet
 
+__all__ = ["check_set", "class_index", "to_task_space"]
+
 
 def class_index(names: list[str], task: Task, where: str | Path) -> list[int]:
     """Folder / stored class names -> dataset class indices: same names, or numbers 0..K-1."""

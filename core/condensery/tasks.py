@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from .api.components import Matcher
     from .api.context import RunContext, Task
     from .api.runtime import Runtime
-    from .data.realdata import RealData
+    from .api.data import RealData
+
+__all__ = ["open_task", "context_of", "load_plan", "read_recipe", "task_record"]
 
 
 def read_recipe(path: str | Path) -> dict[str, Any]:
@@ -41,7 +43,8 @@ def load_plan(recipe: str | Path | dict[str, Any], registry: Any, *, overrides: 
 
 def load_data(plan: Plan, runtime: Runtime) -> RealData:
     """The plan's real data (its class and size restrictions applied), on the runtime's device."""
-    from .data.realdata import RealData, load_raw, restrict
+    from .api.data import RealData
+    from .data.realdata import load_raw, restrict
 
     opts = plan.source.options
     raw = restrict(load_raw(plan.data_name, plan.source), getattr(opts, "classes", None),

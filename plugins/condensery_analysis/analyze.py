@@ -25,7 +25,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from condensery import UserError, say, write_json
+from condensery import UserError, say
+from condensery.api.files import write_json
 
 from .dynamics import Dynamics
 from .per_image import PerImage

@@ -55,7 +55,8 @@ def export_command(synset: str, directory: str, recipe: str | None, overrides: t
     """
     from condensery import get_registry
 
-    from .export import INFO, export_set
+    from .export import export_set
+    from .sets import INFO
 
     rec = export_set(synset, directory, recipe=recipe, overrides=list(overrides), force=force,
                      keep_range=keep_range, registry=get_registry())

@@ -16,22 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from condensery import (
-    DoneStore,
-    RunContext,
-    SyntheticSet,
-    UserError,
-    class_counts,
-    comparisons,
-    context_of,
-    evaluate_next_to_random,
-    load_plan,
-    result_lines,
-    say,
-    task_record,
-    write_json,
-    write_yaml,
-)
+from condensery import RunContext, SyntheticSet, UserError, context_of, load_plan, say
+from condensery.api.files import write_json, write_yaml
+from condensery.compare import comparisons, result_lines
+from condensery.evaluation import DoneStore, class_counts, evaluate_next_to_random
+from condensery.tasks import task_record
 
 from .caches import key_of
 from .sets import load_set
@@ -111,7 +100,7 @@ def warn_task_mismatch(synset: SyntheticSet, plan: Any, ctx: RunContext) -> list
 
 def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | None,
              overrides: list[str], registry: Any) -> tuple[dict[str, Any], Path]:
-    from condensery import environment  # imports the run pipeline: only when evaluating
+    from condensery.evaluation import environment  # imports the run pipeline: only when evaluating
 
     t0 = time.perf_counter()
     synset_path = Path(synset_path)

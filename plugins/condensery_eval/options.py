@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from condensery import ModelName, Options, validated_model_spec
+from condensery import Options
+from condensery.models import ModelName, validated_model_spec
 from pydantic import Field, PositiveFloat, field_validator, model_validator
 
 #: dsa: condensery's DSA (the default; every recorded result), dsa-paper: the DSA authors' definition
@@ -97,7 +98,8 @@ class CrossArchOptions(Options):
     @field_validator("models")
     @classmethod
     def _known_models(cls, models: list[str]) -> list[str]:
-        from condensery import get_registry, is_model_name
+        from condensery import get_registry
+        from condensery.models import is_model_name
 
         registry = get_registry()
         for m in models:

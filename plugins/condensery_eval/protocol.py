@@ -12,16 +12,15 @@ from typing import Any, Literal, TypeVar
 
 import torch
 from condensery import (
-    DSA,
     DivergenceError,
     RunContext,
     SyntheticSet,
     UserError,
     accuracy,
-    crop_flip,
-    seed_global,
     train_classifier,
 )
+from condensery.data import DSA, crop_flip
+from condensery.training import seed_global
 
 from .caches import cache_root, data_fingerprint, key_of  # noqa: F401  (their old home)
 from .options import Augmentation, TrainProtocol  # noqa: F401  (Augmentation: its old home)

@@ -4,7 +4,8 @@ once, is ``condensery.random_like``), labelled the way the set is."""
 
 from __future__ import annotations
 
-from condensery import RunContext, SyntheticSet, class_counts, draw_real, label_like
+from condensery import RunContext, SyntheticSet
+from condensery.evaluation import class_counts, draw_real, label_like
 
 from .options import TrainProtocol
 

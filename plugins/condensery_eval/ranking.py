@@ -26,17 +26,9 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from condensery import (
-    Evaluator,
-    Options,
-    Result,
-    RunContext,
-    SyntheticSet,
-    accuracy,
-    class_counts,
-    random_like,
-    write_atomic,
-)
+from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, accuracy
+from condensery.api.files import write_atomic
+from condensery.evaluation import class_counts, random_like
 
 from .hard_label import HardLabelEvaluator
 from .options import RankingOptions

@@ -13,14 +13,8 @@ import os
 from pathlib import Path
 
 import torch.nn as nn
-from condensery import (
-    RunContext,
-    UserError,
-    load_teacher,
-    load_teacher_into,
-    save_teacher,
-    train_classifier,
-)
+from condensery import RunContext, UserError, train_classifier
+from condensery.teachers import load_teacher, load_teacher_into, save_teacher
 
 from .options import TeacherOptions
 from .protocol import augmenter, cache_root, data_fingerprint, key_of, seed_torch

@@ -28,15 +28,10 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from condensery import (
-    Matcher,
-    Options,
-    RunContext,
-    UserError,
-    crop_flip,
-    load_teacher,
-    soft_cross_entropy,
-)
+from condensery import Matcher, Options, RunContext, UserError
+from condensery.data import crop_flip
+from condensery.teachers import load_teacher
+from condensery.training import soft_cross_entropy
 
 from .options import BNStatsOptions
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from condensery import DSA_OPS, ModelName, Options, SynthesizerOptions
+from condensery import Options, SynthesizerOptions
+from condensery.data import DSA_OPS
+from condensery.models import ModelName
 from pydantic import Field, model_validator
 
 Distance = Literal["channel-cosine", "mse", "cosine"]

@@ -13,15 +13,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
-from condensery import (
-    GenerateOptions,
-    Generator,
-    RunContext,
-    SyntheticSet,
-    UserError,
-    load_generator,
-    save_generator,
-)
+from condensery import GenerateOptions, Generator, RunContext, SyntheticSet, UserError
+from condensery.generators import load_generator, save_generator
 from pydantic import Field
 
 from .generator import TYPE, MetaGenerator, network_from_folder

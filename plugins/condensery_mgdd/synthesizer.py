@@ -39,9 +39,9 @@ from condensery import (
     backward_step,
     loop_fingerprint,
     make_generator,
-    seed_global,
-    task_config,
 )
+from condensery.generators import task_config
+from condensery.training import seed_global
 
 from .artifact import load_meta_generator, save_meta_generator
 from .generation import (  # noqa: F401  (generate_set and run_generator: their old home)

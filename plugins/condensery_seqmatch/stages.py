@@ -22,14 +22,8 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from condensery import (
-    DSA,
-    RunContext,
-    UserError,
-    make_generator,
-    seed_global_from,
-    train_classifier,
-)
+from condensery import RunContext, UserError, make_generator, seed_global_from, train_classifier
+from condensery.data import DSA
 from condensery_matching.experts import (
     ExpertSpec,
     available_experts,

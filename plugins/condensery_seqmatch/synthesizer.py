@@ -25,13 +25,13 @@ import torch
 from condensery import (
     LoopCheckpoint,
     RunContext,
-    SavedLoop,
     SyntheticSet,
     UserError,
     backward_step,
     loop_fingerprint,
     make_generator,
 )
+from condensery.resumable import SavedLoop
 from condensery_matching.pixel import PixelSynthesizer
 
 from .options import SeqMatchOptions

@@ -4,10 +4,9 @@ Everything a run will use is validated here, before any data is loaded: unknown 
 unknown component (with the list of valid names), unknown option (with the valid options),
 bad value (with the key and why), the model's options. Every problem is one ``UserError`` line.
 
-Two steps: ``validate`` (``condensery._engine.recipe_validation``, re-exported here) checks every
-section against the options classes the components were registered with, which live in
-modules without torch, so a bad recipe fails in well under a second; ``build`` then imports
-the components and builds them. ``resolve`` does both. This module reads the YAML, applies
+Two steps: ``validate`` (``recipe_validation``) checks every section against the options
+classes the components were registered with, which live in modules without torch, so a bad
+recipe fails in well under a second; ``build`` then imports the components and builds them. ``resolve`` does both. This module reads the YAML, applies
 ``--set`` overrides and builds; nothing here writes a file.
 """
 
@@ -23,20 +22,15 @@ import yaml
 from ..api.errors import UserError
 from ..api.options import suggest
 from ..api.runtime_options import RuntimeOptions
-from .recipe_validation import (  # noqa: F401  (re-exported: their public home was this module)
-    REQUIRED,
+from .recipe_validation import (
     SECTIONS,
     Section,
     Validated,
     _base_class,
     _check_class,
     _check_matcher_presence,
-    _check_names,
     _matcher_section,
-    _section,
-    _uses_matcher,
     validate,
-    validate_section,
 )
 from .registry import Registry
 

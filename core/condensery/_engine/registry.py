@@ -184,6 +184,28 @@ class Registry:
             )
         self.components[kind][name] = new
 
+    # -- building a model ---------------------------------------------------------
+    def build_model(self, spec: dict[str, Any], task: Any) -> Any:
+        """A fresh network of ``spec`` (``{"name": ..., **options}``) for the task's shape and classes.
+
+        A registered model's factory, else any timm model by name (the models service's
+        ``model_factory``); a factory that rejects the options is one ``UserError`` line.
+        """
+        opts = {k: v for k, v in spec.items() if k != "name"}
+        name = spec.get("name", "convnet")
+        c, h, w = task.image_shape
+        table = self.components["model"]
+        if name in table:
+            factory = table[name].obj
+        else:
+            from ..models.factory import model_factory
+
+            factory = model_factory(name)
+        try:
+            return factory(num_classes=task.num_classes, in_chans=c, img_size=h, **opts)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"model '{name}' cannot be built with options {opts}: {exc}") from None
+
     def note_distribution(self, plugin: str, dist: str, version: str) -> None:
         self._dist_of_plugin[plugin] = (dist, version)
 

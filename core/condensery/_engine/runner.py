@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 import time
 from pathlib import Path
@@ -15,30 +14,18 @@ from .. import __version__
 from ..api import progress as progress_module
 from ..api.context import Task
 from ..api.errors import UserError
+from ..api.files import write_json, write_yaml
 from ..api.progress import say, set_quiet
 from ..api.runtime import Runtime
 from ..api.synthetic import SyntheticSet
 from ..compare import comparisons, result_lines
-from ..data.realdata import RealData
-from ..evaluation import DoneStore, evaluate_next_to_random
+from ..api.data import RealData
+from ..evaluation import DoneStore, environment, evaluate_next_to_random
 from ..figures import save_grid, write_curves
 from ..tasks import context_of, task_record
 from .identity import check_identity, run_lock
-from .plugins import Registry
 from .recipe import Plan
-from .rundir import write_json, write_yaml
-
-
-def environment(runtime: Runtime) -> dict[str, Any]:
-    import accelerate
-    import timm
-
-    return {
-        "condensery": __version__, "torch": torch.__version__, "timm": timm.__version__,
-        "accelerate": accelerate.__version__, "python": platform.python_version(),
-        "device": str(runtime.device), "mixed_precision": runtime.options.mixed_precision,
-        "processes": runtime.num_processes, "threads": torch.get_num_threads(),
-    }
+from .registry import Registry
 
 
 def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force: bool = False,

@@ -18,6 +18,8 @@ from safetensors.torch import save_file
 from .errors import UserError
 from .files import atomic_path
 
+__all__ = ["CheckpointStore"]
+
 
 class CheckpointStore:
     """Named checkpoints in one folder; a write is a temp file then a rename."""

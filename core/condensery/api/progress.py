@@ -26,11 +26,6 @@ def set_quiet(quiet: bool) -> None:
     _QUIET = quiet
 
 
-def is_quiet() -> bool:
-    """No bar: quiet by flag, or stderr is not a terminal (then log lines instead)."""
-    return _QUIET or not sys.stderr.isatty()
-
-
 def note_metrics(stage: str, step: int, metrics: dict[str, float]) -> None:
     """Remember the latest logged metrics for the next progress line."""
     count = _LAST.get("count", 0) + 1

@@ -16,7 +16,7 @@ class Tensors(DatasetSource):
     Options = TensorsOptions
 
     def _read(self, path_text: str) -> tuple[torch.Tensor, torch.Tensor]:
-        from ..tensorfile import read_safetensors
+        from ..api.files import read_safetensors
 
         path = _expand(path_text)
         if not path.is_file():
