@@ -3,7 +3,7 @@
 (a) No plugin sniffs a component: no ``getattr``/``hasattr`` on a matcher, synthesizer or
 evaluator object (nor on ``self`` inside a component class), no ``isinstance``/``issubclass``
 against a component class. What a synthesizer may ask of a matcher is declared on
-``condensery.Matcher`` (issue 21).
+``condensery.Matcher``.
 (b) The base classes expose each declared capability with its "not offered" default.
 (c) A matcher that does not take support targets refuses ``targets=`` with one clear error.
 """

@@ -132,7 +132,7 @@ def test_label_like_solves_the_subjects_own_labels(ctx):
 
 
 def test_mgdd_krr_set_records_its_classes_and_solver(ctx):
-    from condensery_mgdd.synthesizer import generate_set
+    from condensery_mgdd.generation import generate_set
     from condensery_mgdd.tasks import KRRLabeler
 
     lab = KRRLabeler(ctx, 1, 16, 8, 1e-6)
@@ -182,7 +182,7 @@ def test_hard_label_evaluator_trains_on_stored_regression_labels(ctx, regression
     plain = ctx.random_subset(2)
     plain.metadata["role"] = "synthetic"
     [res] = HardLabelEvaluator(TrainProtocol(runs=1, epochs=2, targets="stored")).evaluate(plain, ctx)
-    assert res.extra["label_loss"] == "ce"  # a hard-labelled set trains as before
+    assert res.extra["label_loss"] == "ce"  # a hard-labelled set trains with cross-entropy
 
 
 def test_soft_label_stored_regression_labels_train_with_mse(ctx, regression_set):

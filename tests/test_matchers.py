@@ -331,7 +331,7 @@ def test_every_recipe_resolves(path):
 
 def test_matcher_recipes_exist_for_every_method_and_ipc():
     """CIFAR-10: every method at IPC 1/10/50 (the papers' grid). Digits ships a recipe only where
-    it beats the random subset as shipped (session 13), so there every method has IPC 1."""
+    it beats the random subset at the shipped budget, so there every method has IPC 1."""
     root = Path(__file__).resolve().parent.parent / "recipes"
     for method in ("dc", "dsa", "dm", "mtt", "krr"):
         for ipc in (1, 10, 50):

@@ -20,8 +20,9 @@ from condensery_matching.distribution import DistributionMatcher, DistributionOp
 from condensery_matching.krr import KRRMatcher, KRROptions, solve_krr_labels
 from condensery_mgdd.artifact import load_meta_generator as load_generator
 from condensery_mgdd.artifact import save_meta_generator
+from condensery_mgdd.generation import generate_set
 from condensery_mgdd.generator import MetaGenerator, unet_config
-from condensery_mgdd.synthesizer import MGDDOptions, MGDDSynthesizer, generate_set
+from condensery_mgdd.synthesizer import MGDDOptions, MGDDSynthesizer
 from condensery_mgdd.tasks import class_subset, sample_task
 
 torch.set_num_threads(1)

@@ -140,7 +140,7 @@ def test_declared_options_that_are_not_the_components_own_are_a_plugin_bug(cli, 
 
 
 def test_a_component_registered_without_options_still_validates_through_its_class():
-    """The old path for third-party plugins: the component is imported and its ``Options`` read."""
+    """Declaring options is optional: without them the component is imported and its ``Options`` read."""
     from condensery import SynthesizerOptions
     from condensery._engine.recipe import resolve
     from pydantic import Field

@@ -157,6 +157,16 @@ def test_declared_public_modules_exist():
             assert getattr(importlib.import_module(module), name) is not None, f"{module}.{name}"
 
 
+def test_no_exported_name_is_also_a_submodule_of_its_package():
+    """A lazily exported name that is also a submodule would be shadowed by it once imported."""
+    for module in ("condensery", *(f"condensery.{m}" for m in condensery.PUBLIC_MODULES)):
+        path = Path(importlib.import_module(module).__file__)
+        if path.name != "__init__.py":
+            continue
+        clash = [n for n in core_public()[module] if (path.parent / f"{n}.py").is_file() or (path.parent / n).is_dir()]
+        assert not clash, f"{module} exports {clash}, which are also its submodules"
+
+
 def test_the_top_level_is_the_contract_and_a_short_list_of_shared_helpers():
     exported = condensery.__all__
     assert len(exported) == len(set(exported)) <= MAX_EXPORTS, len(exported)

@@ -1,11 +1,9 @@
 """The quickstart, bit for bit: refactoring must not change a set or a number.
 
 A reduced quickstart (20 distillation steps, 2 networks x 10 epochs) gives exactly the set and
-test accuracies recorded here. The fingerprint was taken at commit 4c7e3a5 (session 13) and
-still holds after session 14's restructuring (one task context, declared capabilities, one
-atomic write, one seeding helper, split modules, DM's chunked real batch). A change that moves
-it must be a deliberate change of method, measured and written in docs/results.md, and then
-this fingerprint is updated with it.
+test accuracies recorded here, so a change that only moves code (a refactoring) can be seen
+to change nothing. A change that moves it must be a deliberate change of method, measured and
+written in docs/results.md, and then this fingerprint is updated with it.
 """
 
 from __future__ import annotations

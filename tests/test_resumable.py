@@ -135,7 +135,7 @@ def test_another_configuration_is_ignored_and_named(tmp_path, capsys):
 
 def test_a_checkpoint_without_fingerprint_is_ignored(tmp_path, capsys):
     ctx = make_ctx(tmp_path, None)
-    # as the synthesizers wrote them before fingerprints
+    # a checkpoint whose meta holds no fingerprint
     CheckpointStore(tmp_path / "checkpoints").save("pixel", {"images": torch.ones(2, 3)}, {"step": 5})
     assert LoopCheckpoint(ctx, "pixel", loop_fingerprint(ctx, PixelOptions())).load() is None
     assert "without a configuration fingerprint" in capsys.readouterr().err
@@ -184,7 +184,7 @@ def test_the_pixel_loop_resumes_to_the_uninterrupted_set_and_ignores_an_old_chec
     assert [r for r in again.history if r.get("resumed")] == [{"stage": "synthesize", "step": 4, "resumed": 1.0}]
     assert torch.equal(resumed.images, clean.images)
 
-    # the same checkpoint as written before fingerprints: ignored, the loop starts over
+    # the same checkpoint without its fingerprint: ignored, the loop starts over
     store = CheckpointStore(tmp_path / "killed" / "checkpoints")
     store.save("pixel", {"images": resumed.images + 1}, {"step": 4})
     old = make_ctx(tmp_path / "killed", dm(), checkpoint_every=100)

@@ -23,7 +23,8 @@ from condensery_matching.experts import read_epochs, read_header
 from condensery_matching.gradient import GradientMatcher, GradientOptions
 from condensery_matching.trajectory import TrajectoryMatcher, TrajectoryOptions
 from condensery_seqmatch import synthesizer as seq_module
-from condensery_seqmatch.stages import split_ipc, stage_layout, warm_train
+from condensery_seqmatch.options import split_ipc
+from condensery_seqmatch.stages import stage_layout, warm_train
 from condensery_seqmatch.synthesizer import SeqMatchOptions, SeqMatchSynthesizer
 
 from .conftest import Stop, stop_at

@@ -30,8 +30,8 @@ from condensery.api.files import write_json
 
 from .dynamics import Dynamics
 from .per_image import PerImage
-from .run_loading import SECTIONS, AnalysisOptions, Protocol, augmenter, load_run, protocol_of  # noqa: F401
-from .sampling import AnalysisBase, row, std, summary  # noqa: F401
+from .run_loading import SECTIONS, AnalysisOptions, load_run, protocol_of
+from .sampling import AnalysisBase, summary
 from .substitution import Substitution
 
 

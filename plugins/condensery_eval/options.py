@@ -2,9 +2,9 @@
 
 A recipe's ``evaluators`` (and ``model: {name: vgg11_dd, ...}``) are validated against these
 classes before any evaluator module is imported (``plugin.py`` registers each with its
-options class), so a bad option value is one line without loading torch. The evaluator
-modules import them from here (``from condensery_eval.soft_label import SoftLabelOptions``
-works as before).
+options class), so a bad option value is one line without loading torch. Each evaluator
+module keeps its class as ``Options`` (so ``condensery_eval.soft_label.SoftLabelOptions`` is
+the very class registered).
 """
 
 from __future__ import annotations

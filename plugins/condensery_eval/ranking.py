@@ -30,12 +30,10 @@ from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, acc
 from condensery.api.files import write_atomic
 from condensery.evaluation import class_counts, random_like
 
+from .caches import cache_root, data_fingerprint, key_of
 from .hard_label import HardLabelEvaluator
 from .options import RankingOptions
 from .protocol import (
-    cache_root,
-    data_fingerprint,
-    key_of,
     model_name,
     spread_runs,
     train_once,

@@ -40,7 +40,7 @@ from .protocol import (
     stage_plan,
     subject_for_run,
 )
-from .student import kd_loss, mix_batch, stored_targets, train_student  # noqa: F401  (re-exported)
+from .student import stored_targets, train_student
 from .teacher import build_teacher
 
 

@@ -16,8 +16,9 @@ import torch.nn as nn
 from condensery import RunContext, UserError, train_classifier
 from condensery.teachers import load_teacher, load_teacher_into, save_teacher
 
+from .caches import cache_root, data_fingerprint, key_of
 from .options import TeacherOptions
-from .protocol import augmenter, cache_root, data_fingerprint, key_of, seed_torch
+from .protocol import augmenter, seed_torch
 
 
 def _teacher_path(ctx: RunContext, t: TeacherOptions) -> Path:

@@ -3,8 +3,8 @@
 A recipe's sections are validated against these classes before any component module is
 imported (``plugin.py`` registers each component with its options class), so a bad option
 value is one line without loading torch. The component modules import them from here and
-keep them as their ``Options`` (``from condensery_matching.pixel import PixelOptions`` works
-as before).
+keep them as their ``Options`` (so ``condensery_matching.pixel.PixelOptions`` is the very
+class registered).
 """
 
 from __future__ import annotations

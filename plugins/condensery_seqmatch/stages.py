@@ -33,8 +33,6 @@ from condensery_matching.experts import (
     write_expert,
 )
 
-from .options import split_ipc  # noqa: F401  (defined with the options that split ipc)
-
 
 def stage_layout(sizes: list[int], num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(order, stages)``: rows of a class-ordered set (``ipc`` per class) in stage-major order.

@@ -10,7 +10,7 @@ A registration may also name the component's options class, ``register("pixel",
 kept in a module that imports no torch: a recipe then validates every section against those
 classes (``ComponentInfo.options_class``) before any component module is imported, and a bad
 option *value* fails as fast as an unknown name. Without ``options`` the component is
-imported and its ``Options`` read, as before. ``ComponentInfo.check`` (``condensery plugins
+imported and its ``Options`` read (slower, but declaring them is optional). ``ComponentInfo.check`` (``condensery plugins
 --check``, and every recipe that builds the component) refuses a declaration that is not the
 component's own ``Options``.
 

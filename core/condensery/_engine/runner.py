@@ -80,7 +80,7 @@ def finished_metrics(run_dir: Path) -> dict[str, Any]:
     """The metrics of a finished run of this very recipe, reused as they are."""
     say(f"{run_dir} is already finished (metrics.json exists, same recipe); pass --force to run it again")
     path = run_dir / "metrics.json"
-    if not (run_dir / "curves.png").is_file():  # a run finished before curves.png existed
+    if not (run_dir / "curves.png").is_file():  # killed after metrics.json, before its picture
         save_curves(run_dir)
     try:
         return json.loads(path.read_text())

@@ -13,6 +13,6 @@ from __future__ import annotations
 from ..api._lazy import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    ".embed": ("embed", "embed_batched"),
+    ".features": ("embed", "embed_batched"),
     ".options": ("ModelName", "ModelSpec", "is_model_name", "validated_model_name", "validated_model_spec"),
 })

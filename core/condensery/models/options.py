@@ -24,7 +24,7 @@ Which options a name takes:
   a model factory with its own options for them;
 * a plugin's model registered with options (``mlp``, ``vgg11_dd``): those options;
 * a plugin's model registered without options and whose factory has no ``Options``: its
-  keys go to the factory unchecked, as before.
+  keys go to the factory unchecked (a plugin need not declare them).
 
 Whether an unregistered name is a timm model at all can only be asked of timm (torch), so
 that check comes after every other section has been validated.
@@ -79,7 +79,7 @@ def model_options_class(registry: Any, name: str) -> type[Options] | None:
     """The options ``name``'s spec is validated against; None: its keys go to the factory unchecked.
 
     Imports only an options module for a model registered with one, and the factory itself
-    (the old path) for one registered without.
+    (to read its ``Options``) for one registered without.
     """
     info = registry.components["model"].get(name)
     if info is None:
