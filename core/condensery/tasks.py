@@ -20,8 +20,8 @@ from ._engine.recipe import Plan, apply_overrides, load_yaml, resolve
 if TYPE_CHECKING:
     from .api.components import Matcher
     from .api.context import RunContext, Task
-    from .api.runtime import Runtime
     from .api.data import RealData
+    from .api.runtime import Runtime
 
 __all__ = ["open_task", "context_of", "load_plan", "read_recipe", "task_record"]
 

@@ -13,13 +13,13 @@ import torch
 from .. import __version__
 from ..api import progress as progress_module
 from ..api.context import Task
+from ..api.data import RealData
 from ..api.errors import UserError
 from ..api.files import write_json, write_yaml
 from ..api.progress import say, set_quiet
 from ..api.runtime import Runtime
 from ..api.synthetic import SyntheticSet
 from ..compare import comparisons, result_lines
-from ..api.data import RealData
 from ..evaluation import DoneStore, environment, evaluate_next_to_random
 from ..figures import save_grid, write_curves
 from ..tasks import context_of, task_record
