@@ -1,4 +1,4 @@
-"""condensery.atomic_path: the one way files are written (temp sibling, fsync, rename)."""
+"""condensery.api.files.atomic_path: the one way files are written (temp sibling, fsync, rename)."""
 
 from __future__ import annotations
 

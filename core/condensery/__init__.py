@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 #: modules besides this one whose ``__all__`` plugins and tools may import (``docs/writing-plugins.md``)
 PUBLIC_MODULES = (
-    "api", "api.checkpoints", "api.files", "api.hookspecs",  # the contract's modules
+    "api", "api.checkpoints", "api.files", "api.hookspecs", "api.progress",  # the contract's modules
     "data", "models",  # services: augmentation and the data cache; features of a network, model options
     "training", "evaluation", "compare", "teachers", "task_space", "generators", "resumable", "tasks",  # helpers
 )
@@ -33,5 +33,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "._engine.plugins": ("get_registry",),
     ".tasks": ("open_task", "context_of", "load_plan"),
     ".resumable": ("LoopCheckpoint", "loop_fingerprint"),
-    ".training": ("train_classifier", "backward_step", "accuracy", "seed_global_from"),
+    ".training": ("train_classifier", "backward_step", "seed_global_from"),
 })

@@ -1,7 +1,10 @@
-"""The core's own registrations: datasets and models (no methods live in the core).
+"""The core's own registrations: the data and models services (no methods live in the core).
 
-Registered through the ``condensery`` entry-point group like every other plugin, and by
-reference (``"module:Name"``) so that loading it imports neither torch nor timm.
+The built-in dataset sources (``condensery.data``) and networks (``condensery.models``) are
+registered through the ``condensery`` entry-point group like every other plugin's (entry
+point ``core``), and by reference (``"module:Name"``, with their torch-free options classes)
+so that loading this imports neither torch nor timm. Figures (``condensery.figures``) are no
+component kind: the engine draws them for every run, whatever the plugins.
 """
 
 from __future__ import annotations

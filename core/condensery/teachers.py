@@ -98,7 +98,7 @@ def load_teacher(path: str | os.PathLike[str], ctx: RunContext, spec: dict[str, 
     spec = spec or header.get("model") or default
     if spec is None:
         raise UserError(f"teacher '{path}' is a bare state dict without the '{TEACHER_KEY}' header naming its "
-                        "model; write it with condensery.save_teacher")
+                        "model; write it with condensery.teachers.save_teacher")
     model = ctx.build_model(spec)
     return _fill(model, spec, tensors, path, header), header
 

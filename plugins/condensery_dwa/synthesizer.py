@@ -36,7 +36,6 @@ from condensery import (
     Synthesizer,
     SyntheticSet,
     UserError,
-    accuracy,
     backward_step,
     loop_fingerprint,
     make_generator,
@@ -45,6 +44,7 @@ from condensery import (
 )
 from condensery.data import crop_flip
 from condensery.teachers import load_teacher, read_teacher, save_teacher
+from condensery.training import accuracy
 
 from .adjust import directed_perturbation, global_norm, perturbed_parameters
 from .diversity import feature_diversity

@@ -1,7 +1,7 @@
 """``condensery eval``: judge an existing distilled set under a recipe's evaluators.
 
 Builds the same RunContext a run would (data, task, runtime) without synthesizing, then
-judges the set as ``condensery run`` does (``condensery.evaluate_next_to_random``: every
+judges the set as ``condensery run`` does (``condensery.evaluation.evaluate_next_to_random``: every
 evaluator, and the random real subset with the same images per class). Writes
 ``metrics.json`` with the run schema. An evaluation that is killed resumes: each finished
 (evaluator, set) pair is kept under the output's ``checkpoints/`` until ``metrics.json`` is

@@ -11,16 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import torch
-from condensery import (
-    DivergenceError,
-    RunContext,
-    SyntheticSet,
-    UserError,
-    accuracy,
-    train_classifier,
-)
+from condensery import DivergenceError, RunContext, SyntheticSet, UserError, train_classifier
 from condensery.data import DSA, crop_flip
-from condensery.training import seed_global
+from condensery.training import accuracy, seed_global
 
 from .options import TrainProtocol
 from .random_arm import draw_record, subject_for_run  # noqa: F401  (public here: random_arm is private to this plugin)

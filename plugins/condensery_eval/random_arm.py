@@ -1,6 +1,6 @@
 """The random arm per network: under ``random_draws: per-run`` every network of the random
 baseline trains on its own draw with the set's images per class (the arm itself, drawn
-once, is ``condensery.random_like``), labelled the way the set is."""
+once, is ``condensery.evaluation.random_like``), labelled the way the set is."""
 
 from __future__ import annotations
 

@@ -26,9 +26,10 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, accuracy
+from condensery import Evaluator, Options, Result, RunContext, SyntheticSet
 from condensery.api.files import write_atomic
 from condensery.evaluation import class_counts, random_like
+from condensery.training import accuracy
 
 from .caches import cache_root, data_fingerprint, key_of
 from .hard_label import HardLabelEvaluator

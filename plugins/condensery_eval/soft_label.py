@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch.nn as nn
-from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, UserError, accuracy
-from condensery.training import predict
+from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, UserError
+from condensery.training import accuracy, predict
 
 from .options import SoftLabelOptions, TeacherOptions
 from .protocol import (

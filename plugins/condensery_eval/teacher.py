@@ -2,7 +2,7 @@
 
 Teachers are cached under ``$CONDENSERY_CACHE/teachers`` (or ``teacher.cache_dir``), keyed by
 the data fingerprint, the teacher options and the seed, in the one teacher format
-(``condensery.save_teacher``: state dict + model spec header), so a cached teacher also
+(``condensery.teachers.save_teacher``: state dict + model spec header), so a cached teacher also
 serves as a ``bnstats`` matcher's or DWA's ``teacher``. Cache files written before the
 header existed (bare state dicts) still load: their model is the options' own.
 """

@@ -16,7 +16,7 @@ The network can be evaluated at other weights than its own (``set_teacher(net, p
 with a name -> tensor dict) through ``torch.func.functional_call``: that is how DWA
 synthesises against a perturbed teacher theta + delta without ever writing into it.
 
-Teachers travel in the one teacher format of the core (``condensery.save_teacher`` /
+Teachers travel in the one teacher format of the core (``condensery.teachers.save_teacher`` /
 ``load_teacher``: the state dict plus its model spec in the header), so a teacher the
 soft-label evaluator cached serves here as well.
 """

@@ -15,7 +15,7 @@ it does), so the engine that runs recipes (``condensery._engine``) and the servi
 - ``runtime``: ``Runtime`` (``ctx.runtime``: device, precision, processes) and
   ``make_generator``, the seeded random streams; ``runtime_options`` its recipe section;
 - ``checkpoints``: ``CheckpointStore`` (``ctx.checkpoints``); ``progress``: ``ctx.progress``,
-  ``say``, ``set_quiet``; ``files``: writing atomically and reading safetensors;
+  ``say`` and, for a command, ``set_quiet``; ``files``: writing atomically and reading safetensors;
 - ``options``: ``Options`` and the options bases components subclass; ``errors``: how a run ends.
 
 ``condensery`` exports every name below; the modules' other public names are theirs to import.
@@ -34,6 +34,6 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     ".synthetic": ("SyntheticSet",),
     ".context": ("Task", "RunContext", "random_subset_draw"),
     ".runtime": ("Runtime", "make_generator"),
-    ".progress": ("say", "set_quiet"),
+    ".progress": ("say",),
     ".errors": ("CondenseryError", "UserError", "DivergenceError"),
 })

@@ -3,7 +3,9 @@
 Every component declares ``Options``, a pydantic model that forbids unknown keys, so a
 typo in a recipe fails with the list of valid options instead of being silently ignored;
 so does a typo inside a nested section (an ``Options`` field), and a key an options class
-has moved (``Options.renamed``) fails naming where it went.
+has moved (``Options.renamed``) fails naming where it went. ``SynthesizerOptions`` and
+``DatasetOptions`` are what every synthesizer and dataset accepts; like every options module
+this one imports no torch, so a recipe is validated before any component is imported.
 """
 
 from __future__ import annotations

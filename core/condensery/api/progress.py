@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
+__all__ = ["say", "set_quiet"]
+
 T = TypeVar("T")
 
 _QUIET = False
