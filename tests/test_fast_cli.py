@@ -153,3 +153,17 @@ def test_a_reference_without_a_colon_is_refused():
 
     with pytest.raises(UserError, match="'package.module:Name'"):
         build_registry([("bad", Plugin)])
+
+
+def test_the_console_script_and_python_m_reach_the_engines_main():
+    """``condensery`` (pyproject's console script) and ``python -m condensery`` run the same ``main``."""
+    tomllib = pytest.importorskip("tomllib")
+    import importlib
+
+    from condensery._engine.cli import main
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    module, _, attr = tomllib.loads(pyproject.read_text())["project"]["scripts"]["condensery"].partition(":")
+    assert getattr(importlib.import_module(module), attr) is main
+    proc = subprocess.run([sys.executable, "-m", "condensery", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Usage: condensery" in proc.stdout, proc.stderr

@@ -99,7 +99,8 @@ GENERATOR_PLUGIN = '''
 """Generator type 'repeat-means': every generated image of a class is that class's stored mean."""
 import torch
 from safetensors.torch import save_file
-from condensery import Generator, SyntheticSet, hookimpl, read_safetensors
+from condensery import Generator, SyntheticSet, hookimpl
+from condensery.api.files import read_safetensors
 
 
 class RepeatMeans(Generator):
@@ -148,7 +149,7 @@ def test_pip_installed_generator_type_generates_through_the_cli(tmp_path):
         # the plugin's class writes its folder through the core's save_generator (diffusers layout)
         write = (
             "import torch, condensery_repeatmeans as m\n"
-            "from condensery import save_generator\n"
+            "from condensery.generators import save_generator\n"
             "g = m.RepeatMeans({}, torch.arange(10 * 64, dtype=torch.float32).view(10, 1, 8, 8))\n"
             f"save_generator(g, {str(tmp_path / 'gen')!r}, 'repeat-means', "
             "{'task': {'num_classes': 10, 'class_names': [str(i) for i in range(10)]}})\n"
