@@ -39,7 +39,7 @@ class CliResult:
 @pytest.fixture
 def cli(capsys):
     """Run ``condensery ARGS`` in this process; returns exit code, stdout and stderr."""
-    from condensery.cli import main
+    from condensery._engine.cli import main
 
     def invoke(*args: str) -> CliResult:
         capsys.readouterr()
@@ -66,7 +66,7 @@ def task_context(recipe: str | Path, run_dir: Path | None = None):
     """The RunContext of a recipe (its text, or a path) as every command opens it: ``open_task``."""
     import yaml
     from condensery import open_task
-    from condensery.plugins import get_registry
+    from condensery._engine.plugins import get_registry
 
     doc = recipe if isinstance(recipe, Path) else yaml.safe_load(recipe)
     return open_task(doc, get_registry(), run_dir=run_dir, announce=False)[1]

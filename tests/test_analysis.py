@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 from condensery import SyntheticSet
-from condensery.plugins import get_registry
-from condensery.recipe import load_recipe
+from condensery._engine.plugins import get_registry
+from condensery._engine.recipe import load_recipe
 
 TINY = """
 name: tiny-analysis
@@ -44,8 +44,8 @@ runtime: {threads: 1}
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
-    from condensery.progress import set_quiet
-    from condensery.runner import run
+    from condensery._engine.runner import run
+    from condensery.api.progress import set_quiet
 
     root = tmp_path_factory.mktemp("analysis")
     (root / "tiny.yaml").write_text(TINY)
@@ -174,7 +174,7 @@ def test_multi_index_run_with_the_mlp(cli, tmp_path):
 
 
 def test_mlp_is_two_layers_with_a_feature_split():
-    from condensery import embed
+    from condensery.models import embed
     from condensery_analysis.mlp import mlp_factory
 
     net = mlp_factory(num_classes=3, in_chans=5, img_size=1, width=7)

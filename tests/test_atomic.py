@@ -1,11 +1,11 @@
-"""condensery.atomic_path: the one way files are written (temp sibling, fsync, rename)."""
+"""condensery.api.files.atomic_path: the one way files are written (temp sibling, fsync, rename)."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
-from condensery import atomic_path, write_atomic
+from condensery.api.files import atomic_path, write_atomic
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from condensery import DSA, crop_flip
+from condensery.api.errors import UserError
+from condensery.data import DSA, crop_flip
 from condensery.data.augment import DSA_OPS
-from condensery.errors import UserError
 
 
 @pytest.mark.parametrize("op", DSA_OPS)

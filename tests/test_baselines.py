@@ -55,8 +55,9 @@ evaluators: [{{name: hard-label, runs: 1, epochs: 10}}]
     assert res.code == 0, res.err
     s = SyntheticSet.load(tmp_path / "run" / "synthetic.safetensors")
     assert s.labels.tolist() == [c for c in range(10) for _ in range(2)]
-    from condensery.data.realdata import RealData, load_raw
-    from condensery.plugins import get_registry
+    from condensery._engine.plugins import get_registry
+    from condensery.api.data import RealData
+    from condensery.data.realdata import load_raw
 
     cls = get_registry().get("dataset", "digits").obj
     src = cls(cls.Options())

@@ -9,10 +9,11 @@ import struct
 import numpy as np
 import pytest
 import torch
-from condensery.data.realdata import RealData, cache_dir, load_raw
-from condensery.errors import UserError
-from condensery.options import validate_options
-from condensery.plugins import get_registry
+from condensery._engine.plugins import get_registry
+from condensery.api.data import RealData
+from condensery.api.errors import UserError
+from condensery.api.options import validate_options
+from condensery.data.realdata import cache_dir, load_raw
 from safetensors.torch import save_file
 
 
@@ -155,7 +156,7 @@ def _write_folder(root, classes=("cat", "dog"), per_class=4, size=8):
 
 
 def test_imagefolder_decodes_once_then_uses_cache(tmp_path, monkeypatch):
-    from condensery.data import sources
+    from condensery.data import image_folder
 
     _write_folder(tmp_path / "ds")
     d = realdata("imagefolder", root=str(tmp_path / "ds"), val_fraction=0.0, workers=0)
@@ -165,7 +166,7 @@ def test_imagefolder_decodes_once_then_uses_cache(tmp_path, monkeypatch):
     def no_decoding(self):
         raise AssertionError("decoded again despite the cache")
 
-    monkeypatch.setattr(sources.ImageFolder, "load", no_decoding)
+    monkeypatch.setattr(image_folder.ImageFolder, "load", no_decoding)
     again = realdata("imagefolder", root=str(tmp_path / "ds"), val_fraction=0.0, workers=0)
     assert torch.equal(again.train_x, d.train_x)
     # a changed file changes the fingerprint, so the data is decoded anew

@@ -8,12 +8,14 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from condensery import RunContext, SyntheticSet, build_model
-from condensery.context import Task
-from condensery.data.realdata import RealData, load_raw
-from condensery.data.sources import Digits, DigitsOptions
-from condensery.plugins import get_registry
-from condensery.runtime import Runtime, RuntimeOptions
+from condensery import RunContext, SyntheticSet
+from condensery._engine.plugins import get_registry
+from condensery.api.context import Task
+from condensery.api.data import RealData
+from condensery.api.runtime import Runtime, RuntimeOptions
+from condensery.data.digits import Digits
+from condensery.data.options import DigitsOptions
+from condensery.data.realdata import load_raw
 from condensery_dwa.adjust import directed_perturbation, global_norm, perturbed_parameters
 from condensery_dwa.diversity import feature_diversity
 from condensery_dwa.synthesizer import DWAOptions, DWASynthesizer
@@ -30,7 +32,7 @@ def make_ctx(tmp_path) -> RunContext:
 
 def make_teacher(ctx: RunContext):
     torch.manual_seed(0)
-    net = build_model(ctx.registry, TEACHER, ctx.task)
+    net = ctx.registry.build_model(TEACHER, ctx.task)
     with torch.no_grad():  # give the BN layers non-trivial running statistics
         net.train()
         net(ctx.data.train_x[:256])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from condensery import SyntheticSet
-from condensery.plugins import get_registry
+from condensery._engine.plugins import get_registry
 from condensery_eval.sets import load_set
 from PIL import Image
 

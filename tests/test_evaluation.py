@@ -5,16 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from condensery import (
-    DoneStore,
-    Evaluator,
-    Result,
-    SyntheticSet,
-    UserError,
-    class_counts,
-    evaluate_next_to_random,
-    random_like,
-)
+from condensery import Evaluator, Result, SyntheticSet, UserError
+from condensery.evaluation import DoneStore, class_counts, evaluate_next_to_random, random_like
 from condensery_eval.protocol import TrainProtocol
 
 from .conftest import digits_recipe, task_context

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from condensery import UserError, predict, random_like
+from condensery import UserError
+from condensery.evaluation import random_like
+from condensery.training import predict
 from condensery_eval.cross_arch import CrossArchOptions
 from condensery_eval.hard_label import HardLabelEvaluator
 from condensery_eval.models import small_vgg_factory
@@ -173,7 +175,7 @@ def test_cross_arch_reports_every_model(ctx, synset):
     ({"protocol": {"name": "soft-label", "temprature": 3}}, "temprature"),
 ])
 def test_cross_arch_options_fail_early(spec, message):
-    from condensery.options import validate_options
+    from condensery.api.options import validate_options
 
     with pytest.raises(UserError, match=message):
         validate_options(CrossArchOptions, spec, "evaluators[0] 'cross-arch'")
@@ -194,7 +196,7 @@ class _Runtime:
         self._real, self.num_processes, self.process_index, self.gathered = real, procs, index, gathered
 
     def split(self, items, label: str = "work") -> list:
-        from condensery.runtime import share_of
+        from condensery.api.runtime import share_of
 
         return share_of(list(items), self.num_processes, self.process_index)
 
@@ -290,7 +292,7 @@ def test_an_evaluator_reports_the_name_it_was_registered_under(ctx, synset):
     import types
 
     from condensery import hookimpl
-    from condensery.plugins import build_registry
+    from condensery._engine.plugins import build_registry
 
     def register_evaluators(register):
         register("hard-label-again", "condensery_eval.hard_label:HardLabelEvaluator",

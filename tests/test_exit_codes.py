@@ -45,7 +45,7 @@ def test_a_file_where_a_folder_should_be_is_exit_2(cli, tmp_path):
 @pytest.mark.parametrize("code, words", [(errno.ENOSPC, "free some space"), (errno.EROFS, "read-only"),
                                          (errno.EACCES, "writable"), (errno.EDQUOT, "quota")])
 def test_an_os_error_inside_a_run_is_exit_2_with_the_fix(cli, tmp_path, monkeypatch, code, words):
-    import condensery.runner as runner
+    import condensery._engine.runner as runner
 
     def failing(*args, **kwargs):
         raise OSError(code, "simulated", str(tmp_path / "out" / "metrics.json"))
@@ -59,7 +59,7 @@ def test_an_os_error_inside_a_run_is_exit_2_with_the_fix(cli, tmp_path, monkeypa
 
 
 def test_a_genuine_defect_is_still_exit_1(cli, tmp_path, monkeypatch):
-    import condensery.runner as runner
+    import condensery._engine.runner as runner
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")

@@ -9,14 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from condensery import (
-    SyntheticSet,
-    comparisons,
-    paired_interval,
-    pooled_interval,
-    random_like,
-    welch_interval,
-)
+from condensery import SyntheticSet
+from condensery.compare import comparisons, paired_interval, pooled_interval, welch_interval
+from condensery.evaluation import random_like
 from condensery_eval import protocol as protocol_module
 from condensery_eval.protocol import TrainProtocol, random_arm_grid
 from condensery_eval.ranking import RankingOptions
@@ -206,7 +201,7 @@ def test_ranking_reuses_its_random_arm_until_the_teacher_changes(ctx, synset, tm
 def test_a_validation_tie_goes_to_the_fixed_lr_then_the_partners_then_the_smallest():
     from condensery_eval.protocol import best_lr
 
-    # digits seqmatch-ipc10's random arm, session 13: a three-way tie at 96.50 %
+    # the random arm of digits seqmatch-ipc10 at the test budget: a three-way tie at 96.50 %
     scores = {0.0033: 0.9650, 0.0066: 0.9580, 0.01: 0.9650, 0.0132: 0.9650}
     assert best_lr(scores, fixed=0.01, partner=0.0066) == 0.01
     assert best_lr({0.0033: 0.9, 0.0066: 0.9, 0.0132: 0.8}, fixed=0.01, partner=0.0066) == 0.0066

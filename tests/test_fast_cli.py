@@ -18,7 +18,7 @@ from .conftest import digits_recipe
 
 PROBE = """
 import sys
-from condensery.cli import main
+from condensery._engine.cli import main
 code = 0
 try:
     main({argv!r})
@@ -30,8 +30,9 @@ print("PROBE" + __import__("json").dumps({{"code": code, "heavy": heavy}}), file
 #: what a command that needs no network must not import: torch (and what imports it), and the
 #: plugins' component modules (their options modules are light and fine)
 HEAVY = ("torch", "timm", "accelerate", "torchvision", "condensery_matching.pixel", "condensery_matching.distribution",
-         "condensery_eval.protocol", "condensery_eval.hard_label", "condensery.components", "condensery.context",
-         "condensery.data", "condensery.models")
+         "condensery_eval.protocol", "condensery_eval.hard_label", "condensery.api.components", "condensery.api.context",
+         "condensery.api.data", "condensery.data.augment", "condensery.data.realdata", "condensery.models.factory",
+         "condensery.models.convnet")
 
 
 def _probe(argv: list[str]) -> dict:
@@ -88,8 +89,9 @@ def test_a_bad_option_value_or_model_option_fails_before_torch(tmp_path, old, ne
 VALIDATE_ALL = """
 import json, sys
 from pathlib import Path
-from condensery.plugins import get_registry
-from condensery.recipe import load_yaml, validate
+from condensery._engine.plugins import get_registry
+from condensery._engine.recipe import load_yaml
+from condensery._engine.recipe_validation import validate
 registry = get_registry()
 checked = []
 for path in sorted(Path({root!r}).rglob("*.yaml")):
@@ -115,8 +117,9 @@ def test_every_shipped_recipe_validates_without_importing_torch():
 
 
 def test_a_broken_reference_is_listed_by_plugins_check_and_named_when_used(cli):
-    import condensery.plugins as plugins_module
-    from condensery.plugins import build_registry, reset_registry
+    import condensery._engine.plugins as plugins_module
+    from condensery._engine.plugins import build_registry, reset_registry
+    from condensery._engine.registry import PluginLoadError
 
     class Plugin:
         @staticmethod
@@ -129,7 +132,7 @@ def test_a_broken_reference_is_listed_by_plugins_check_and_named_when_used(cli):
     plugins_module._REGISTRY = build_registry([("ghostly", Plugin)])
     try:
         info = plugins_module._REGISTRY.get("synthesizer", "ghost")
-        with pytest.raises(plugins_module.PluginLoadError, match="synthesizer 'ghost' of plugin 'ghostly'"):
+        with pytest.raises(PluginLoadError, match="synthesizer 'ghost' of plugin 'ghostly'"):
             _ = info.obj
         res = cli("plugins", "--check")
         assert res.code == 0
@@ -140,7 +143,7 @@ def test_a_broken_reference_is_listed_by_plugins_check_and_named_when_used(cli):
 
 def test_a_reference_without_a_colon_is_refused():
     from condensery import UserError, hookimpl
-    from condensery.plugins import build_registry
+    from condensery._engine.plugins import build_registry
 
     class Plugin:
         @staticmethod
@@ -161,3 +164,17 @@ def test_a_generate_option_typo_fails_before_torch(tmp_path):
     assert result["code"] == 2 and result["heavy"] == []
     assert result["err"] == ["error: generator type 'pool' has no option 'refine_step' (did you mean 'refine_steps'?); "
                              "valid options: extend_iterations, refine_lr, refine_steps"]
+
+
+def test_the_console_script_and_python_m_reach_the_engines_main():
+    """``condensery`` (pyproject's console script) and ``python -m condensery`` run the same ``main``."""
+    tomllib = pytest.importorskip("tomllib")
+    import importlib
+
+    from condensery._engine.cli import main
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    module, _, attr = tomllib.loads(pyproject.read_text())["project"]["scripts"]["condensery"].partition(":")
+    assert getattr(importlib.import_module(module), attr) is main
+    proc = subprocess.run([sys.executable, "-m", "condensery", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Usage: condensery" in proc.stdout, proc.stderr

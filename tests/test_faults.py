@@ -89,7 +89,7 @@ def test_killing_the_launcher_stops_its_ranks(tmp_path):
 
 
 def test_a_plugin_exiting_at_import_is_listed_as_broken(monkeypatch):
-    from condensery import plugins
+    from condensery._engine import plugins
 
     class ExitingEntryPoint:
         name, dist = "quits", None

@@ -52,7 +52,7 @@ def test_grid_rows_soft_labels_by_argmax_and_pads_short_classes(tmp_path):
 
 
 def test_generate_writes_the_grid_next_to_the_set(cli, tmp_path):
-    from condensery import save_generator
+    from condensery.generators import save_generator
     from condensery_matching.pool import PoolGenerator
 
     images, labels = tiny_set(per_class=4)
@@ -109,7 +109,7 @@ def test_curves_without_losses_write_nothing(tmp_path):
 
 
 def test_curves_written_at_the_end_of_a_run_on_resume_and_on_reuse(cli, tiny_recipe, tmp_path, monkeypatch):
-    import condensery.runner as runner
+    import condensery._engine.runner as runner
 
     out = tmp_path / "run"
     short = ("--set", "synthesizer.iterations=2", "--set", "evaluators.0.epochs=1", "--quiet")

@@ -8,9 +8,10 @@ import types
 
 import pytest
 import torch
-from condensery import SyntheticSet, UserError, hookimpl, load_generator, open_task
-from condensery.generate import generate_file
-from condensery.plugins import get_registry
+from condensery import SyntheticSet, UserError, hookimpl, open_task
+from condensery._engine.generate import generate_file
+from condensery._engine.plugins import get_registry
+from condensery.generators import load_generator
 from condensery_matching.pool import (
     MultisizeOptions,
     MultisizeSynthesizer,
@@ -41,7 +42,7 @@ runtime: {checkpoint_every: 1000}
 @pytest.fixture(scope="module")
 def pool_run(tmp_path_factory):
     """One finished multisize run (through the CLI's runner) shared by the tests below."""
-    from condensery.cli import main
+    from condensery._engine.cli import main
 
     tmp = tmp_path_factory.mktemp("pool")
     recipe = write_recipe(tmp / "pool.yaml", POOL)
@@ -79,7 +80,7 @@ def test_pool_folder_round_trips_through_the_registry(pool_run):
 
 def test_the_type_a_generator_is_saved_under_comes_from_its_registration(tmp_path):
     from condensery import save_generator
-    from condensery.plugins import PluginLoadError, build_registry
+    from condensery._engine.plugins import PluginLoadError, build_registry
 
     class Renamed(PoolGenerator):
         pass

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from condensery import UserError, open_task
-from condensery.plugins import get_registry
+from condensery._engine.plugins import get_registry
 
 datasets = pytest.importorskip("datasets")
 pa = pytest.importorskip("pyarrow")

@@ -12,17 +12,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from condensery import (
     Evaluator,
-    LabelSolver,
     Result,
     SyntheticSet,
     UserError,
-    evaluate_next_to_random,
-    label_like,
     make_generator,
     offers,
-    random_like,
     train_classifier,
 )
+from condensery.api.capabilities import LabelSolver
+from condensery.evaluation import evaluate_next_to_random, label_like, random_like
 from condensery_eval.protocol import TrainProtocol, subject_for_run
 from condensery_eval.soft_label import SoftLabelOptions
 from condensery_matching.krr import KRRMatcher, KRROptions
@@ -142,7 +140,7 @@ def test_label_like_solves_the_subjects_own_labels(ctx):
 
 
 def test_mgdd_krr_set_records_its_classes_and_solver(ctx):
-    from condensery_mgdd.synthesizer import generate_set
+    from condensery_mgdd.generation import generate_set
     from condensery_mgdd.tasks import KRRLabeler
 
     lab = KRRLabeler(ctx, 1, 16, 8, 1e-6)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import torch
-from condensery import DSA, RunContext, SyntheticSet, make_generator
-from condensery.context import Task
-from condensery.data.realdata import RealData, load_raw
-from condensery.data.sources import Digits, DigitsOptions
-from condensery.plugins import get_registry
-from condensery.runtime import Runtime, RuntimeOptions
+from condensery import RunContext, SyntheticSet, make_generator
+from condensery._engine.plugins import get_registry
+from condensery.api.context import Task
+from condensery.api.data import RealData
+from condensery.api.runtime import Runtime, RuntimeOptions
+from condensery.data import DSA
+from condensery.data.digits import Digits
+from condensery.data.options import DigitsOptions
+from condensery.data.realdata import load_raw
 from condensery_matching.gradient import (
     GradientMatcher,
     GradientOptions,
@@ -316,7 +319,7 @@ RECIPES = sorted((Path(__file__).resolve().parent.parent / "recipes").rglob("*.y
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_recipe_resolves(path):
     """Each recipe validates against the registry (datasets' files need not exist)."""
-    from condensery.recipe import load_recipe, load_yaml, resolve
+    from condensery._engine.recipe import load_recipe, load_yaml, resolve
 
     if "synthesizer" not in load_yaml(path):  # an evaluation-only recipe states a task, no method
         plan = resolve(load_yaml(path), get_registry(), needs_synthesizer=False)
@@ -328,7 +331,7 @@ def test_every_recipe_resolves(path):
 
 def test_matcher_recipes_exist_for_every_method_and_ipc():
     """CIFAR-10: every method at IPC 1/10/50 (the papers' grid). Digits ships a recipe only where
-    it beats the random subset as shipped (session 13), so there every method has IPC 1."""
+    it beats the random subset at the shipped budget, so there every method has IPC 1."""
     root = Path(__file__).resolve().parent.parent / "recipes"
     for method in ("dc", "dsa", "dm", "mtt", "krr"):
         for ipc in (1, 10, 50):

@@ -8,18 +8,21 @@ import json
 import pytest
 import torch
 from condensery import RunContext, SyntheticSet, UserError, make_generator
-from condensery.context import Task
-from condensery.data.realdata import RealData, load_raw
-from condensery.data.sources import Digits, DigitsOptions
-from condensery.generate import generate_file
-from condensery.plugins import get_registry
-from condensery.runtime import Runtime, RuntimeOptions
+from condensery._engine.generate import generate_file
+from condensery._engine.plugins import get_registry
+from condensery.api.context import Task
+from condensery.api.data import RealData
+from condensery.api.runtime import Runtime, RuntimeOptions
+from condensery.data.digits import Digits
+from condensery.data.options import DigitsOptions
+from condensery.data.realdata import load_raw
 from condensery_matching.distribution import DistributionMatcher, DistributionOptions
 from condensery_matching.krr import KRRMatcher, KRROptions, solve_krr_labels
 from condensery_mgdd.artifact import load_meta_generator as load_generator
 from condensery_mgdd.artifact import save_meta_generator
+from condensery_mgdd.generation import generate_set
 from condensery_mgdd.generator import MetaGenerator, unet_config
-from condensery_mgdd.synthesizer import MGDDOptions, MGDDSynthesizer, generate_set
+from condensery_mgdd.synthesizer import MGDDOptions, MGDDSynthesizer
 from condensery_mgdd.tasks import class_subset, sample_task
 
 torch.set_num_threads(1)

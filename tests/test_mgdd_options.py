@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from condensery.errors import UserError
-from condensery.plugins import get_registry
-from condensery.recipe import apply_overrides, validate
+from condensery._engine.plugins import get_registry
+from condensery._engine.recipe import apply_overrides
+from condensery._engine.recipe_validation import validate
+from condensery.api.errors import UserError
 from condensery_mgdd.options import MGDDOptions
 
 META = Path(__file__).resolve().parents[1] / "recipes" / "digits" / "mgdd-meta.yaml"

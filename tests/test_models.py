@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import condensery.models  # noqa: F401  (registers the ConvNets)
+import condensery.models.convnet  # noqa: F401  (registers the ConvNets into timm)
 import pytest
 import timm
 import torch
-from condensery.context import Task, build_model
-from condensery.errors import UserError
-from condensery.plugins import get_registry
+from condensery._engine.plugins import get_registry
+from condensery.api.context import Task
+from condensery.api.errors import UserError
 
 
 def test_convnet_is_in_timms_registry():
@@ -49,16 +49,16 @@ def _task(shape=(3, 32, 32), k=10):
 
 
 def test_timm_resnet18_gets_a_small_image_stem():
-    m = build_model(get_registry(), {"name": "resnet18"}, _task())
+    m = get_registry().build_model({"name": "resnet18"}, _task())
     assert m.conv1.kernel_size == (3, 3) and m.conv1.stride == (1, 1)
     assert isinstance(m.maxpool, torch.nn.Identity)
     assert m(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_any_timm_name_and_bad_options():
-    m = build_model(get_registry(), {"name": "resnet10t"}, _task(k=4))
+    m = get_registry().build_model({"name": "resnet10t"}, _task(k=4))
     assert m.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 4)
     with pytest.raises(UserError, match="rejected its options .*widht"):
-        build_model(get_registry(), {"name": "convnet", "widht": 3}, _task())
+        get_registry().build_model({"name": "convnet", "widht": 3}, _task())
     with pytest.raises(UserError, match="unknown model"):
-        build_model(get_registry(), {"name": "not-a-model"}, _task())
+        get_registry().build_model({"name": "not-a-model"}, _task())

@@ -11,8 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 300
-#: modules over the limit with no reason yet (none since session 14 split eval/protocol.py and
-#: mgdd/synthesizer.py); an entry here must name the issue that splits it
+#: modules over the limit with no reason yet; an entry here must name the issue that splits it
 KNOWN: set[str] = set()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pytest
 from condensery import UserError, hookimpl
-from condensery.plugins import build_registry
+from condensery._engine.plugins import build_registry
 
 
 class Misspelt:
@@ -29,7 +29,7 @@ def test_a_misspelt_hook_is_a_broken_plugin_named_with_the_hook():
 
 
 def test_two_plugins_adding_one_command_is_an_error_naming_both(monkeypatch):
-    from condensery import cli as cli_module
+    from condensery._engine import cli as cli_module
 
     def adder(text):
         @click.command("hello")
@@ -53,7 +53,7 @@ def test_two_plugins_adding_one_command_is_an_error_naming_both(monkeypatch):
 
 
 def test_a_plugin_cannot_take_over_a_core_command(monkeypatch):
-    from condensery import cli as cli_module
+    from condensery._engine import cli as cli_module
 
     class Plugin:
         @staticmethod
@@ -84,7 +84,7 @@ def test_block_and_load_lists_choose_the_entry_points(monkeypatch):
 
 
 def test_blocking_is_visible_from_the_command_line(cli, monkeypatch):
-    from condensery.plugins import reset_registry
+    from condensery._engine.plugins import reset_registry
 
     monkeypatch.setenv("CONDENSERY_BLOCK_PLUGINS", "dwa")
     reset_registry()

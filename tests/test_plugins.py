@@ -7,8 +7,9 @@ import types
 
 import pytest
 from condensery import Synthesizer, hookimpl
-from condensery.errors import UserError
-from condensery.plugins import KINDS, build_registry, get_registry
+from condensery._engine.plugins import build_registry, get_registry
+from condensery._engine.registry import KINDS
+from condensery.api.errors import UserError
 
 
 def _module(name: str, **hooks) -> types.ModuleType:
@@ -76,7 +77,7 @@ def test_plugins_table(cli):
 
 
 def test_broken_plugin_shows_in_plugins_json(cli, monkeypatch):
-    import condensery.plugins as plugins
+    import condensery._engine.plugins as plugins
 
     def register_matchers(register):
         raise ImportError("missing dependency xyz")
@@ -90,7 +91,7 @@ def test_broken_plugin_shows_in_plugins_json(cli, monkeypatch):
 
 def test_every_builtin_declares_its_options_and_they_are_the_components_own():
     """The options a recipe is validated against (no torch) are the very classes the components use."""
-    from condensery.options import Options
+    from condensery.api.options import Options
 
     checked = 0
     for info in get_registry().all():
@@ -111,9 +112,11 @@ def test_every_builtin_declares_its_options_and_they_are_the_components_own():
 
 
 def test_declared_options_that_are_not_the_components_own_are_a_plugin_bug(cli, tmp_path):
-    import condensery.plugins as plugins_module
-    from condensery.plugins import PluginLoadError, reset_registry
-    from condensery.recipe import resolve, validate
+    import condensery._engine.plugins as plugins_module
+    from condensery._engine.plugins import reset_registry
+    from condensery._engine.recipe import resolve
+    from condensery._engine.recipe_validation import validate
+    from condensery._engine.registry import PluginLoadError
 
     def register_synthesizers(register):
         register("mismatched", "condensery_matching.pixel:PixelSynthesizer",
@@ -137,9 +140,9 @@ def test_declared_options_that_are_not_the_components_own_are_a_plugin_bug(cli, 
 
 
 def test_a_component_registered_without_options_still_validates_through_its_class():
-    """The old path for third-party plugins: the component is imported and its ``Options`` read."""
+    """Declaring options is optional: without them the component is imported and its ``Options`` read."""
     from condensery import SynthesizerOptions
-    from condensery.recipe import resolve
+    from condensery._engine.recipe import resolve
     from pydantic import Field
 
     class OwnOptions(SynthesizerOptions):
@@ -171,7 +174,8 @@ def test_an_options_reference_without_a_colon_is_refused():
 
 def test_a_matcher_the_options_do_not_declare_is_checked_once_the_class_is_imported():
     from condensery import SynthesizerOptions
-    from condensery.recipe import resolve, validate
+    from condensery._engine.recipe import resolve
+    from condensery._engine.recipe_validation import validate
 
     class WantsMatcher(Synthesizer):
         Options = SynthesizerOptions  # its uses_matcher is None: only the class knows

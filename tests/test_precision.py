@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
-from condensery import Runtime, RuntimeOptions, backward_step, train_classifier
-from condensery.runtime import loss_scaler
+from condensery import Runtime, backward_step, train_classifier
+from condensery.api.runtime import loss_scaler
+from condensery.api.runtime_options import RuntimeOptions
 
 from .conftest import tiny_classifier, tiny_tensors
 

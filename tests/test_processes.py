@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from condensery import Runtime, RuntimeOptions, SyntheticSet
-from condensery.launch import child_env, free_port, launch
-from condensery.runtime import share_of
+from condensery import Runtime, SyntheticSet
+from condensery._engine.launch import child_env, free_port, launch
+from condensery.api.runtime import share_of
+from condensery.api.runtime_options import RuntimeOptions
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = str(REPO / "recipes" / "quickstart.yaml")
@@ -74,7 +75,7 @@ def test_fp16_on_cpu_is_a_user_error(cli, tmp_path):
 
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
-    from condensery.cli import main
+    from condensery._engine.cli import main
 
     out = tmp_path_factory.mktemp("one") / "run"
     main(["run", QUICKSTART, "-o", str(out), *FAST])

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pytest
-from condensery.errors import UserError
-from condensery.options import Options, validate_options
-from condensery.plugins import get_registry
-from condensery.recipe import apply_overrides, load_recipe, resolve
+from condensery._engine.plugins import get_registry
+from condensery._engine.recipe import apply_overrides, load_recipe, resolve
+from condensery.api.errors import UserError
+from condensery.api.options import Options, validate_options
 from pydantic import Field
 
 from .conftest import TINY_DM, write_recipe
@@ -166,7 +166,7 @@ def test_a_model_factory_without_options_takes_its_keys_unchecked():
     import types
 
     from condensery import hookimpl
-    from condensery.plugins import build_registry
+    from condensery._engine.plugins import build_registry
 
     def factory(num_classes, in_chans, img_size, **options):
         raise AssertionError("not built while resolving")

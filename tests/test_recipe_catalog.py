@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from condensery.errors import UserError
-from condensery.recipe_catalog import find_recipe, measured_of, shipped
+from condensery import UserError
+from condensery._engine.recipe_catalog import find_recipe, measured_of, shipped
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

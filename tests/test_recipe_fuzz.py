@@ -118,7 +118,7 @@ overrides = st.lists(st.tuples(set_keys, set_values), min_size=1, max_size=3).ma
 
 def run_cli(recipe: Path, blocker: Path, sets: list[str]) -> tuple[int, list[str]]:
     """``condensery run RECIPE -o BLOCKER --quiet --set ...`` in this process: (exit code, stderr lines)."""
-    from condensery.cli import main
+    from condensery._engine.cli import main
 
     err = io.StringIO()
     code = 0

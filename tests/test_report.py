@@ -51,7 +51,7 @@ def test_report_table_and_plot(cli, runs, tmp_path):
     md = out.read_text()
     assert ("| run | method | dataset | IPC | evaluator | model | synthetic (%) | random (%) | "
             "synthetic − random, 95 % CI (points) | LRS | ARS |") in md
-    # results written before pairing (no `paired` flag): Welch's interval, marked unpaired
+    # results without a `paired` flag: Welch's interval, marked unpaired
     assert ("| `dm-1` | pixel | digits | 1 | hard-label | convnet | 82.83 ± 1.23 | 56.41 ± 3.21 | "
             "+26.42 [+26.42, +26.42] (unpaired) | – | – |") in md
     assert ("| `dm-10` | pixel | digits | 10 | ranking | convnet | 90.00 ± 1.00 | 88.00 ± 1.00 | "

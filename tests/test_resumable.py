@@ -8,20 +8,15 @@ from typing import ClassVar
 
 import pytest
 import torch
-from condensery import (
-    CheckpointStore,
-    LoopCheckpoint,
-    Matcher,
-    Options,
-    RunContext,
-    UserError,
-    loop_fingerprint,
-)
-from condensery.context import Task
-from condensery.data.realdata import RealData, load_raw
-from condensery.data.sources import Digits, DigitsOptions
-from condensery.plugins import get_registry
-from condensery.runtime import Runtime, RuntimeOptions
+from condensery import LoopCheckpoint, Matcher, Options, RunContext, UserError, loop_fingerprint
+from condensery._engine.plugins import get_registry
+from condensery.api.checkpoints import CheckpointStore
+from condensery.api.context import Task
+from condensery.api.data import RealData
+from condensery.api.runtime import Runtime, RuntimeOptions
+from condensery.data.digits import Digits
+from condensery.data.options import DigitsOptions
+from condensery.data.realdata import load_raw
 from condensery_matching.distribution import DistributionMatcher, DistributionOptions
 from condensery_matching.pixel import PixelOptions, PixelSynthesizer
 
@@ -140,7 +135,7 @@ def test_another_configuration_is_ignored_and_named(tmp_path, capsys):
 
 def test_a_checkpoint_without_fingerprint_is_ignored(tmp_path, capsys):
     ctx = make_ctx(tmp_path, None)
-    # as the synthesizers wrote them before fingerprints
+    # a checkpoint whose meta holds no fingerprint
     CheckpointStore(tmp_path / "checkpoints").save("pixel", {"images": torch.ones(2, 3)}, {"step": 5})
     assert LoopCheckpoint(ctx, "pixel", loop_fingerprint(ctx, PixelOptions())).load() is None
     assert "without a configuration fingerprint" in capsys.readouterr().err
@@ -189,7 +184,7 @@ def test_the_pixel_loop_resumes_to_the_uninterrupted_set_and_ignores_an_old_chec
     assert [r for r in again.history if r.get("resumed")] == [{"stage": "synthesize", "step": 4, "resumed": 1.0}]
     assert torch.equal(resumed.images, clean.images)
 
-    # the same checkpoint as written before fingerprints: ignored, the loop starts over
+    # the same checkpoint without its fingerprint: ignored, the loop starts over
     store = CheckpointStore(tmp_path / "killed" / "checkpoints")
     store.save("pixel", {"images": resumed.images + 1}, {"step": 4})
     old = make_ctx(tmp_path / "killed", dm(), checkpoint_every=100)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from condensery import CheckpointStore, SyntheticSet
+from condensery import SyntheticSet
+from condensery.api.checkpoints import CheckpointStore
 
 RECIPE = """
 name: resume

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 from condensery import SyntheticSet, hookimpl
-from condensery.plugins import build_registry
+from condensery._engine.plugins import build_registry
 from PIL import Image
 
 REPO_RECIPES = __import__("pathlib").Path(__file__).resolve().parents[1] / "recipes"
@@ -94,8 +94,8 @@ def test_same_seed_same_set(cli, tiny_recipe, tmp_path):
 
 
 def test_run_events_reach_plugins(tiny_recipe, tmp_path):
-    from condensery.recipe import load_recipe
-    from condensery.runner import run
+    from condensery._engine.recipe import load_recipe
+    from condensery._engine.runner import run
 
     seen: list[str] = []
     mod = types.ModuleType("listener")

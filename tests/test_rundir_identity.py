@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from condensery.identity import recipe_differences
+from condensery._engine.identity import recipe_differences
 
 SHORT = ("--set", "synthesizer.iterations=2", "--set", "evaluators.0.epochs=1", "--set", "evaluators.0.runs=1", "--quiet")
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import torch
-from condensery import Runtime, RuntimeOptions, make_generator
+from condensery import Runtime, make_generator
+from condensery.api.runtime_options import RuntimeOptions
 
 
 def test_named_streams_are_reproducible_and_independent():

@@ -8,19 +8,22 @@ import json
 import pytest
 import torch
 from condensery import RunContext, SyntheticSet, UserError, make_generator
-from condensery.context import Task
-from condensery.data.realdata import RealData, load_raw
-from condensery.data.sources import Digits, DigitsOptions
-from condensery.options import validate_options
-from condensery.plugins import get_registry
-from condensery.runtime import Runtime, RuntimeOptions
+from condensery._engine.plugins import get_registry
+from condensery.api.context import Task
+from condensery.api.data import RealData
+from condensery.api.options import validate_options
+from condensery.api.runtime import Runtime, RuntimeOptions
+from condensery.data.digits import Digits
+from condensery.data.options import DigitsOptions
+from condensery.data.realdata import load_raw
 from condensery_eval import protocol as protocol_module
 from condensery_eval.protocol import TrainProtocol, split_epochs, stage_plan, train_once
 from condensery_matching.experts import read_epochs, read_header
 from condensery_matching.gradient import GradientMatcher, GradientOptions
 from condensery_matching.trajectory import TrajectoryMatcher, TrajectoryOptions
 from condensery_seqmatch import synthesizer as seq_module
-from condensery_seqmatch.stages import split_ipc, stage_layout, warm_train
+from condensery_seqmatch.options import split_ipc
+from condensery_seqmatch.stages import stage_layout, warm_train
 from condensery_seqmatch.synthesizer import SeqMatchOptions, SeqMatchSynthesizer
 
 from .conftest import Stop, built, stop_at
@@ -258,7 +261,7 @@ runtime: {threads: 1}
 @pytest.fixture
 def seqmatch_registered(monkeypatch):
     """The process registry with seqmatch, even where stale package metadata hides its entry point."""
-    from condensery import plugins
+    from condensery._engine import plugins
 
     if "seqmatch" not in plugins.get_registry().names("synthesizer"):
         import condensery_seqmatch.plugin as plugin

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from condensery import SyntheticSet
-from condensery.errors import UserError
+from condensery.api.errors import UserError
 from safetensors.torch import save_file
 
 
@@ -62,7 +62,7 @@ def test_shapes_are_checked():
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):
-    import condensery.synthetic as syn
+    import condensery.api.synthetic as syn
 
     path = tmp_path / "s.safetensors"
     SyntheticSet(torch.zeros(1, 1, 2, 2), torch.tensor([0])).save(path)

@@ -12,8 +12,8 @@ from condensery import (
     get_registry,
     load_plan,
     open_task,
-    task_record,
 )
+from condensery.tasks import task_record
 
 TASK_ONLY = {  # what `condensery eval` is given: a task, no method
     "name": "task-only", "seed": 3, "data": {"name": "digits"}, "model": {"name": "convnet", "depth": 1, "width": 8},

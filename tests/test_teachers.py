@@ -7,7 +7,9 @@ import json
 
 import pytest
 import torch
-from condensery import UserError, load_teacher, predict, read_teacher, save_teacher
+from condensery import UserError
+from condensery.teachers import load_teacher, read_teacher, save_teacher
+from condensery.training import predict
 from condensery_dwa.synthesizer import DWAOptions, DWASynthesizer
 from condensery_eval.options import TeacherOptions
 from condensery_eval.soft_label import SoftLabelEvaluator, SoftLabelOptions
@@ -82,7 +84,7 @@ def test_bare_state_dicts_load_where_the_model_is_known(ctx, tmp_path):
     soft = SoftLabelEvaluator(SoftLabelOptions(teacher={"path": str(bare)})).teacher(ctx)
     assert same_network(soft, task_net, ctx)
     assert same_network(load_teacher(bare, ctx, default=dict(ctx.task.model))[0], task_net, ctx)
-    # an old cache file (a bare state dict under the cache key) is reused, not retrained
+    # a cache file holding a bare state dict (no header) under the cache key is reused, not retrained
     options = TeacherOptions(epochs=1, cache_dir=str(tmp_path / "cache"))
     old = _teacher_path(ctx, options)
     old.parent.mkdir()

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import condensery.models  # noqa: F401  (registers the ConvNets)
+import condensery.models.convnet  # noqa: F401  (registers the ConvNets into timm)
 import pytest
 import timm
 import torch
 import torch.nn as nn
-from condensery.context import Task, build_model
-from condensery.errors import UserError
-from condensery.models import SMALL_STEMS, ConvNet, model_family
-from condensery.plugins import get_registry
+from condensery._engine.plugins import get_registry
+from condensery.api.context import Task
+from condensery.api.errors import UserError
+from condensery.models.convnet import ConvNet
+from condensery.models.factory import SMALL_STEMS, model_family
 
 
 def _task(shape=(3, 32, 32), k=10) -> Task:
@@ -60,37 +61,37 @@ def test_convnet_features_only_gives_one_map_per_block():
 def test_small_stem_per_family_at_32px(name, family, imagenet_stride):
     assert model_family(name) == (family, True) and family in SMALL_STEMS
     torch.manual_seed(0)
-    m = build_model(get_registry(), {"name": name}, _task())
+    m = get_registry().build_model({"name": name}, _task())
     assert _first_conv(m).stride == (1, 1)
     assert m.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
-    kept = build_model(get_registry(), {"name": name, "small_stem": False}, _task())
+    kept = get_registry().build_model({"name": name, "small_stem": False}, _task())
     assert _first_conv(kept).stride == (imagenet_stride, imagenet_stride)  # false keeps timm's network
 
 
 def test_what_each_family_rule_changes():
-    resnet = build_model(get_registry(), {"name": "resnet18"}, _task())
+    resnet = get_registry().build_model({"name": "resnet18"}, _task())
     assert resnet.conv1.kernel_size == (3, 3) and isinstance(resnet.maxpool, nn.Identity)
-    convnext = build_model(get_registry(), {"name": "convnext_atto"}, _task())
+    convnext = get_registry().build_model({"name": "convnext_atto"}, _task())
     assert convnext.stem[0].kernel_size == (3, 3) and convnext.stem[0].padding == (1, 1)
     assert convnext.forward_features(torch.zeros(1, 3, 32, 32)).shape[-2:] == (4, 4)
-    deep = build_model(get_registry(), {"name": "resnet10t"}, _task(shape=(1, 8, 8)))
+    deep = get_registry().build_model({"name": "resnet10t"}, _task(shape=(1, 8, 8)))
     assert deep.conv1[0].stride == (1, 1) and deep(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
 
 
 def test_a_family_without_a_rule_is_refused_in_one_line():
     with pytest.raises(UserError) as err:
-        build_model(get_registry(), {"name": "regnetx_002"}, _task())
+        get_registry().build_model({"name": "regnetx_002"}, _task())
     message = str(err.value)
     assert "\n" not in message and "regnetx_002" in message and "small_stem: false" in message
-    kept = build_model(get_registry(), {"name": "regnetx_002", "small_stem": False}, _task())
+    kept = get_registry().build_model({"name": "regnetx_002", "small_stem": False}, _task())
     assert kept.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(UserError, match="small_stem is 'yes'"):
-        build_model(get_registry(), {"name": "resnet18", "small_stem": "yes"}, _task())
+        get_registry().build_model({"name": "resnet18", "small_stem": "yes"}, _task())
 
 
 def test_above_64px_auto_keeps_the_imagenet_stem_and_true_adapts():
-    assert _first_conv(build_model(get_registry(), {"name": "mobilenetv3_small_100"}, _task((3, 96, 96)))).stride == (2, 2)
-    forced = build_model(get_registry(), {"name": "mobilenetv3_small_100", "small_stem": True}, _task((3, 96, 96)))
+    assert _first_conv(get_registry().build_model({"name": "mobilenetv3_small_100"}, _task((3, 96, 96)))).stride == (2, 2)
+    forced = get_registry().build_model({"name": "mobilenetv3_small_100", "small_stem": True}, _task((3, 96, 96)))
     assert _first_conv(forced).stride == (1, 1)
 
 
@@ -98,9 +99,9 @@ def test_above_64px_auto_keeps_the_imagenet_stem_and_true_adapts():
 def test_vgg11_is_timms_and_vgg11_dd_is_condenserys():
     models = get_registry().names("model")
     assert "vgg11_dd" in models and "vgg11" not in models
-    dd = build_model(get_registry(), {"name": "vgg11_dd"}, _task((1, 8, 8)))
+    dd = get_registry().build_model({"name": "vgg11_dd"}, _task((1, 8, 8)))
     assert dd(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
     assert sum(p.numel() for p in dd.parameters()) < 10_000_000  # no 4096-wide 7x7 head
     assert model_family("vgg11") == ("vgg", True)
     with pytest.raises(UserError, match="'vgg11' is timm's ImageNet-style 'vgg' family.*vgg11_dd"):
-        build_model(get_registry(), {"name": "vgg11"}, _task())
+        get_registry().build_model({"name": "vgg11"}, _task())

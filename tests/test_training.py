@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from condensery import DivergenceError, squared_error, train_classifier
-from condensery.training import _schedule
+from condensery import DivergenceError, train_classifier
+from condensery.training import _schedule, squared_error
 from condensery_eval.options import SoftLabelOptions
 from condensery_eval.student import kd_loss, mix_batch, student_loss
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from condensery import CheckpointStore, SyntheticSet
+from condensery import SyntheticSet
+from condensery.api.checkpoints import CheckpointStore
 from safetensors.torch import save_file
 
 GOOD = """
@@ -42,7 +43,7 @@ def edited(old: str, new: str) -> str:
 
 
 def finished(d: Path) -> Path:
-    from condensery.cli import main
+    from condensery._engine.cli import main
 
     try:
         main(run(d))
@@ -132,7 +133,7 @@ def zca_set(d: Path) -> str:
 
 
 def exported(d: Path) -> Path:
-    from condensery.cli import main
+    from condensery._engine.cli import main
 
     SyntheticSet(torch.zeros(10, 1, 8, 8), torch.arange(10), metadata={"mean": [0.3], "std": [0.4]}).save(d / "s.safetensors")
     try:
@@ -317,7 +318,7 @@ def test_a_bug_in_a_plugin_names_the_plugin_exit_1_and_debug_shows_the_traceback
     import importlib
     import sys
 
-    from condensery import plugins
+    from condensery._engine import plugins
 
     (tmp_path / "buggy_plugin.py").write_text(BUGGY)
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from condensery import SyntheticSet
-from condensery.plugins import get_registry
+from condensery._engine.plugins import get_registry
 from condensery_eval.evaluate import context_for, plan_for_eval
 from condensery_eval.sets import load_set
 from PIL import Image

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import torch
-from condensery.data.realdata import RealData, load_raw
-from condensery.data.sources import Digits, DigitsOptions
-from condensery.data.zca import ZCA
+from condensery.api.data import RealData
+from condensery.api.zca import ZCA
+from condensery.data.digits import Digits
+from condensery.data.options import DigitsOptions
+from condensery.data.realdata import load_raw
 
 torch.set_num_threads(1)
 
@@ -52,10 +54,10 @@ def test_realdata_applies_the_train_fitted_zca_to_every_split():
 
 def test_run_records_zca_in_the_synthetic_set(tmp_path):
     from condensery import SyntheticSet
-    from condensery.plugins import get_registry
-    from condensery.progress import set_quiet
-    from condensery.recipe import resolve
-    from condensery.runner import run
+    from condensery._engine.plugins import get_registry
+    from condensery._engine.recipe import resolve
+    from condensery._engine.runner import run
+    from condensery.api.progress import set_quiet
 
     doc = {
         "name": "zca-meta", "data": {"name": "digits", "zca": True},

@@ -16,7 +16,8 @@ import tempfile
 import time
 
 import torch
-from condensery import accuracy, get_registry, make_generator, open_task, train_classifier
+from condensery import get_registry, make_generator, open_task, train_classifier
+from condensery.training import accuracy
 
 
 def probe(recipe: str, overrides: list[str], evals: int, epochs: int) -> dict:

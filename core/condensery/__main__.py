@@ -1,5 +1,5 @@
 """``python -m condensery`` (also what ``accelerate launch -m condensery`` runs)."""
 
-from .cli import main
+from ._engine.cli import main
 
 main()

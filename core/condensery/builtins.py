@@ -1,22 +1,25 @@
-"""The core's own registrations: datasets and models (no methods live in the core).
+"""The core's own registrations: the data and models services (no methods live in the core).
 
-Registered through the ``condensery`` entry-point group like every other plugin, and by
-reference (``"module:Name"``) so that loading it imports neither torch nor timm.
+The built-in dataset sources (``condensery.data``) and networks (``condensery.models``) are
+registered through the ``condensery`` entry-point group like every other plugin's (entry
+point ``core``), and by reference (``"module:Name"``, with their torch-free options classes)
+so that loading this imports neither torch nor timm. Figures (``condensery.figures``) are no
+component kind: the engine draws them for every run, whatever the plugins.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .hookspecs import hookimpl
+from .api.hookspecs import hookimpl
 
-_DATASETS = {  # name -> (source, its options in the light component_options module)
-    "digits": ("sources:Digits", "DigitsOptions"), "mnist": ("sources:MNIST", "RootOptions"),
-    "fashion-mnist": ("sources:FashionMNIST", "RootOptions"), "cifar10": ("sources:CIFAR10", "RootOptions"),
-    "cifar100": ("sources:CIFAR100", "RootOptions"), "imagefolder": ("sources:ImageFolder", "ImageFolderOptions"),
-    "tensors": ("sources:Tensors", "TensorsOptions"), "huggingface": ("huggingface:HuggingFace", "HuggingFaceOptions"),
+_DATASETS = {  # name -> (source, its options in the light data.options module)
+    "digits": ("digits:Digits", "DigitsOptions"), "mnist": ("torchvision_arrays:MNIST", "RootOptions"),
+    "fashion-mnist": ("torchvision_arrays:FashionMNIST", "RootOptions"), "cifar10": ("cifar:CIFAR10", "RootOptions"),
+    "cifar100": ("cifar:CIFAR100", "RootOptions"), "imagefolder": ("image_folder:ImageFolder", "ImageFolderOptions"),
+    "tensors": ("tensors:Tensors", "TensorsOptions"), "huggingface": ("huggingface:HuggingFace", "HuggingFaceOptions"),
 }
-_MODELS = {  # name -> its options in model_options
+_MODELS = {  # name -> its options in models.options
     "convnet": "ConvNetOptions", "convnet_d4": "ConvNetD4Options", "convnet_bn": "ConvNetBNOptions",
     "resnet18": "TimmOptions",
 }
@@ -38,10 +41,10 @@ class TimmModel:
 @hookimpl
 def register_datasets(register) -> None:
     for name, (target, options) in _DATASETS.items():
-        register(name, f"condensery.data.{target}", options=f"condensery.component_options:{options}")
+        register(name, f"condensery.data.{target}", options=f"condensery.data.options:{options}")
 
 
 @hookimpl
 def register_models(register) -> None:
     for name, options in _MODELS.items():
-        register(name, TimmModel(name), options=f"condensery.model_options:{options}")
+        register(name, TimmModel(name), options=f"condensery.models.options:{options}")

@@ -18,6 +18,11 @@ import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+__all__ = [
+    "comparisons", "describe_comparison", "result_lines", "paired_interval", "welch_interval",
+    "pooled_interval"
+]
+
 LEVEL = 0.95  #: the confidence level of every interval condensery reports
 
 

@@ -7,22 +7,32 @@ exactly ``ctx.random_subset(ipc)``, the baseline every method is compared with),
 the set's protocol metadata (teacher, label solver, learned lr) and gets least-squares
 labels of its own when the set's were solved. A ``DoneStore`` keeps each finished
 (evaluator, set) pair, so an evaluation that is killed redoes only what was unfinished.
+``environment`` is what ``metrics.json`` records about where it ran.
 """
 
 from __future__ import annotations
 
 import json
+import platform
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .components import Evaluator, Result
-from .context import RunContext, label_like
-from .errors import UserError
-from .rundir import write_json
-from .synthetic import SyntheticSet
+from . import __version__
+from .api.capabilities import LabelSolver, require
+from .api.components import Evaluator, Result
+from .api.context import RunContext
+from .api.errors import UserError
+from .api.files import write_json
+from .api.runtime import Runtime
+from .api.synthetic import SyntheticSet
+
+__all__ = [
+    "random_like", "draw_real", "class_counts", "label_like", "evaluate_next_to_random",
+    "DoneStore", "environment"
+]
 
 
 def class_counts(synset: SyntheticSet, num_classes: int) -> list[int]:
@@ -68,6 +78,34 @@ def random_like(ctx: RunContext, synset: SyntheticSet) -> SyntheticSet:
     rnd.metadata["role"] = "random"
     rnd.metadata.update(synset.protocol_metadata())  # the same teacher, label solver and partner lr
     return label_like(ctx, synset, rnd)
+
+
+def label_like(ctx: RunContext, template: SyntheticSet, subject: SyntheticSet, *stream: Any) -> SyntheticSet:
+    """``subject`` labelled the way ``template`` was: its own least-squares labels, or as it is.
+
+    A set whose ``metadata["label_solver"]`` is ``{"matcher": NAME, "options": {...}}`` carries
+    labels solved in that matcher's feature space (KRR, MGDD's ``labels.set: krr``); the set
+    it is compared with (the random real subset) must get *its own* labels from the same
+    solver, or the comparison mixes a label method with an image method. Returns a copy of
+    ``subject`` with ``labels = solve_labels(images, classes)``, ``classes`` = its class
+    labels and the same ``label_solver``; a template without a solver returns ``subject``.
+    ``stream`` (e.g. a run index) further salts the real batch the solve draws.
+    """
+    spec = template.metadata.get("label_solver")
+    if not isinstance(spec, dict):
+        return subject
+    name, options = spec.get("matcher"), spec.get("options") or {}
+    if not isinstance(name, str) or not isinstance(options, dict):
+        raise UserError(f"label_solver {spec!r} must be {{matcher: NAME, options: {{...}}}}")
+    matcher = ctx.registry.get("matcher", name).build(options, where=f"label_solver matcher '{name}'")
+    solver = require(matcher, LabelSolver, "the set's label_solver (the random arm gets its own labels)")
+    matcher.prepare(ctx)
+    classes = subject.hard_labels
+    gen = ctx.generator("label-solve", len(subject), *stream)
+    labels = solver.solve_labels(subject.images, classes, gen).detach()
+    metadata = {**subject.metadata, "label_kind": "regression", "label_solver": spec}
+    return SyntheticSet(subject.images, labels, subject.lr, subject.stages, subject.stage_lrs, metadata,
+                        classes.long())
 
 
 class DoneStore:
@@ -124,3 +162,25 @@ def evaluate_next_to_random(ctx: RunContext, evaluators: Sequence[tuple[str, Eva
                     done.put(key, out)
             results.extend(out)
     return results
+
+
+def environment(runtime: Runtime) -> dict[str, Any]:
+    """Where a set was judged, and what its numbers depend on besides the recipe (``metrics.json``).
+
+    Exact bits hold only for one torch build (the version string carries the build, e.g.
+    ``+cu130`` or ``+cpu``; ``torch_git`` the commit) on one CPU kernel family
+    (``cpu_capability``: AVX2, AVX512, ...) with one thread count; the tests' fingerprints
+    are keyed to these fields.
+    """
+    import accelerate
+    import numpy
+    import timm
+
+    return {
+        "condensery": __version__, "torch": torch.__version__, "torch_git": torch.version.git_version,
+        "torch_cuda": torch.version.cuda, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "numpy": numpy.__version__, "timm": timm.__version__, "accelerate": accelerate.__version__,
+        "python": platform.python_version(), "machine": platform.machine(),
+        "device": str(runtime.device), "mixed_precision": runtime.options.mixed_precision,
+        "processes": runtime.num_processes, "threads": torch.get_num_threads(),
+    }

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .atomic import atomic_path
+from .api.files import atomic_path
 
 if TYPE_CHECKING:
     import torch

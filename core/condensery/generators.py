@@ -1,86 +1,32 @@
-"""The generator component kind: a trained artifact that returns a SyntheticSet of any size.
+"""The generator folder: save a ``Generator`` atomically, read its config, load it by type.
 
-A generator is built by a synthesizer run and saved as a folder in the diffusers
-convention: ``config.json`` names its registered ``type`` (plus the task and recipe it was
-made for) next to ``.safetensors`` weights. A network generator is a diffusers
-``ModelMixin`` + ``ConfigMixin`` written by ``save_pretrained``; a tensor generator (a pool
-of images) writes its own safetensors file. Either way the folder is written under a
-temporary name, fsynced and renamed, so a kill never leaves half a generator, and it is
-read back only through safetensors (never unpickled).
-
-``condensery generate DIR --ipc N`` reads ``config.json``, looks the type up among the
-registered generators (hook ``register_generators``) and calls ``generate``. A generator
-that needs the real data (to draw initial images, to extend or refine with its matcher)
-says so through ``requires_data``; the command then opens the stored recipe's task.
+A generator (``condensery.Generator``) is saved as a folder in the diffusers convention:
+``config.json`` names its registered ``type`` (plus the task and recipe it was made for)
+next to ``.safetensors`` weights. A network generator is a diffusers ``ModelMixin`` +
+``ConfigMixin`` written by ``save_pretrained``; a tensor generator (a pool of images) writes
+its own safetensors file. Either way the folder is written under a temporary name, fsynced
+and renamed, so a kill never leaves half a generator, and it is read back only through
+safetensors (never unpickled). ``load_generator`` looks the type up among the registered
+generators (hook ``register_generators``).
 """
-
 from __future__ import annotations
 
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from .errors import UserError
-from .options import Options, validate_options
+from .api.errors import UserError
+from .api.generator import Generator
 
 if TYPE_CHECKING:
-    from .context import RunContext
-    from .synthetic import SyntheticSet
+    from .api.context import RunContext
+
+__all__ = ["save_generator", "load_generator", "read_generator_config", "task_config"]
 
 CONFIG = "config.json"
 FORMAT = "condensery.generator/2"
-
-
-class GenerateOptions(Options):
-    """Options of one ``generate`` call (``condensery generate --option KEY=VALUE``); none by default."""
-
-
-class Generator:
-    """Produces ``ipc`` images per class on demand. Subclasses register under a type name.
-
-    ``config`` is the folder's ``config.json``: ``type`` (the name the class is registered
-    under), ``format``, ``task`` (dataset, class names, image shape, normalisation) and
-    ``recipe`` (the data, model and matcher sections a context for generation is opened
-    from), plus the type's own keys.
-    """
-
-    #: options of one ``generate`` call; register the same class with ``options=`` so a call
-    #: is validated before the generator's module is imported, like a recipe section
-    Options: ClassVar[type[GenerateOptions]] = GenerateOptions
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.config = config
-
-    @property
-    def name(self) -> str:
-        """The type this generator is registered under (set in ``config`` when saved or loaded)."""
-        return str(self.config["type"])
-
-    # -- what a caller may ask ------------------------------------------------------------
-    def requires_data(self, ipc: int, options: GenerateOptions) -> bool:
-        """True if generating ``ipc`` per class needs the real data (a RunContext)."""
-        return True
-
-    def generate(self, ipc: int, seed: int = 0, ctx: RunContext | None = None,
-                 options: GenerateOptions | None = None) -> SyntheticSet:
-        """``ipc`` images per class, class-ordered; the same ``seed`` gives the same set."""
-        raise NotImplementedError(f"{type(self).__name__} must implement generate(ipc, seed, ctx, options)")
-
-    # -- the folder -----------------------------------------------------------------------
-    def save_weights(self, folder: Path) -> dict[str, Any]:
-        """Write the weights into ``folder`` (a fresh temporary folder); return config keys to add."""
-        raise NotImplementedError(f"{type(self).__name__} must implement save_weights(folder)")
-
-    @classmethod
-    def load(cls, folder: Path, config: dict[str, Any]) -> Generator:
-        """The generator saved in ``folder`` (whose parsed ``config.json`` is ``config``)."""
-        raise NotImplementedError(f"{cls.__name__} must implement load(folder, config)")
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.config.get("task", {}).get("class_names", []))
 
 
 def save_generator(generator: Generator, folder: str | os.PathLike[str], config: dict[str, Any],
@@ -91,7 +37,7 @@ def save_generator(generator: Generator, folder: str | os.PathLike[str], config:
     own config keys (a diffusers ``save_pretrained`` config) are merged under it, and
     ``type`` (the name the generator's class is registered under) and ``format`` always win.
     """
-    from .plugins import get_registry
+    from ._engine.plugins import get_registry
 
     type_name = (registry or get_registry()).name_of("generator", type(generator))
     generator.config = {**generator.config, "type": type_name}
@@ -143,7 +89,7 @@ def read_generator_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load_generator(folder: str | os.PathLike[str], registry: Any = None) -> Generator:
     """The generator in ``folder``, of whatever registered type its ``config.json`` names."""
-    from .plugins import get_registry
+    from ._engine.plugins import get_registry
 
     folder = Path(folder)
     config = read_generator_config(folder)
@@ -156,15 +102,6 @@ def load_generator(folder: str | os.PathLike[str], registry: Any = None) -> Gene
         return cls.load(folder, config)
     except KeyError as exc:
         raise UserError(f"'{folder / CONFIG}' lacks the key {exc}; regenerate the folder with its run") from None
-
-
-def generate_options(info: Any, values: dict[str, Any] | None = None) -> GenerateOptions:
-    """``values`` validated against the options generator type ``info`` was registered with.
-
-    Declared with ``options=``, they are checked before the generator's module (and torch) is
-    imported, so a typo in ``--option`` is one ``UserError`` line at once.
-    """
-    return validate_options(info.options_class, dict(values or {}), f"generator type '{info.name}'")
 
 
 def task_config(ctx: RunContext) -> dict[str, Any]:

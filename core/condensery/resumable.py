@@ -28,8 +28,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 if TYPE_CHECKING:
-    from .context import RunContext
-    from .options import Options
+    from .api.context import RunContext
+    from .api.options import Options
+
+__all__ = ["LoopCheckpoint", "SavedLoop", "loop_fingerprint"]
 
 #: meta keys the loop checkpoint itself writes
 RESERVED = ("step", "fingerprint")

@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .errors import UserError
+from .api.errors import UserError
 
 if TYPE_CHECKING:
-    from .context import Task
-    from .synthetic import SyntheticSet
+    from .api.context import Task
+    from .api.synthetic import SyntheticSet
+
+__all__ = ["check_set", "class_index", "to_task_space"]
 
 
 def class_index(names: list[str], task: Task, where: str | Path) -> list[int]:

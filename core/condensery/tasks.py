@@ -15,13 +15,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .recipe import Plan, apply_overrides, load_yaml, resolve
+from ._engine.recipe import Plan, apply_overrides, load_yaml, resolve
 
 if TYPE_CHECKING:
-    from .components import Matcher
-    from .context import RunContext, Task
-    from .data.realdata import RealData
-    from .runtime import Runtime
+    from .api.components import Matcher
+    from .api.context import RunContext, Task
+    from .api.data import RealData
+    from .api.runtime import Runtime
+
+__all__ = ["open_task", "context_of", "load_plan", "read_recipe", "task_record"]
 
 
 def read_recipe(path: str | Path) -> dict[str, Any]:
@@ -41,7 +43,8 @@ def load_plan(recipe: str | Path | dict[str, Any], registry: Any, *, overrides: 
 
 def load_data(plan: Plan, runtime: Runtime) -> RealData:
     """The plan's real data (its class and size restrictions applied), on the runtime's device."""
-    from .data.realdata import RealData, load_raw, restrict
+    from .api.data import RealData
+    from .data.realdata import load_raw, restrict
 
     opts = plan.source.options
     raw = restrict(load_raw(plan.data_name, plan.source), getattr(opts, "classes", None),
@@ -52,7 +55,7 @@ def load_data(plan: Plan, runtime: Runtime) -> RealData:
 
 def make_task(plan: Plan, data: RealData) -> Task:
     """The Task of ``plan`` on ``data``: classes, shape and normalisation, model and protocol."""
-    from .context import Task
+    from .api.context import Task
 
     return Task(
         dataset=plan.data_name, num_classes=data.num_classes, class_names=data.class_names,
@@ -98,8 +101,8 @@ def context_of(plan: Plan, registry: Any, *, run_dir: str | Path | None = None, 
     ``data`` tensors already in memory (a benchmark's random data: the plan's data section
     then only names the task), ``context_class`` a RunContext subclass (a timing tool's).
     """
-    from .context import RunContext
-    from .runtime import Runtime
+    from .api.context import RunContext
+    from .api.runtime import Runtime
 
     if runtime is None:
         runtime = Runtime(plan.runtime, plan.seed, announce=announce)

@@ -2,7 +2,7 @@
 
 A teacher is a ``.safetensors`` file: the plain ``state_dict`` in the body and, as JSON in
 the header under ``condensery_teacher``, ``{"model": SPEC, **info}`` with ``SPEC`` the
-``{"name": ..., **options}`` that ``build_model`` rebuilds it from. So a teacher written by
+``{"name": ..., **options}`` that ``RunContext.build_model`` rebuilds it from. So a teacher written by
 one component (DWA's squeeze, the soft-label evaluator's cache) is usable by any other
 (``bnstats`` matcher, soft-label ``teacher.path``) without restating its architecture. A
 bare state dict (no header, e.g. one a user converted) loads wherever the model is known.
@@ -18,10 +18,11 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .atomic import atomic_path
-from .context import RunContext, build_model
-from .errors import UserError
-from .tensorfile import read_safetensors
+from .api.context import RunContext
+from .api.errors import UserError
+from .api.files import atomic_path, read_safetensors
+
+__all__ = ["save_teacher", "read_teacher", "load_teacher", "load_teacher_into"]
 
 #: the safetensors metadata key of the JSON header
 TEACHER_KEY = "condensery_teacher"
@@ -97,8 +98,8 @@ def load_teacher(path: str | os.PathLike[str], ctx: RunContext, spec: dict[str, 
     spec = spec or header.get("model") or default
     if spec is None:
         raise UserError(f"teacher '{path}' is a bare state dict without the '{TEACHER_KEY}' header naming its "
-                        "model; write it with condensery.save_teacher")
-    model = build_model(ctx.registry, spec, ctx.task).to(ctx.device)
+                        "model; write it with condensery.teachers.save_teacher")
+    model = ctx.build_model(spec)
     return _fill(model, spec, tensors, path, header), header
 
 

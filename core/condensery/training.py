@@ -6,25 +6,48 @@ batched on-device augmentation, hard or soft targets (cross-entropy) or regressi
 (squared error, as KIP/RFAD train on KRR labels), mixed precision through the runtime's
 autocast (and, for fp16, its loss scaler). A ``batch_loss`` callback replaces the label loss
 where targets are made batch by batch (the soft-label student: mixing, teacher, KD loss).
-Accuracy is measured once, at the end.
+Accuracy is measured once, at the end. ``seed_global`` / ``seed_global_from`` make the
+initial weights of the next network a function of a named stream.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import DivergenceError
+from .api.errors import DivergenceError
+from .api.runtime import make_generator
+
+__all__ = [
+    "train_classifier", "BatchLoss", "backward_step", "predict", "accuracy",
+    "soft_cross_entropy", "squared_error", "seed_global", "seed_global_from"
+]
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 """``batch_loss(model, x, idx, generator) -> loss``: the loss of one (augmented) batch ``x``
 of ``images[idx]``; it runs the model's forward pass itself and may draw from ``generator``."""
+
+
+def seed_global_from(generator: torch.Generator) -> None:
+    """Seed torch's global RNG with one draw of ``generator``.
+
+    Why: layers initialise their weights from the global RNG, so a network built right after
+    this call is a function of the stream alone (the same on every process and on resume).
+    """
+    torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
+
+
+def seed_global(seed: int, *stream: Any) -> torch.Generator:
+    """``seed_global_from`` the stream ``(seed, *stream)``; returns that stream, one draw on."""
+    generator = make_generator(seed, *stream)
+    seed_global_from(generator)
+    return generator
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

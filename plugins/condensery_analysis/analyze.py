@@ -25,12 +25,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from condensery import UserError, say, write_json
+from condensery import UserError, say
+from condensery.api.files import write_json
 
 from .dynamics import Dynamics
 from .per_image import PerImage
-from .run_loading import SECTIONS, AnalysisOptions, Protocol, augmenter, load_run, protocol_of  # noqa: F401
-from .sampling import AnalysisBase, row, std, summary  # noqa: F401
+from .run_loading import SECTIONS, AnalysisOptions, load_run, protocol_of
+from .sampling import AnalysisBase, summary
 from .substitution import Substitution
 
 

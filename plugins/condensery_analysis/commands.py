@@ -36,7 +36,8 @@ def analyze_command(run_dir: str, output: str | None, epochs: int | None, augmen
 
     Writes RUN_DIR/analysis/report.md with PNG figures and analysis.json.
     """
-    from condensery import get_registry, set_quiet
+    from condensery import get_registry
+    from condensery.api.progress import set_quiet
 
     from .analyze import AnalysisOptions, analyze
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from condensery import embed, embed_batched
+from condensery.models import embed, embed_batched
 
 from .sampling import std
 

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from condensery import RunContext, SyntheticSet, atomic_path, write_atomic
+from condensery import RunContext, SyntheticSet
+from condensery.api.files import atomic_path, write_atomic
 
 FIGURES = {"substitution": "substitution.png", "dynamics": "dynamics.png", "per-image": "per_image.png"}
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from condensery import DSA, RunContext, SyntheticSet, UserError, crop_flip, open_task
+from condensery import RunContext, SyntheticSet, UserError, open_task
+from condensery.data import DSA, crop_flip
 
 SECTIONS = ("substitution", "dynamics", "per-image")
 

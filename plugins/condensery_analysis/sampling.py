@@ -12,10 +12,10 @@ from condensery import (
     SyntheticSet,
     UserError,
     make_generator,
-    predict,
     seed_global_from,
     train_classifier,
 )
+from condensery.training import predict
 
 from .run_loading import AnalysisOptions, Protocol, augmenter
 

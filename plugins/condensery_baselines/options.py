@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from condensery import ModelName, SynthesizerOptions
+from condensery import SynthesizerOptions
+from condensery.models import ModelName
 from pydantic import Field
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from condensery import RunContext, Synthesizer, SyntheticSet, embed_batched, seed_global_from
+from condensery import RunContext, Synthesizer, SyntheticSet, seed_global_from
+from condensery.models import embed_batched
 
 from .options import RandomOptions, SelectionOptions
 

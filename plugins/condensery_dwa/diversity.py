@@ -17,16 +17,9 @@ from typing import ClassVar
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from condensery import (
-    Evaluator,
-    Options,
-    Result,
-    RunContext,
-    SyntheticSet,
-    UserError,
-    embed_batched,
-    load_teacher,
-)
+from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, UserError
+from condensery.models import embed_batched
+from condensery.teachers import load_teacher
 
 from .options import DiversityOptions
 

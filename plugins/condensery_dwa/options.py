@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from condensery import ModelSpec, Options, SynthesizerOptions
+from condensery import Options, SynthesizerOptions
+from condensery.models import ModelSpec
 from pydantic import Field
 
 

@@ -36,19 +36,16 @@ from condensery import (
     Synthesizer,
     SyntheticSet,
     UserError,
-    accuracy,
     backward_step,
-    build_model,
-    crop_flip,
-    load_teacher,
     loop_fingerprint,
     make_generator,
-    read_teacher,
     require,
-    save_teacher,
     seed_global_from,
     train_classifier,
 )
+from condensery.data import crop_flip
+from condensery.teachers import load_teacher, read_teacher, save_teacher
+from condensery.training import accuracy
 
 from .adjust import directed_perturbation, global_norm, perturbed_parameters
 from .capabilities import TeacherMatching
@@ -104,7 +101,7 @@ class DWASynthesizer(Synthesizer):
         o = self.options
         gen = make_generator(ctx.runtime.seed, "dwa", "teacher")
         seed_global_from(gen)
-        model = build_model(ctx.registry, spec, ctx.task).to(ctx.device)
+        model = ctx.build_model(spec)
         pad = max(1, round(ctx.task.image_shape[-1] / 8))
         augment = None
         if o.teacher_augment != "none":

@@ -10,8 +10,8 @@ Public to other plugins (``PUBLIC_MODULES``; everything else here is private and
   ``SoftLabelOptions``, ``TeacherOptions``, ...), for evaluator options that extend them.
 
 The random arm itself and the evaluation of a set next to it are the core's
-(``condensery.random_like``, ``condensery.evaluate_next_to_random``), as is the training loop
-(``condensery.train_classifier``). ``tests/test_public_imports.py`` fails on an import of any
+(``condensery.evaluation``: ``random_like``, ``evaluate_next_to_random``), as is the training
+loop (``condensery.train_classifier``). ``tests/test_public_imports.py`` fails on an import of any
 other module of this plugin from another plugin.
 """
 

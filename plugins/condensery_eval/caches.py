@@ -14,7 +14,7 @@ from condensery import RunContext
 
 def cache_root() -> Path:
     """``$CONDENSERY_CACHE`` or ``~/.cache/condensery`` (the core's data cache root)."""
-    from condensery import cache_dir
+    from condensery.data import cache_dir
 
     return cache_dir()
 

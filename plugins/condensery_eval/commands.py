@@ -15,7 +15,8 @@ import click
 @click.option("--quiet", is_flag=True, help="no progress bars or status lines")
 def eval_command(synset: str, recipe: str, output: str | None, overrides: tuple[str, ...], quiet: bool) -> None:
     """Evaluate an existing set SYNSET (.safetensors or ImageFolder folder) next to the random subset."""
-    from condensery import get_registry, set_quiet
+    from condensery import get_registry
+    from condensery.api.progress import set_quiet
 
     from .evaluate import run_eval
 
@@ -55,7 +56,8 @@ def export_command(synset: str, directory: str, recipe: str | None, overrides: t
     """
     from condensery import get_registry
 
-    from .export import INFO, export_set
+    from .export import export_set
+    from .sets import INFO
 
     rec = export_set(synset, directory, recipe=recipe, overrides=list(overrides), force=force,
                      keep_range=keep_range, registry=get_registry())

@@ -1,7 +1,7 @@
 """``condensery eval``: judge an existing distilled set under a recipe's evaluators.
 
 Builds the same RunContext a run would (data, task, runtime) without synthesizing, then
-judges the set as ``condensery run`` does (``condensery.evaluate_next_to_random``: every
+judges the set as ``condensery run`` does (``condensery.evaluation.evaluate_next_to_random``: every
 evaluator, and the random real subset with the same images per class). Writes
 ``metrics.json`` with the run schema. An evaluation that is killed resumes: each finished
 (evaluator, set) pair is kept under the output's ``checkpoints/`` until ``metrics.json`` is
@@ -16,22 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from condensery import (
-    DoneStore,
-    RunContext,
-    SyntheticSet,
-    UserError,
-    class_counts,
-    comparisons,
-    context_of,
-    evaluate_next_to_random,
-    load_plan,
-    result_lines,
-    say,
-    task_record,
-    write_json,
-    write_yaml,
-)
+from condensery import RunContext, SyntheticSet, UserError, context_of, load_plan, say
+from condensery.api.files import write_json, write_yaml
+from condensery.compare import comparisons, result_lines
+from condensery.evaluation import DoneStore, class_counts, evaluate_next_to_random
+from condensery.tasks import task_record
 
 from .caches import key_of
 from .sets import load_set
@@ -111,7 +100,7 @@ def warn_task_mismatch(synset: SyntheticSet, plan: Any, ctx: RunContext) -> list
 
 def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | None,
              overrides: list[str], registry: Any) -> tuple[dict[str, Any], Path]:
-    from condensery import environment  # imports the run pipeline: only when evaluating
+    from condensery.evaluation import environment  # imports the run pipeline: only when evaluating
 
     t0 = time.perf_counter()
     synset_path = Path(synset_path)

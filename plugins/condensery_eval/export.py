@@ -1,4 +1,4 @@
-"""``condensery export SET DIR``: a distilled set as an ImageFolder of PNG files, and back.
+"""``condensery export SET DIR``: a distilled set as an ImageFolder of PNG files.
 
 Layout written (what torchvision's ``ImageFolder``, and most published distilled sets, use)::
 
@@ -22,7 +22,7 @@ the learned lr (and stage lrs / stages of sequential sets), the label kind, the 
 regression labels (soft-label sets are filed under each image's argmax class; the full
 labels are only here, or in ``labels.safetensors`` beside it when they exceed a million
 numbers), the pixel range, the files in set order and the set's metadata.
-``condensery eval DIR`` reads all of it back.
+``condensery eval DIR`` reads all of it back (``sets.read_export``).
 """
 
 from __future__ import annotations
@@ -34,11 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from condensery import SyntheticSet, Task, UserError
+from condensery import SyntheticSet, Task, UserError, open_task
 
-FORMAT = "condensery.export/1"
-INFO = "set.json"
-LABELS = "labels.safetensors"
+from .sets import FORMAT, INFO, LABELS
+
 #: soft / regression labels larger than this many numbers go to LABELS instead of set.json
 MAX_JSON_LABELS = 1_000_000
 
@@ -71,13 +70,10 @@ def _unit_pixels(syn: SyntheticSet, mean: list[float], std: list[float]) -> torc
 
 def _undo_zca(syn: SyntheticSet, recipe: str | None, overrides: list[str], registry: Any) -> tuple[torch.Tensor, Any]:
     """The set's images in normalised (unwhitened) space, from its run's whitening."""
-    from .evaluate import context_for, plan_for_eval
-
     if recipe is None:
         raise UserError("the set was distilled in ZCA-whitened space; pass --recipe (its run's recipe.yaml) so "
                         "export can undo the whitening, which the set does not store")
-    plan = plan_for_eval(recipe, overrides, registry)
-    ctx = context_for(plan, registry, None)
+    _, ctx = open_task(recipe, registry, overrides=overrides)
     zca = getattr(ctx.data, "zca", None)
     if zca is None:
         raise UserError(f"the set was distilled in ZCA-whitened space but recipe '{recipe}' does not whiten; "
@@ -109,9 +105,7 @@ def export_set(set_path: str | Path, out_dir: str | Path, *, recipe: str | None 
         images, task = _undo_zca(syn, recipe, overrides, registry)
         syn.images = images
     elif recipe is not None and not (syn.metadata.get("mean") and syn.metadata.get("std")):
-        from .evaluate import context_for, plan_for_eval
-
-        task = context_for(plan_for_eval(recipe, overrides, registry), registry, None).task
+        task = open_task(recipe, registry, overrides=overrides)[1].task
     mean, std = syn.metadata.get("mean"), syn.metadata.get("std")
     if not (mean and std):
         if task is None:
@@ -181,61 +175,3 @@ def export_set(set_path: str | Path, out_dir: str | Path, *, recipe: str | None 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return record
-
-
-def is_export(root: Path) -> bool:
-    return (root / INFO).is_file() and (root / "train").is_dir()
-
-
-def read_export(root: Path, task: Task) -> SyntheticSet:
-    """A folder written by ``export_set``, in the task's normalised space (before any ZCA)."""
-    from condensery import class_index
-
-    from .sets import read_pixels
-
-    path = root / INFO
-    try:
-        rec = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"'{path}' is not valid JSON ({exc}); export the set again") from None
-    if not isinstance(rec, dict) or rec.get("format") != FORMAT:
-        raise UserError(f"'{path}' is not a condensery export ({FORMAT}); remove it to read '{root}' as a plain image folder")
-    files = rec.get("files") or []
-    if not files:
-        raise UserError(f"'{path}' lists no files; export the set again")
-    folder_names = sorted({Path(f).parent.name for f in files})
-    index = dict(zip(folder_names, class_index(folder_names, task, root / "train")))
-    lo, hi = (rec.get("pixel_range") or [0.0, 1.0])[:2]
-    images = []
-    for rel in files:
-        f = root / rel
-        if not f.is_file():
-            raise UserError(f"'{f}' is listed in {INFO} but missing; export the set again")
-        images.append(read_pixels(f, task))
-    x = torch.stack(images) * (hi - lo) + lo
-    mean = torch.tensor(task.mean)[None, :, None, None]
-    std = torch.tensor(task.std)[None, :, None, None]
-    hard = torch.tensor([index[Path(f).parent.name] for f in files], dtype=torch.long)
-    labels = hard
-    if rec.get("labels") == LABELS:
-        from condensery import read_safetensors
-
-        if not (root / LABELS).is_file():
-            raise UserError(f"'{root / LABELS}' is listed in {INFO} but missing; export the set again")
-        labels = read_safetensors(root / LABELS)[0].get("labels")
-        if labels is None or labels.dim() != 2 or len(labels) != len(files):
-            raise UserError(f"'{root / LABELS}': labels must be [{len(files)}, K]; export the set again")
-        labels = labels.float()
-    elif rec.get("labels") is not None:
-        labels = torch.tensor(rec["labels"], dtype=torch.float32)
-        if labels.dim() != 2 or len(labels) != len(files):
-            raise UserError(f"'{path}': labels must be [{len(files)}, K]; export the set again")
-    metadata = dict(rec.get("metadata") or {})
-    metadata.update(mean=task.mean, std=task.std, exported_from=rec.get("source"), source="export")
-    metadata.pop("zca", None)
-    stages = rec.get("stages")
-    return SyntheticSet(  # an image's folder is its class (``classes`` when the set had them)
-        (x - mean) / std, labels, rec.get("lr"),
-        None if stages is None else torch.tensor(stages, dtype=torch.long), rec.get("stage_lrs"), metadata,
-        None if rec.get("classes") is None else hard,
-    )

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, accuracy
+from condensery import Evaluator, Options, Result, RunContext, SyntheticSet
+from condensery.training import accuracy
 
 from .protocol import (
     TrainProtocol,

@@ -2,16 +2,17 @@
 
 A recipe's ``evaluators`` (and ``model: {name: vgg11_dd, ...}``) are validated against these
 classes before any evaluator module is imported (``plugin.py`` registers each with its
-options class), so a bad option value is one line without loading torch. The evaluator
-modules import them from here (``from condensery_eval.soft_label import SoftLabelOptions``
-works as before).
+options class), so a bad option value is one line without loading torch. Each evaluator
+module keeps its class as ``Options`` (so ``condensery_eval.soft_label.SoftLabelOptions`` is
+the very class registered).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from condensery import ModelName, Options, validated_model_spec
+from condensery import Options
+from condensery.models import ModelName, validated_model_spec
 from pydantic import Field, PositiveFloat, field_validator, model_validator
 
 #: dsa: condensery's DSA (the default; every recorded result), dsa-paper: the DSA authors' definition
@@ -97,7 +98,8 @@ class CrossArchOptions(Options):
     @field_validator("models")
     @classmethod
     def _known_models(cls, models: list[str]) -> list[str]:
-        from condensery import get_registry, is_model_name
+        from condensery import get_registry
+        from condensery.models import is_model_name
 
         registry = get_registry()
         for m in models:

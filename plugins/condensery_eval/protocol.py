@@ -1,7 +1,7 @@
 """The shared training protocol of evaluators: augmentation choice, seeds, staged training,
 lr selection on validation, and runs spread over processes. The random arm's per-network draws
-are in ``random_arm``, the cache locations in ``caches`` (both re-exported here); the random
-subset itself is the core's ``condensery.random_like``."""
+are in ``random_arm`` (``draw_record`` and ``subject_for_run`` are public through this
+module); the random subset itself is the core's ``condensery.evaluation.random_like``."""
 
 from __future__ import annotations
 
@@ -11,21 +11,12 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import torch
-from condensery import (
-    DSA,
-    DivergenceError,
-    RunContext,
-    SyntheticSet,
-    UserError,
-    accuracy,
-    crop_flip,
-    seed_global,
-    train_classifier,
-)
+from condensery import DivergenceError, RunContext, SyntheticSet, UserError, train_classifier
+from condensery.data import DSA, crop_flip
+from condensery.training import accuracy, seed_global
 
-from .caches import cache_root, data_fingerprint, key_of  # noqa: F401  (their old home)
-from .options import Augmentation, TrainProtocol  # noqa: F401  (Augmentation: its old home)
-from .random_arm import draw_record, subject_for_run  # noqa: F401
+from .options import TrainProtocol
+from .random_arm import draw_record, subject_for_run  # noqa: F401  (public here: random_arm is private to this plugin)
 
 T = TypeVar("T")
 

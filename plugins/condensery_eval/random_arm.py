@@ -1,10 +1,11 @@
 """The random arm per network: under ``random_draws: per-run`` every network of the random
 baseline trains on its own draw with the set's images per class (the arm itself, drawn
-once, is ``condensery.random_like``), labelled the way the set is."""
+once, is ``condensery.evaluation.random_like``), labelled the way the set is."""
 
 from __future__ import annotations
 
-from condensery import RunContext, SyntheticSet, class_counts, draw_real, label_like
+from condensery import RunContext, SyntheticSet
+from condensery.evaluation import class_counts, draw_real, label_like
 
 from .options import TrainProtocol
 

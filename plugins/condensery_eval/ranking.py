@@ -26,24 +26,15 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from condensery import (
-    Evaluator,
-    Options,
-    Result,
-    RunContext,
-    SyntheticSet,
-    accuracy,
-    class_counts,
-    random_like,
-    write_atomic,
-)
+from condensery import Evaluator, Options, Result, RunContext, SyntheticSet
+from condensery.api.files import write_atomic
+from condensery.evaluation import class_counts, random_like
+from condensery.training import accuracy
 
+from .caches import cache_root, data_fingerprint, key_of
 from .inner import inner_evaluator
 from .options import RankingOptions
 from .protocol import (
-    cache_root,
-    data_fingerprint,
-    key_of,
     model_name,
     spread_runs,
     train_once,

@@ -8,7 +8,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from condensery import UserError, atomic_path, comparisons, pooled_interval
+from condensery import UserError
+from condensery.api.files import atomic_path
+from condensery.compare import comparisons, pooled_interval
 
 #: runtime settings that change speed or bookkeeping, never the numbers
 _SPEED_ONLY = ("threads", "checkpoint_every", "log_with")
@@ -78,7 +80,7 @@ def _recipe_without_seed(run: dict[str, Any]) -> tuple[str, int] | None:
     Evaluations of an existing set (``condensery eval``) keep their source in the key, so
     only evaluations of the same set are pooled.
     """
-    from condensery import read_recipe
+    from condensery.tasks import read_recipe
 
     base = Path(run["_path"])
     try:
@@ -264,7 +266,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
 
 
 def write_report(run_dirs: list[str], output: str | Path) -> tuple[Path, Path]:
-    from condensery import write_atomic
+    from condensery.api.files import write_atomic
 
     if not run_dirs:
         raise UserError("give at least one run directory, e.g. condensery report runs/a runs/b")

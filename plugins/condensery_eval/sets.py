@@ -1,5 +1,6 @@
 """Reading an existing distilled set for ``condensery eval``: condensery ``.safetensors``
-files or ImageFolder-style folders of images. Nothing is ever unpickled.
+files, folders written by ``condensery export``, or ImageFolder-style folders of images.
+Nothing is ever unpickled.
 
 Whatever the source, the result is a SyntheticSet in the *task's* normalised space: a set
 saved under another normalisation is converted, and image files are scaled to [0, 1] and
@@ -8,12 +9,19 @@ then normalised with the dataset's mean/std.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from condensery import SyntheticSet, Task, UserError, check_set, class_index, to_task_space
+from condensery import SyntheticSet, Task, UserError
+from condensery.api.files import read_safetensors
+from condensery.task_space import check_set, class_index, to_task_space
 
+#: what ``condensery export`` writes beside ``train/``: the format, its record, large labels
+FORMAT = "condensery.export/1"
+INFO = "set.json"
+LABELS = "labels.safetensors"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -21,8 +29,6 @@ def load_set(path: str | Path, task: Task, zca: Any = None) -> SyntheticSet:
     """The set at ``path`` in the task's space; ``zca`` is the real data's whitening, if any."""
     path = Path(path)
     if path.is_dir():
-        from .export import is_export, read_export
-
         if is_export(path):  # written by `condensery export`: labels, lr and metadata come back from set.json
             syn = read_export(path, task)
             check_set(syn, task, path)
@@ -97,3 +103,56 @@ def read_pixels(f: Path, task: Task) -> torch.Tensor:
     except (UnidentifiedImageError, OSError) as exc:
         raise UserError(f"'{f}' is not a readable image ({exc})") from None
     return arr.view(h, w, c).permute(2, 0, 1).float() / 255.0
+
+
+def is_export(root: Path) -> bool:
+    """Whether ``root`` was written by ``condensery export`` (``set.json`` beside ``train/``)."""
+    return (root / INFO).is_file() and (root / "train").is_dir()
+
+
+def read_export(root: Path, task: Task) -> SyntheticSet:
+    """A folder written by ``export_set``, in the task's normalised space (before any ZCA)."""
+    path = root / INFO
+    try:
+        rec = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"'{path}' is not valid JSON ({exc}); export the set again") from None
+    if not isinstance(rec, dict) or rec.get("format") != FORMAT:
+        raise UserError(f"'{path}' is not a condensery export ({FORMAT}); remove it to read '{root}' as a plain image folder")
+    files = rec.get("files") or []
+    if not files:
+        raise UserError(f"'{path}' lists no files; export the set again")
+    folder_names = sorted({Path(f).parent.name for f in files})
+    index = dict(zip(folder_names, class_index(folder_names, task, root / "train")))
+    lo, hi = (rec.get("pixel_range") or [0.0, 1.0])[:2]
+    images = []
+    for rel in files:
+        f = root / rel
+        if not f.is_file():
+            raise UserError(f"'{f}' is listed in {INFO} but missing; export the set again")
+        images.append(read_pixels(f, task))
+    x = torch.stack(images) * (hi - lo) + lo
+    mean = torch.tensor(task.mean)[None, :, None, None]
+    std = torch.tensor(task.std)[None, :, None, None]
+    hard = torch.tensor([index[Path(f).parent.name] for f in files], dtype=torch.long)
+    labels = hard
+    if rec.get("labels") == LABELS:
+        if not (root / LABELS).is_file():
+            raise UserError(f"'{root / LABELS}' is listed in {INFO} but missing; export the set again")
+        labels = read_safetensors(root / LABELS)[0].get("labels")
+        if labels is None or labels.dim() != 2 or len(labels) != len(files):
+            raise UserError(f"'{root / LABELS}': labels must be [{len(files)}, K]; export the set again")
+        labels = labels.float()
+    elif rec.get("labels") is not None:
+        labels = torch.tensor(rec["labels"], dtype=torch.float32)
+        if labels.dim() != 2 or len(labels) != len(files):
+            raise UserError(f"'{path}': labels must be [{len(files)}, K]; export the set again")
+    metadata = dict(rec.get("metadata") or {})
+    metadata.update(mean=task.mean, std=task.std, exported_from=rec.get("source"), source="export")
+    metadata.pop("zca", None)
+    stages = rec.get("stages")
+    return SyntheticSet(  # an image's folder is its class (``classes`` when the set had them)
+        (x - mean) / std, labels, rec.get("lr"),
+        None if stages is None else torch.tensor(stages, dtype=torch.long), rec.get("stage_lrs"), metadata,
+        None if rec.get("classes") is None else hard,
+    )

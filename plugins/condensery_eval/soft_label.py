@@ -24,16 +24,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch.nn as nn
-from condensery import (
-    Evaluator,
-    Options,
-    Result,
-    RunContext,
-    SyntheticSet,
-    UserError,
-    accuracy,
-    predict,
-)
+from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, UserError
+from condensery.training import accuracy, predict
 
 from .options import SoftLabelOptions, TeacherOptions
 from .protocol import (
@@ -48,7 +40,7 @@ from .protocol import (
     stage_plan,
     subject_for_run,
 )
-from .student import kd_loss, mix_batch, stored_targets, train_student  # noqa: F401  (re-exported)
+from .student import stored_targets, train_student
 from .teacher import build_teacher
 
 

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from condensery import BatchLoss, RunContext, SyntheticSet, squared_error, train_classifier
+from condensery import RunContext, SyntheticSet, train_classifier
+from condensery.training import BatchLoss, squared_error
 
 from .options import SoftLabelOptions
 from .protocol import augmenter

@@ -2,7 +2,7 @@
 
 Teachers are cached under ``$CONDENSERY_CACHE/teachers`` (or ``teacher.cache_dir``), keyed by
 the data fingerprint, the teacher options and the seed, in the one teacher format
-(``condensery.save_teacher``: state dict + model spec header), so a cached teacher also
+(``condensery.teachers.save_teacher``: state dict + model spec header), so a cached teacher also
 serves as a ``bnstats`` matcher's or DWA's ``teacher``. Cache files written before the
 header existed (bare state dicts) still load: their model is the options' own.
 """
@@ -13,17 +13,12 @@ import os
 from pathlib import Path
 
 import torch.nn as nn
-from condensery import (
-    RunContext,
-    UserError,
-    load_teacher,
-    load_teacher_into,
-    save_teacher,
-    train_classifier,
-)
+from condensery import RunContext, UserError, train_classifier
+from condensery.teachers import load_teacher, load_teacher_into, save_teacher
 
+from .caches import cache_root, data_fingerprint, key_of
 from .options import TeacherOptions
-from .protocol import augmenter, cache_root, data_fingerprint, key_of, seed_torch
+from .protocol import augmenter, seed_torch
 
 
 def _teacher_path(ctx: RunContext, t: TeacherOptions) -> Path:

@@ -13,7 +13,7 @@ Public to other plugins (``PUBLIC_MODULES``; everything else here is private and
 - ``condensery_matching.krr``: ``KRRMatcher`` / ``KRROptions`` and the closed-form label
   solve, for methods that label or judge in its random-feature space (MGDD);
 - ``condensery_matching.bnstats``: BN-statistics matching (``BNStatsMatcher``, ``bn_layers``),
-  for recover-style methods (DWA); teacher files are the core's (``condensery.load_teacher``);
+  for recover-style methods (DWA); teacher files are the core's (``condensery.teachers.load_teacher``);
 - ``condensery_matching.capabilities``: ``ExpertMatching``, the capability a matcher offers to
   have its expert trajectories trained (``condensery experts``) or swapped (SeqMatch).
 

@@ -16,7 +16,7 @@ The network can be evaluated at other weights than its own (``set_teacher(net, p
 with a name -> tensor dict) through ``torch.func.functional_call``: that is how DWA
 synthesises against a perturbed teacher theta + delta without ever writing into it.
 
-Teachers travel in the one teacher format of the core (``condensery.save_teacher`` /
+Teachers travel in the one teacher format of the core (``condensery.teachers.save_teacher`` /
 ``load_teacher``: the state dict plus its model spec in the header), so a teacher the
 soft-label evaluator cached serves here as well.
 """
@@ -28,15 +28,10 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from condensery import (
-    Matcher,
-    Options,
-    RunContext,
-    UserError,
-    crop_flip,
-    load_teacher,
-    soft_cross_entropy,
-)
+from condensery import Matcher, Options, RunContext, UserError
+from condensery.data import crop_flip
+from condensery.teachers import load_teacher
+from condensery.training import soft_cross_entropy
 
 from .options import BNStatsOptions
 

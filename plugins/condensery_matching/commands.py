@@ -22,15 +22,8 @@ def experts_command(recipe, output, overrides, num_experts, process_index, num_p
     Expert i is trained by process i % num_processes; finished shards are skipped, so the
     same command resumes an interrupted job.
     """
-    from condensery import (
-        Runtime,
-        UserError,
-        context_of,
-        get_registry,
-        load_plan,
-        require,
-        set_quiet,
-    )
+    from condensery import Runtime, UserError, context_of, get_registry, load_plan, require
+    from condensery.api.progress import set_quiet
 
     from .capabilities import ExpertMatching
     from .experts import available_experts, train_experts

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import torch
-from condensery import DSA, RealData
+from condensery import RealData
+from condensery.data import DSA
 
 from .options import DSAOptions
 

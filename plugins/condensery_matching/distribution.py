@@ -22,7 +22,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from condensery import Matcher, Options, RunContext, embed, seed_global
+from condensery import Matcher, Options, RunContext
+from condensery.models import embed
+from condensery.training import seed_global
 
 from .common import class_means, dsa_from, siamese_batches
 from .options import DistributionOptions

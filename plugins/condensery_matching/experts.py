@@ -20,15 +20,9 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from condensery import (
-    DSA,
-    RunContext,
-    UserError,
-    atomic_path,
-    make_generator,
-    seed_global_from,
-    train_classifier,
-)
+from condensery import RunContext, UserError, make_generator, seed_global_from, train_classifier
+from condensery.api.files import atomic_path
+from condensery.data import DSA
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 

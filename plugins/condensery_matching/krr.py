@@ -24,15 +24,8 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from condensery import (
-    Matcher,
-    Options,
-    RunContext,
-    UserError,
-    embed,
-    make_generator,
-    seed_global_from,
-)
+from condensery import Matcher, Options, RunContext, UserError, make_generator, seed_global_from
+from condensery.models import embed
 
 from .common import dsa_from, real_class_batches, siamese_batches
 from .options import KRROptions

@@ -3,15 +3,17 @@
 A recipe's sections are validated against these classes before any component module is
 imported (``plugin.py`` registers each component with its options class), so a bad option
 value is one line without loading torch. The component modules import them from here and
-keep them as their ``Options`` (``from condensery_matching.pixel import PixelOptions`` works
-as before).
+keep them as their ``Options`` (so ``condensery_matching.pixel.PixelOptions`` is the very
+class registered).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from condensery import DSA_OPS, GenerateOptions, ModelName, Options, SynthesizerOptions
+from condensery import GenerateOptions, Options, SynthesizerOptions
+from condensery.data import DSA_OPS
+from condensery.models import ModelName
 from pydantic import Field, model_validator
 
 Distance = Literal["channel-cosine", "mse", "cosine"]

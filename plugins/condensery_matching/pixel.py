@@ -24,11 +24,10 @@ from condensery import (
     Synthesizer,
     SyntheticSet,
     UserError,
-    check_set,
     loop_fingerprint,
     random_subset_draw,
-    to_task_space,
 )
+from condensery.task_space import check_set, to_task_space
 
 from .options import PixelOptions
 

@@ -36,10 +36,9 @@ from condensery import (
     UserError,
     make_generator,
     random_subset_draw,
-    read_safetensors,
-    save_generator,
-    task_config,
 )
+from condensery.api.files import read_safetensors
+from condensery.generators import save_generator, task_config
 from safetensors.torch import save_file
 
 from .options import MultisizeOptions, PoolGenerateOptions

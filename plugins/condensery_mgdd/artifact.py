@@ -14,14 +14,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from condensery import (
-    Generator,
-    RunContext,
-    SyntheticSet,
-    UserError,
-    load_generator,
-    save_generator,
-)
+from condensery import Generator, RunContext, SyntheticSet, UserError
+from condensery.generators import load_generator, save_generator
 
 from .generator import MetaGenerator, network_from_folder
 from .options import MGDDGenerateOptions

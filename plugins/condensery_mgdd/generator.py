@@ -48,7 +48,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from condensery import UserError, read_safetensors
+from condensery import UserError
+from condensery.api.files import read_safetensors
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 

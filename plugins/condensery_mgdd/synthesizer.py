@@ -40,20 +40,13 @@ from condensery import (
     loop_fingerprint,
     make_generator,
     offers,
-    seed_global,
-    task_config,
 )
+from condensery.generators import task_config
+from condensery.training import seed_global
 
 from .artifact import load_meta_generator, save_meta_generator
 from .capabilities import TargetMatching
-from .generation import (  # noqa: F401  (generate_set and run_generator: their old home)
-    GENERATION_STEP,
-    GRADIENT_STEP,
-    generate_set,
-    gradient_fn,
-    loss_gradient,
-    run_generator,
-)
+from .generation import GRADIENT_STEP, generate_set, run_generator
 from .generator import MetaGenerator, build_generator
 from .options import MGDDOptions
 from .tasks import KRRLabeler, sample_task, task_context

@@ -22,14 +22,8 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from condensery import (
-    DSA,
-    RunContext,
-    UserError,
-    make_generator,
-    seed_global_from,
-    train_classifier,
-)
+from condensery import RunContext, UserError, make_generator, seed_global_from, train_classifier
+from condensery.data import DSA
 from condensery_matching.experts import (
     ExpertSpec,
     available_experts,
@@ -38,8 +32,6 @@ from condensery_matching.experts import (
     read_header,
     write_expert,
 )
-
-from .options import split_ipc  # noqa: F401  (defined with the options that split ipc)
 
 
 def stage_layout(sizes: list[int], num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,7 +25,6 @@ import torch
 from condensery import (
     LoopCheckpoint,
     RunContext,
-    SavedLoop,
     SyntheticSet,
     UserError,
     backward_step,
@@ -33,6 +32,7 @@ from condensery import (
     make_generator,
     offers,
 )
+from condensery.resumable import SavedLoop
 from condensery_matching.capabilities import ExpertMatching
 from condensery_matching.pixel import PixelSynthesizer
 

@@ -1,10 +1,20 @@
-"""Datasets: sources, class-indexed RealData, augmentation."""
+"""The data service: the built-in dataset sources, their cache, and augmentation.
 
-from .augment import DSA, DSA_OPS, AugParams, crop_flip
-from .realdata import RealData, load_raw
-from .source import DatasetOptions, DatasetSource, RawSplits
+The sources (``digits``, ``mnist``, ``fashion-mnist``, ``cifar10``, ``cifar100``, ``imagefolder``,
+``tensors``, ``huggingface``) are registered by reference in ``condensery.builtins``, through
+the same entry-point group as any plugin's, with their options in ``data.options`` (no torch).
+What a plugin may use of this package is ``__all__``: batched differentiable augmentation
+(``DSA``, its ``AugParams`` and ``DSA_OPS``; ``crop_flip``), the cache folder (``cache_dir``)
+and ``load_raw`` (a source's decoded splits, cached). ``RealData`` is the contract's
+(``condensery.RealData``).
+"""
 
-__all__ = [
-    "DSA", "DSA_OPS", "AugParams", "crop_flip", "RealData", "load_raw",
-    "DatasetOptions", "DatasetSource", "RawSplits",
-]
+from __future__ import annotations
+
+from ..api._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    ".augment": ("DSA", "AugParams", "crop_flip"),
+    ".options": ("DSA_OPS",),
+    ".realdata": ("cache_dir", "load_raw"),
+})

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..component_options import DSA_OPS
+from .options import DSA_OPS
 
 #: the definitions ``DSA(variant=...)`` implements (see the module docstring)
 DSA_VARIANTS = ("condensery", "paper")
@@ -65,7 +65,7 @@ class DSA:
         contrast: float = 0.5,
         variant: str = "condensery",
     ) -> None:
-        from ..errors import UserError
+        from ..api.errors import UserError
 
         unknown = set(ops) - set(DSA_OPS)
         if unknown:

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..component_options import RootOptions
-from ..errors import UserError
+from ..api.data import DatasetSource, RawSplits
+from ..api.errors import UserError
 from .files import _expand, _fingerprint_files, _not_found
-from .source import DatasetSource, RawSplits
+from .options import RootOptions
 
 
 class _SafeUnpickler(pickle.Unpickler):

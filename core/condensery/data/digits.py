@@ -1,12 +1,12 @@
-"""The ``digits`` source: scikit-learn's bundled 8x8 digits, and the stratified split it uses."""
+"""The ``digits`` source: scikit-learn's bundled 8x8 digits, split by class (``stratified_mask``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from ..component_options import DigitsOptions
-from .source import DatasetSource, RawSplits
+from ..api.data import DatasetSource, RawSplits, stratified_mask
+from .options import DigitsOptions
 
 
 class Digits(DatasetSource):
@@ -23,19 +23,8 @@ class Digits(DatasetSource):
         bunch = load_digits()
         images = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
         labels = torch.from_numpy(bunch.target.astype(np.int64))
-        test_mask = _stratified_mask(labels, self.options.test_fraction, seed=0)
+        test_mask = stratified_mask(labels, self.options.test_fraction, seed=0)
         return RawSplits(
             images[~test_mask], labels[~test_mask], images[test_mask], labels[test_mask],
             [str(i) for i in range(10)],
         )
-
-
-def _stratified_mask(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
-    """Boolean mask selecting ``fraction`` of each class, reproducibly."""
-    g = torch.Generator().manual_seed(seed)
-    mask = torch.zeros(len(labels), dtype=torch.bool)
-    for c in labels.unique():
-        idx = (labels == c).nonzero().flatten()
-        k = int(round(len(idx) * fraction))
-        mask[idx[torch.randperm(len(idx), generator=g)[:k]]] = True
-    return mask

@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from ..errors import UserError
+from ..api.errors import UserError
 
 
 def _fingerprint_files(paths: list[Path]) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..api.errors import UserError
 
 
 def _pick(columns: list[str], given: str | None, defaults: tuple[str, ...], what: str, key: str, where: Path) -> str:

@@ -28,22 +28,11 @@ from pathlib import Path
 
 import torch
 
-from ..component_options import HuggingFaceOptions
-from ..errors import UserError
-from .hf_decode import _arrays, _class_label_names, _encoded, _labels, _pick, _stack, decode_images  # noqa: F401
-from .hf_read import (  # noqa: F401
-    _HINT,
-    _URL,
-    Part,
-    _info_features,
-    _parquet_features,
-    _read_parquet,
-    _read_saved,
-    _split_of,
-    local_path,
-    read_location,
-)
-from .source import DatasetSource, RawSplits
+from ..api.data import DatasetSource, RawSplits
+from ..api.errors import UserError
+from .hf_decode import _class_label_names, _labels, _pick, decode_images
+from .hf_read import _URL, Part, local_path, read_location
+from .options import HuggingFaceOptions
 
 IMAGE_COLUMNS = ("image", "img")
 LABEL_COLUMNS = ("label", "labels")
@@ -114,7 +103,7 @@ class HuggingFace(DatasetSource):
     def fingerprint(self) -> str | None:
         import os
 
-        from .sources import _fingerprint_files
+        from .files import _fingerprint_files
 
         files: list[Path] = []
         for text in (self.options.path, self.options.test_path):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from ..component_options import ImageFolderOptions
-from ..errors import UserError
+from ..api.data import DatasetSource, RawSplits
+from ..api.errors import UserError
 from .files import _expand, _fingerprint_files, _not_found
-from .source import DatasetSource, RawSplits
+from .options import ImageFolderOptions
 
 
 class ImageFolder(DatasetSource):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from ..component_options import TensorsOptions
-from ..errors import UserError
+from ..api.data import DatasetSource, RawSplits
+from ..api.errors import UserError
 from .files import _expand
-from .source import DatasetSource, RawSplits
+from .options import TensorsOptions
 
 
 class Tensors(DatasetSource):
@@ -16,7 +16,7 @@ class Tensors(DatasetSource):
     Options = TensorsOptions
 
     def _read(self, path_text: str) -> tuple[torch.Tensor, torch.Tensor]:
-        from ..tensorfile import read_safetensors
+        from ..api.files import read_safetensors
 
         path = _expand(path_text)
         if not path.is_file():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..component_options import RootOptions
+from ..api.data import DatasetSource, RawSplits
 from .files import _expand, _fingerprint_files, _not_found
-from .source import DatasetSource, RawSplits
+from .options import RootOptions
 
 
 class _TorchvisionArrays(DatasetSource):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import UserError
-from .source import RawSplits
+from ..api.data import RawSplits
+from ..api.errors import UserError
 
 
 def first_index(mask: torch.Tensor) -> int:

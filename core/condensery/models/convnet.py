@@ -16,8 +16,6 @@ import torch
 import torch.nn as nn
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-from ..model_options import Norm, Pool  # noqa: F401  (the options a recipe gives: model_options.ConvNetOptions)
-
 
 def _norm(kind: str, width: int) -> nn.Module:
     if kind == "instancenorm":

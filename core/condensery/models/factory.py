@@ -21,7 +21,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from ..errors import UserError
+from ..api.errors import UserError
 
 SMALL_STEM_MAX_PX = 64  # ``small_stem: auto`` adapts inputs of this size or less
 

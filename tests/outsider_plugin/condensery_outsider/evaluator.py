@@ -2,7 +2,8 @@
 
 from typing import ClassVar
 
-from condensery import Evaluator, Options, Result, RunContext, SyntheticSet, accuracy
+from condensery import Evaluator, Options, Result, RunContext, SyntheticSet
+from condensery.training import accuracy
 from condensery_eval.options import TrainProtocol
 from condensery_eval.protocol import (
     arm_record,

@@ -1,7 +1,8 @@
 """``class-means``: every generated image of a class is the class's mean image, plus optional noise."""
 
 import torch
-from condensery import Generator, SyntheticSet, read_safetensors
+from condensery import Generator, SyntheticSet
+from condensery.api.files import read_safetensors
 from safetensors.torch import save_file
 
 from .options import ClassMeansOptions

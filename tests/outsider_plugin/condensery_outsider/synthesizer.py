@@ -1,7 +1,8 @@
 """``class-by-class``: learnable pixels, optimised one class after another."""
 
 import torch
-from condensery import Synthesizer, SyntheticSet, require, save_generator, task_config
+from condensery import Synthesizer, SyntheticSet, require
+from condensery.generators import save_generator, task_config
 
 from .capabilities import ClassFocus
 from .generator import ClassMeans

@@ -1,4 +1,10 @@
-"""Task and RunContext: what every plugin receives."""
+"""Task and RunContext: what every plugin receives.
+
+A RunContext is built by the engine (``condensery.open_task`` / ``context_of``) from a
+recipe; a plugin may also build one for a sub-task from the parts of its own (MGDD's
+meta-training tasks). What it asks of the registry it is given is ``Registry`` below, so
+building models and firing run events stay the engine's.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,13 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn as nn
 
-from .capabilities import LabelSolver, require
 from .checkpoints import CheckpointStore
-from .data.realdata import RealData
-from .errors import UserError
-from .model_options import is_model_name  # noqa: F401  (defined without torch, for options validators)
+from .data import RealData
 from .progress import note_metrics, progress
 from .runtime import Runtime, make_generator
 from .synthetic import SyntheticSet
@@ -41,6 +44,19 @@ class Task:
         }
 
 
+class Registry(Protocol):
+    """What a RunContext (and a plugin, through ``ctx.registry``) asks of the engine's registry."""
+
+    #: the pluggy plugin manager: ``pm.hook.on_step(...)`` fires a run event to every plugin
+    pm: Any
+
+    def get(self, kind: str, name: str) -> Any:
+        """The component registered as ``name`` of ``kind`` (``.obj`` is the class), or a UserError."""
+
+    def build_model(self, spec: dict[str, Any], task: Task) -> nn.Module:
+        """A fresh network of ``spec`` (``{name, **options}``) for ``task``'s shape and classes."""
+
+
 class RunContext:
     """Task, data, runtime, registry, checkpoints and the metrics sink of one run."""
 
@@ -49,7 +65,7 @@ class RunContext:
         task: Task,
         data: RealData,
         runtime: Runtime,
-        registry: Any,
+        registry: Registry,
         run_dir: Path | None = None,
         recipe: dict[str, Any] | None = None,
         matcher: Any = None,
@@ -121,7 +137,11 @@ class RunContext:
 
     def create_model(self, name: str | None = None, **options: Any) -> nn.Module:
         """A fresh network for the task (the recipe's model unless ``name`` is given), on the device."""
-        return build_model(self.registry, self.model_spec(name, **options), self.task).to(self.device)
+        return self.build_model(self.model_spec(name, **options))
+
+    def build_model(self, spec: dict[str, Any]) -> nn.Module:
+        """A fresh network of exactly ``spec`` (``{name, **options}``, e.g. a teacher's) for the task, on the device."""
+        return self.registry.build_model(spec, self.task).to(self.device)
 
     def random_subset(self, ipc: int, stream: str = "random-subset") -> SyntheticSet:
         """The class-balanced random real subset of ``ipc`` images per class."""
@@ -134,49 +154,3 @@ def random_subset_draw(data: RealData, ipc: int, seed: int,
     """The random baseline's images for ``seed``, defined once: a method that starts from real
     images (MGDD's X0) can start from exactly this draw, making its comparison paired."""
     return data.balanced_batch(ipc, make_generator(seed, stream, ipc))
-
-
-def label_like(ctx: RunContext, template: SyntheticSet, subject: SyntheticSet, *stream: Any) -> SyntheticSet:
-    """``subject`` labelled the way ``template`` was: its own least-squares labels, or as it is.
-
-    A set whose ``metadata["label_solver"]`` is ``{"matcher": NAME, "options": {...}}`` carries
-    labels solved in that matcher's feature space (KRR, MGDD's ``labels.set: krr``); the set
-    it is compared with (the random real subset) must get *its own* labels from the same
-    solver, or the comparison mixes a label method with an image method. Returns a copy of
-    ``subject`` with ``labels = solve_labels(images, classes)``, ``classes`` = its class
-    labels and the same ``label_solver``; a template without a solver returns ``subject``.
-    ``stream`` (e.g. a run index) further salts the real batch the solve draws.
-    """
-    spec = template.metadata.get("label_solver")
-    if not isinstance(spec, dict):
-        return subject
-    name, options = spec.get("matcher"), spec.get("options") or {}
-    if not isinstance(name, str) or not isinstance(options, dict):
-        raise UserError(f"label_solver {spec!r} must be {{matcher: NAME, options: {{...}}}}")
-    matcher = ctx.registry.get("matcher", name).build(options, where=f"label_solver matcher '{name}'")
-    solver = require(matcher, LabelSolver, "the set's label_solver (the random arm gets its own labels)")
-    matcher.prepare(ctx)
-    classes = subject.hard_labels
-    gen = ctx.generator("label-solve", len(subject), *stream)
-    labels = solver.solve_labels(subject.images, classes, gen).detach()
-    metadata = {**subject.metadata, "label_kind": "regression", "label_solver": spec}
-    return SyntheticSet(subject.images, labels, subject.lr, subject.stages, subject.stage_lrs, metadata,
-                        classes.long())
-
-
-def build_model(registry: Any, spec: dict[str, Any], task: Task) -> nn.Module:
-    """Build ``spec`` (``{"name": ..., **options}``) for the task's shape and classes."""
-    opts = {k: v for k, v in spec.items() if k != "name"}
-    name = spec.get("name", "convnet")
-    c, h, w = task.image_shape
-    table = registry.components["model"]
-    if name in table:
-        factory = table[name].obj
-    else:
-        from .models.factory import model_factory
-
-        factory = model_factory(name)
-    try:
-        return factory(num_classes=task.num_classes, in_chans=c, img_size=h, **opts)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"model '{name}' cannot be built with options {opts}: {exc}") from None

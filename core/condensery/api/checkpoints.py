@@ -15,8 +15,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .atomic import atomic_path
 from .errors import UserError
+from .files import atomic_path
+
+__all__ = ["CheckpointStore"]
 
 
 class CheckpointStore:

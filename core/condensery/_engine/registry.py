@@ -14,7 +14,7 @@ imported and its ``Options`` read. ``ComponentInfo.check`` (``condensery plugins
 --check``, and every recipe that builds the component) refuses a declaration that is not the
 component's own ``Options``.
 
-Loading the plugins into a registry is ``condensery.plugins``.
+Loading the plugins into a registry is ``condensery._engine.plugins``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 import pluggy
 
-from .errors import CondenseryError, UserError
+from ..api.errors import CondenseryError, UserError
 
 KINDS = ("synthesizer", "matcher", "evaluator", "generator", "dataset", "model")
 _HOOK_OF_KIND = {kind: f"register_{kind}s" for kind in KINDS}
@@ -168,7 +168,7 @@ class Registry:
         """The component ``name`` of ``kind``, or a ``UserError`` listing the valid names."""
         table = self.components[kind]
         if name not in table:
-            from .options import suggest  # pydantic: only when a name is wrong
+            from ..api.options import suggest  # pydantic: only when a name is wrong
 
             valid = sorted(table)
             hint = suggest(name, valid)
@@ -222,6 +222,28 @@ class Registry:
                 "uninstall one of them or rename the component"
             )
         self.components[kind][name] = new
+
+    # -- building a model ---------------------------------------------------------
+    def build_model(self, spec: dict[str, Any], task: Any) -> Any:
+        """A fresh network of ``spec`` (``{"name": ..., **options}``) for the task's shape and classes.
+
+        A registered model's factory, else any timm model by name (the models service's
+        ``model_factory``); a factory that rejects the options is one ``UserError`` line.
+        """
+        opts = {k: v for k, v in spec.items() if k != "name"}
+        name = spec.get("name", "convnet")
+        c, h, w = task.image_shape
+        table = self.components["model"]
+        if name in table:
+            factory = table[name].obj
+        else:
+            from ..models.factory import model_factory
+
+            factory = model_factory(name)
+        try:
+            return factory(num_classes=task.num_classes, in_chans=c, img_size=h, **opts)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"model '{name}' cannot be built with options {opts}: {exc}") from None
 
     def note_distribution(self, plugin: str, dist: str, version: str) -> None:
         self._dist_of_plugin[plugin] = (dist, version)

@@ -1,18 +1,28 @@
-"""One way to write a file so that nobody ever reads half of it: temp sibling, fsync, rename.
+"""Files the house way: written so nobody ever reads half of one, read without unpickling.
 
-Every writer of the run directory, the caches and the artifacts (JSON, YAML, safetensors,
+``atomic_path`` is the one way to write: temp sibling, fsync, rename. Every writer of the run directory, the caches and the artifacts (JSON, YAML, safetensors,
 PNG) goes through ``atomic_path``: a kill at any moment leaves either the old file or the
 new one, never a torn one, and the temporary name is unique per process so two processes
 writing the same path never share a temporary file. The temporary file of a writer that was
-killed is removed by the next successful write of the same path.
+killed is removed by the next successful write of the same path. ``read_safetensors`` is
+the one way to read tensors: a bad file is one ``UserError`` line, never a traceback.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["atomic_path", "write_atomic", "write_json", "write_yaml", "read_safetensors"]
 
 
 @contextmanager
@@ -63,3 +73,33 @@ def write_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (``atomic_path``)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """``data`` as indented JSON (anything else as text), written atomically."""
+    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_yaml(path: str | Path, data: Any) -> None:
+    """``data`` as YAML in its own key order, written atomically."""
+    import yaml
+
+    write_atomic(path, yaml.safe_dump(data, sort_keys=False))
+
+
+def read_safetensors(path: str | os.PathLike[str], what: str = "",
+                     device: str = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Every tensor of ``path`` and its metadata; an unreadable file is a ``UserError`` naming it.
+
+    ``what`` prefixes the file in the message (e.g. ``"teacher "``). Callers check that the
+    file exists themselves, since only they know the fix to suggest.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device=device) as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"{what}'{Path(path)}' is not a readable .safetensors file ({exc})") from None
+    return tensors, metadata

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import torch
 
 from .errors import UserError
-from .runtime_options import RuntimeOptions, check_trackers  # noqa: F401  (re-exported)
+from .runtime_options import RuntimeOptions
 
 T = TypeVar("T")
 
@@ -191,22 +191,6 @@ def make_generator(seed: int, *stream: Any) -> torch.Generator:
     key = ":".join(str(s) for s in (seed, *stream)).encode()
     derived = int.from_bytes(hashlib.sha256(key).digest()[:8], "little") & ((1 << 63) - 1)
     return torch.Generator().manual_seed(derived)
-
-
-def seed_global_from(generator: torch.Generator) -> None:
-    """Seed torch's global RNG with one draw of ``generator``.
-
-    Why: layers initialise their weights from the global RNG, so a network built right after
-    this call is a function of the stream alone (the same on every process and on resume).
-    """
-    torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
-
-
-def seed_global(seed: int, *stream: Any) -> torch.Generator:
-    """``seed_global_from`` the stream ``(seed, *stream)``; returns that stream, one draw on."""
-    generator = make_generator(seed, *stream)
-    seed_global_from(generator)
-    return generator
 
 
 def share_of(items: Sequence[T], processes: int, index: int) -> list[T]:

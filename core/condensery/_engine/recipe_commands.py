@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
-from .atomic import write_atomic
-from .errors import UserError
+from ..api.errors import UserError
+from ..api.files import write_atomic
 from .recipe_catalog import catalogue, shipped_recipe, summary
 
 

@@ -19,6 +19,8 @@ from .errors import UserError
 if TYPE_CHECKING:
     import torch
 
+__all__ = ["offers", "require", "LabelSolver", "members", "describe"]
+
 C = TypeVar("C")
 
 
@@ -63,7 +65,7 @@ def members(capability: type) -> list[str]:
 def describe(component: object) -> str:
     """``matcher 'krr'``: a component's kind and the name it was registered under."""
     from .components import Evaluator, Matcher, Synthesizer
-    from .generators import Generator
+    from .generator import Generator
 
     kinds = ((Matcher, "matcher"), (Synthesizer, "synthesizer"), (Evaluator, "evaluator"), (Generator, "generator"))
     kind = next((k for base, k in kinds if isinstance(component, base)), "component")

@@ -4,10 +4,9 @@ Everything a run will use is validated here, before any data is loaded: unknown 
 unknown component (with the list of valid names), unknown option (with the valid options),
 bad value (with the key and why), the model's options. Every problem is one ``UserError`` line.
 
-Two steps: ``validate`` (``condensery.recipe_validation``, re-exported here) checks every
-section against the options classes the components were registered with, which live in
-modules without torch, so a bad recipe fails in well under a second; ``build`` then imports
-the components and builds them. ``resolve`` does both. This module reads the YAML, applies
+Two steps: ``validate`` (``recipe_validation``) checks every section against the options
+classes the components were registered with, which live in modules without torch, so a bad
+recipe fails in well under a second; ``build`` then imports the components and builds them. ``resolve`` does both. This module reads the YAML, applies
 ``--set`` overrides and builds; nothing here writes a file.
 """
 
@@ -18,31 +17,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UserError
-from .options import suggest
+from ..api.errors import UserError
+from ..api.options import suggest
+from ..api.runtime_options import RuntimeOptions
 from .recipe_catalog import find_recipe
-from .recipe_validation import (  # noqa: F401  (re-exported: their public home was this module)
-    REQUIRED,
+from .recipe_validation import (
     SECTIONS,
     Section,
     Validated,
     _base_class,
     _check_class,
     _check_matcher_presence,
-    _check_names,
     _matcher_section,
-    _section,
-    _uses_matcher,
     validate,
-    validate_section,
 )
 from .registry import Registry
-from .runtime_options import RuntimeOptions
 from .strict_yaml import NotYAML, RefusedYAML, YAMLProblem, parse_yaml, read_yaml
 
 if TYPE_CHECKING:  # the component modules import torch: only once a recipe names valid components
-    from .components import Evaluator, Matcher, Synthesizer
-    from .data.source import DatasetSource
+    from ..api.components import Evaluator, Matcher, Synthesizer
+    from ..api.data import DatasetSource
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Built-in and third-party plugins take the same path. Each plugin's hook implemen
 are called one by one so that (a) every component knows which distribution provided it
 and (b) a plugin that fails to import or to register is reported with its error without
 stopping the others. What a registration holds (references imported on first use, declared
-options classes) is ``condensery.registry``; its names are re-exported here.
+options classes) is ``registry``.
 
 Which plugins load: ``CONDENSERY_LOAD_PLUGINS=a,b`` loads only those entry points (an empty
 value loads none), ``CONDENSERY_BLOCK_PLUGINS=a,b`` skips those; names as `condensery plugins`
@@ -22,19 +22,9 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .errors import UserError
-from .registry import (  # noqa: F401  (re-exported: their public home was this module)
-    _HOOK_OF_KIND,
-    KINDS,
-    BrokenPlugin,
-    ComponentInfo,
-    PluginLoadError,
-    Registry,
-    _qualname,
-    _short_error,
-    resolve_reference,
-)
+from ..api import hookspecs
+from ..api.errors import UserError
+from .registry import _HOOK_OF_KIND, BrokenPlugin, Registry, _short_error
 
 
 def _names_from_env(variable: str) -> set[str] | None:

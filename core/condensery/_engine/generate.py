@@ -15,18 +15,29 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UserError
-from .generators import Generator, generate_options, load_generator, read_generator_config
+from ..api.errors import UserError
+from ..api.generator import GenerateOptions
+from ..api.options import validate_options
+from ..generators import Generator, load_generator, read_generator_config
 
 if TYPE_CHECKING:  # torch: only once the call's options are valid, so a typo fails at once
-    from .context import RunContext
-    from .synthetic import SyntheticSet
+    from ..api.context import RunContext
+    from ..api.synthetic import SyntheticSet
+
+
+def generate_options(info: Any, values: dict[str, Any] | None = None) -> GenerateOptions:
+    """``values`` validated against the options generator type ``info`` was registered with.
+
+    Declared with ``options=``, they are checked before the generator's module (and torch) is
+    imported, so a typo in ``--option`` is one ``UserError`` line at once.
+    """
+    return validate_options(info.options_class, dict(values or {}), f"generator type '{info.name}'")
 
 
 def generation_context(generator: Generator, seed: int, overrides: list[str] | None, registry: Any) -> RunContext:
     """The task the generator was made for, opened from its stored recipe; checked against it."""
+    from ..tasks import open_task
     from .recipe import build_matcher
-    from .tasks import open_task
 
     recipe = generator.config.get("recipe") or {}
     if not isinstance(recipe.get("data"), dict):
@@ -48,7 +59,7 @@ def generate_file(folder: str | Path, ipc: int, output: str | Path, seed: int = 
                   options: dict[str, Any] | None = None, overrides: list[str] | None = None,
                   registry: Any = None) -> Path:
     """Generate ``ipc`` images per class with the generator in ``folder`` into ``output``."""
-    from . import __version__
+    from .. import __version__
     from .plugins import get_registry
 
     registry = registry or get_registry()
@@ -57,7 +68,8 @@ def generate_file(folder: str | Path, ipc: int, output: str | Path, seed: int = 
     opts = generate_options(registry.get("generator", read_generator_config(folder)["type"]), options)
     import torch
 
-    from .figures import grid_path_for
+    from ..figures import grid_path_for
+
     generator = load_generator(folder, registry)
     ctx = generation_context(generator, seed, overrides, registry) if generator.requires_data(ipc, opts) else None
     t = time.perf_counter()
@@ -87,8 +99,8 @@ def generate_file(folder: str | Path, ipc: int, output: str | Path, seed: int = 
 
 def save_set_grid(synset: SyntheticSet, ctx: RunContext | None, path: Path) -> None:
     """The run's ``grid.png`` for a generated set, next to it (``SET.png``); never fails the command."""
-    from .figures import save_grid
-    from .progress import say
+    from ..api.progress import say
+    from ..figures import save_grid
 
     try:
         images, mean, std = synset.images, synset.metadata.get("mean"), synset.metadata.get("std")

@@ -3,7 +3,7 @@
 ``validate`` checks every section against the options classes the components were
 registered with, which live in modules without torch, so a bad recipe fails in well under
 a second. Reading the YAML, ``--set`` overrides and building the components are
-``condensery.recipe``.
+``condensery._engine.recipe``.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .errors import UserError
-from .model_options import validate_model_spec
-from .options import Options, suggest, validate_options
+from ..api.errors import UserError
+from ..api.options import Options, suggest, validate_options
+from ..api.runtime_options import RuntimeOptions
+from ..models.options import validate_model_spec
 from .registry import ComponentInfo, Registry
-from .runtime_options import RuntimeOptions
 
 SECTIONS = ("name", "seed", "data", "model", "synthesizer", "evaluators", "runtime")
 REQUIRED = ("name", "data", "synthesizer")
@@ -33,8 +33,8 @@ def _section(doc: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _base_class(kind: str) -> type:
-    from .components import Evaluator, Matcher, Synthesizer
-    from .data.source import DatasetSource
+    from ..api.components import Evaluator, Matcher, Synthesizer
+    from ..api.data import DatasetSource
 
     return {"dataset": DatasetSource, "synthesizer": Synthesizer, "matcher": Matcher, "evaluator": Evaluator}[kind]
 
@@ -80,7 +80,7 @@ def validate_section(registry: Registry, kind: str, spec: dict[str, Any], where:
 
     A component registered with its options (``register(..., options="module:Class")``) is
     not imported here, so a bad value fails before torch; one registered without is imported
-    to read its ``Options`` (the old path).
+    to read its ``Options`` (slower, but a plugin need not declare them).
     """
     spec = dict(spec)
     name = spec.pop("name")
@@ -102,7 +102,7 @@ def _matcher_section(registry: Registry, spec: Any, where: str) -> Section:
 
 def _uses_matcher(section: Section) -> bool | None:
     """Whether the synthesizer takes a matcher, as far as is known without importing it."""
-    if section.info.options is None:  # imported already (the old path): the class says
+    if section.info.options is None:  # registered without options, so imported already: the class says
         return bool(getattr(section.info.obj, "uses_matcher", False))
     declared = getattr(type(section.options), "uses_matcher", None)  # checked against the class by ``check``
     return None if declared is None else bool(declared)  # None: known once the class is imported
@@ -154,7 +154,7 @@ def validate(doc: dict[str, Any], registry: Registry, needs_synthesizer: bool = 
     Sections are checked against the options classes their components were registered with
     (modules without torch), so any mistake -- unknown section, component or option, a bad
     value, a model option -- is one ``UserError`` line at the speed of a YAML parse. Only a
-    component registered without its options is imported to read them (the old path), and
+    component registered without its options is imported to read them, and
     only a model name that is not registered needs timm (asked last).
     """
     unknown = [k for k in doc if k not in SECTIONS]

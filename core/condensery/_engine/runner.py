@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 import time
 from pathlib import Path
@@ -11,44 +10,22 @@ from typing import Any
 
 import torch
 
-from . import __version__
-from . import progress as progress_module
-from .compare import comparisons, result_lines
-from .context import Task
-from .data.realdata import RealData
-from .errors import UserError
-from .evaluation import DoneStore, evaluate_next_to_random
-from .figures import save_grid, write_curves
+from .. import __version__
+from ..api import progress as progress_module
+from ..api.context import Task
+from ..api.data import RealData
+from ..api.errors import UserError
+from ..api.files import write_json, write_yaml
+from ..api.progress import say, set_quiet
+from ..api.runtime import Runtime
+from ..api.synthetic import SyntheticSet
+from ..compare import comparisons, result_lines
+from ..evaluation import DoneStore, environment, evaluate_next_to_random
+from ..figures import save_grid, write_curves
+from ..tasks import context_of, task_record
 from .identity import check_identity, run_lock
-from .plugins import Registry
-from .progress import say, set_quiet
 from .recipe import Plan
-from .rundir import write_json, write_yaml
-from .runtime import Runtime
-from .synthetic import SyntheticSet
-from .tasks import context_of, task_record
-
-
-def environment(runtime: Runtime) -> dict[str, Any]:
-    """What a run's numbers depend on besides the recipe.
-
-    Exact bits hold only for one torch build (the version string carries the build, e.g.
-    ``+cu130`` or ``+cpu``; ``torch_git`` the commit) on one CPU kernel family
-    (``cpu_capability``: AVX2, AVX512, ...) with one thread count; the tests' fingerprints
-    are keyed to these fields.
-    """
-    import accelerate
-    import numpy
-    import timm
-
-    return {
-        "condensery": __version__, "torch": torch.__version__, "torch_git": torch.version.git_version,
-        "torch_cuda": torch.version.cuda, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "numpy": numpy.__version__, "timm": timm.__version__, "accelerate": accelerate.__version__,
-        "python": platform.python_version(), "machine": platform.machine(),
-        "device": str(runtime.device), "mixed_precision": runtime.options.mixed_precision,
-        "processes": runtime.num_processes, "threads": torch.get_num_threads(),
-    }
+from .registry import Registry
 
 
 def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force: bool = False,
@@ -103,7 +80,7 @@ def finished_metrics(run_dir: Path) -> dict[str, Any]:
     """The metrics of a finished run of this very recipe, reused as they are."""
     say(f"{run_dir} is already finished (metrics.json exists, same recipe); pass --force to run it again")
     path = run_dir / "metrics.json"
-    if not (run_dir / "curves.png").is_file():  # a run finished before curves.png existed
+    if not (run_dir / "curves.png").is_file():  # killed after metrics.json, before its picture
         save_curves(run_dir)
     try:
         return json.loads(path.read_text())

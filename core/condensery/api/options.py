@@ -3,7 +3,9 @@
 Every component declares ``Options``, a pydantic model that forbids unknown keys, so a
 typo in a recipe fails with the list of valid options instead of being silently ignored;
 so does a typo inside a nested section (an ``Options`` field), and a key an options class
-has moved (``Options.renamed``) fails naming where it went.
+has moved (``Options.renamed``) fails naming where it went. ``SynthesizerOptions`` and
+``DatasetOptions`` are what every synthesizer and dataset accepts; like every options module
+this one imports no torch, so a recipe is validated before any component is imported.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import UserError
 
@@ -24,6 +26,33 @@ class Options(BaseModel):
     #: a key these options no longer take -> the (dotted) key that replaced it, so a recipe
     #: written before the move fails in one line naming the new key instead of a bare "no option"
     renamed: ClassVar[dict[str, str]] = {}
+
+
+class SynthesizerOptions(Options):
+    """Options every synthesizer accepts, on top of its own."""
+
+    #: whether the synthesizer takes the recipe's ``synthesizer.matcher`` (its class's
+    #: ``uses_matcher``), stated with the options so that section is checked before the
+    #: synthesizer's module is imported; None: only the class says (checked once it is imported)
+    uses_matcher: ClassVar[bool | None] = None
+
+    ipc: int = Field(1, ge=1, description="images per class")
+
+
+class DatasetOptions(Options):
+    """Options every dataset accepts, on top of its own."""
+
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of train carved out for validation")
+    cache: bool = Field(True, description="cache decoded tensors on disk (file-based datasets)")
+    normalize: bool = Field(True, description="standardise each channel with the train mean/std")
+    zca: bool = Field(False, description="ZCA-whiten after normalisation (fitted on the train split)")
+    zca_eps: float = Field(0.1, gt=0, description="eigenvalue regulariser of the ZCA whitening")
+    classes: list[int | str] | None = Field(
+        None, description="keep only these classes (indices or names), relabelled 0..k-1 in this order"
+    )
+    train_per_class: int | None = Field(
+        None, ge=1, description="keep at most this many training images per class (first ones, fixed)"
+    )
 
 
 def suggest(name: str, valid: list[str], prefix: str = "") -> str:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # annotations only: importing this module stays free of click
 
     from .context import RunContext
 
+__all__ = ["hookimpl", "Register"]
+
 PROJECT = "condensery"
 
 hookspec = pluggy.HookspecMarker(PROJECT)

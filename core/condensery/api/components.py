@@ -2,9 +2,9 @@
 
 A component is a class with a nested ``Options`` model; the recipe's section for it is
 validated against that model before any work starts, then the registry builds it and
-gives it the name it was registered under (``Component.name``). The
-options classes live in modules without torch (``SynthesizerOptions`` in
-``component_options``, re-exported here) so that validation imports no component.
+gives it the name it was registered under (``Component.name``). The options classes live
+in modules without torch (``SynthesizerOptions`` in ``options``) so that validation imports
+no component.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from .component_options import SynthesizerOptions
-from .options import Options
+from .options import Options, SynthesizerOptions
 
 if TYPE_CHECKING:
     from .context import RunContext

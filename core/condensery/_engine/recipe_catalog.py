@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from .errors import UserError
+from ..api.errors import UserError
 
 MEASURED_PREFIX = "# measured:"
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from ..api.errors import UserError
 
 #: runtime settings that change speed or bookkeeping (where logs go), never a number
 SPEED_ONLY = ("threads", "checkpoint_every", "log_with")

@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
+__all__ = ["say", "set_quiet"]
+
 T = TypeVar("T")
 
 _QUIET = False
@@ -24,11 +26,6 @@ _LAST: dict[str, Any] = {}
 def set_quiet(quiet: bool) -> None:
     global _QUIET
     _QUIET = quiet
-
-
-def is_quiet() -> bool:
-    """No bar: quiet by flag, or stderr is not a terminal (then log lines instead)."""
-    return _QUIET or not sys.stderr.isatty()
 
 
 def note_metrics(stage: str, step: int, metrics: dict[str, float]) -> None:

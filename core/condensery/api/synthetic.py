@@ -17,9 +17,8 @@ import torch
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
-from .atomic import atomic_path
 from .errors import UserError
-from .tensorfile import read_safetensors
+from .files import atomic_path, read_safetensors
 
 FORMAT = "condensery.synthetic/1"
 _META_KEY = "condensery"

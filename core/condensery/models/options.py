@@ -24,7 +24,7 @@ Which options a name takes:
   a model factory with its own options for them;
 * a plugin's model registered with options (``mlp``, ``vgg11_dd``): those options;
 * a plugin's model registered without options and whose factory has no ``Options``: its
-  keys go to the factory unchecked, as before.
+  keys go to the factory unchecked (a plugin need not declare them).
 
 Whether an unregistered name is a timm model at all can only be asked of timm (torch), so
 that check comes after every other section has been validated.
@@ -36,8 +36,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
-from .errors import UserError
-from .options import Options, suggest, validate_options
+from ..api.errors import UserError
+from ..api.options import Options, suggest, validate_options
 
 Norm = Literal["instancenorm", "batchnorm", "layernorm", "groupnorm", "none"]
 Pool = Literal["avgpooling", "maxpooling", "none"]
@@ -79,7 +79,7 @@ def model_options_class(registry: Any, name: str) -> type[Options] | None:
     """The options ``name``'s spec is validated against; None: its keys go to the factory unchecked.
 
     Imports only an options module for a model registered with one, and the factory itself
-    (the old path) for one registered without.
+    (to read its ``Options``) for one registered without.
     """
     info = registry.components["model"].get(name)
     if info is None:
@@ -112,7 +112,7 @@ def is_model_name(name: str, registry: Any) -> bool:
         return True
     import timm
 
-    from .models import convnet  # noqa: F401  (registers the DD ConvNets into timm)
+    from . import convnet  # noqa: F401  (registers the DD ConvNets into timm)
 
     return bool(timm.is_model(name))
 
@@ -135,7 +135,7 @@ def validated_model_name(name: str | None) -> str | None:
     """
     if name is None:
         return None
-    from .plugins import get_registry
+    from .._engine.plugins import get_registry
 
     try:
         check_model_name(get_registry(), name)
@@ -148,7 +148,7 @@ def validated_model_spec(spec: dict[str, Any], where: str = "model") -> dict[str
     """A model spec nested in a component's options (``teacher_model: {name: convnet_bn, width: 32}``),
     validated like the recipe's ``model`` section; returns it with only the keys given, coerced.
     For a pydantic ``field_validator``: a problem is a ``ValueError``."""
-    from .plugins import get_registry
+    from .._engine.plugins import get_registry
 
     try:
         return validate_model_spec(get_registry(), spec, where)

@@ -9,10 +9,11 @@ import sys
 
 import click
 
-from .errors import CondenseryError, UserError
-from .plugins import KINDS, get_registry
-from .progress import set_quiet
+from ..api.errors import CondenseryError, UserError
+from ..api.progress import set_quiet
+from .plugins import get_registry
 from .recipe_commands import recipes
+from .registry import KINDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,7 +68,7 @@ def run(recipe: str, output: str | None, overrides: tuple[str, ...], quiet: bool
               "options that are not the component's own, is listed as broken")
 def plugins(as_json: bool, check: bool) -> None:
     """List every component: kind, name, providing distribution and version."""
-    from .plugins import BrokenPlugin, PluginLoadError
+    from .registry import BrokenPlugin, PluginLoadError
 
     registry = get_registry()
     if check:
