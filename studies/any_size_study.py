@@ -109,7 +109,8 @@ def prefixes(path: str, pattern: str, sizes: list[int]) -> None:
 
 def load_arm(path: Path, ctx) -> Any:
     """A ``.safetensors`` set checked against the task and put in its normalised space."""
-    from condensery import SyntheticSet, check_set, to_task_space
+    from condensery import SyntheticSet
+    from condensery.task_space import check_set, to_task_space
 
     if ctx.data.zca is not None:
         raise SystemExit("the any-size study judges unwhitened sets; use a recipe with data.zca=false")
@@ -126,7 +127,8 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 
 def evaluate(recipe: str, sizes: list[int], arms: list[str], output: str, overrides: list[str]) -> dict[str, Any]:
-    from condensery import get_registry, open_task, random_like
+    from condensery import get_registry, open_task
+    from condensery.evaluation import random_like
 
     plan, ctx = open_task(recipe, get_registry(), overrides=overrides)
     _, evaluator = plan.evaluators[0]

@@ -62,7 +62,8 @@ def open_context(args: argparse.Namespace, workdir: Path):
 
 
 def evaluate_arms(ctx, args: argparse.Namespace, ipc: int) -> dict[str, Any]:
-    from condensery import SyntheticSet, label_like
+    from condensery import SyntheticSet
+    from condensery.evaluation import label_like
 
     evaluator = ctx.registry.get("evaluator", "hard-label").build(
         {"runs": args.runs, "epochs": args.epochs, "lr": args.lr, "augment": "dsa", "random_draws": "per-run",

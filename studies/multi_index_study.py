@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def full_data_accuracy(plan, ctx, epochs: int, lr: float, runs: int) -> float:
     """The recipe's MLP trained on every real training point (the ceiling of the task)."""
-    from condensery import accuracy, make_generator, seed_global_from, train_classifier
+    from condensery import make_generator, seed_global_from, train_classifier
+    from condensery.training import accuracy
 
     data = ctx.data
     accs = []

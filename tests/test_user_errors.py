@@ -281,7 +281,7 @@ def test_user_mistake_is_one_line_exit_2(case, cli, tmp_path, monkeypatch):
         (d / "cachefile").write_text("x")
         monkeypatch.setenv("CONDENSERY_CACHE", str(d / "cachefile"))
     for name, value in ENVIRONMENT.get(case, {}).items():
-        from condensery import plugins
+        from condensery._engine import plugins
 
         monkeypatch.setenv(name, value)
         monkeypatch.setattr(plugins, "_REGISTRY", None)  # built again under this environment, restored after
