@@ -55,8 +55,8 @@ class MultisizeOptions(PixelOptions):
         100, ge=1, description="steps between two selections of prefix_sampling: adaptive (MDC: 100)")
     prefix_weighting: Literal["none", "size"] = Field(
         "none", description="none: every term weighs 1; size: a term of k images per class weighs k (the full pool "
-                            "ipc), so every term gives each of its images the class-mean gap's gradient whatever k "
-                            "(DM), and one lr fits every size")
+                            "ipc), so under DM each image gets its class-mean gap's gradient instead of 1/k of it "
+                            "(a step k times larger: choose the lr anew)")
 
 
 class DistributionOptions(DSAOptions):

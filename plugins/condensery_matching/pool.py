@@ -16,9 +16,10 @@ Choices made here:
   per ``adaptive_period`` steps, smaller sizes learned earlier frozen (``adaptive.py`` states
   the rule);
 - weighting (``prefix_weighting``): every term weighs 1 by default, so a step's loss is the
-  sum. DM's gradient on an image of a k-per-class term is 1/k of its class-mean gap's, so a
-  prefix image's share of the 50-image term moves it little; ``size`` weighs each term by its
-  k, giving every term's images the same per-image step whatever k;
+  sum. DM's gradient on an image of a k-per-class term is 1/k of its class-mean gap's, so the
+  50-image term moves its images little at the lr of a small prefix; ``size`` weighs each term
+  by its k, which removes that 1/k (the gap itself still shrinks with k: measured by
+  ``studies/prefix_gradient_study.py``, docs/results.md);
 - the matcher computes the terms through ``Matcher.subset_losses``, i.e. one network and one
   real batch per step for all of them (the default loops over ``loss``).
 
