@@ -284,3 +284,14 @@ def test_a_bad_option_value_is_one_line_exit_2(cli, tmp_path, setting, needle):
     lines = [line for line in res.err.splitlines() if line.strip()]
     assert res.code == 2 and len(lines) == 1 and needle in lines[0] and "Traceback" not in res.err, res.err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("matcher", [
+    {"name": "gradient", "batch_real": 8, "outer_loop": 1, "inner_loop": 1},
+    {"name": "krr", "num_models": 1, "width": 16, "batch_real": 8},
+])
+def test_adaptive_selection_works_with_other_matchers(matcher):
+    plan, ctx = opened(iterations=4, lr=0.01, matcher=matcher)
+    synset = plan.synthesizer.synthesize(ctx)
+    assert len(synset.metadata["prefix_selected"]) == 2 and synset.metadata["prefix_selected"][0] == 1
+    assert bool(torch.isfinite(synset.images).all())

@@ -122,7 +122,7 @@ class MultisizeSynthesizer(PixelSynthesizer):
                 return images.sum() * 0.0
             sizes, subsets = [k for k, _ in kept], [s for _, s in kept]
         losses = matcher.subset_losses(images, labels, step, subsets)
-        if o.prefix_weighting == "size":  # a term of k per class weighs k: the same per-image step for every k
+        if o.prefix_weighting == "size":  # a term of k per class weighs k: DM's 1/k per image is undone
             losses = [loss * k for k, loss in zip(sizes, losses)]
         return torch.stack(losses).sum()
 
