@@ -45,10 +45,20 @@ class PixelOptions(SynthesizerOptions):
 
 
 class MultisizeOptions(PixelOptions):
-    prefix_samples: int = Field(2, ge=0, description="prefix sizes drawn per step besides the full pool")
-    prefix_sampling: Literal["uniform", "log-uniform"] = Field(
-        "log-uniform", description="how prefix sizes are drawn from 1..ipc-1: log-uniform (P(k) ~ 1/k) favours the "
-                                   "small prefixes; uniform draws k = 1 only 2/(ipc-1) of the steps")
+    prefix_samples: int = Field(
+        2, ge=0, description="prefix sizes drawn per step besides the full pool (log-uniform and uniform; adaptive "
+                             "trains the one selected prefix)")
+    prefix_sampling: Literal["uniform", "log-uniform", "adaptive"] = Field(
+        "log-uniform", description="how each step's prefix sizes are chosen from 1..ipc-1: log-uniform (P(k) ~ 1/k) "
+                                   "favours the small prefixes; uniform draws k = 1 only 2/(ipc-1) of the steps; "
+                                   "adaptive: MDC's most learnable subset, one size per adaptive_period steps, the "
+                                   "earlier-selected smaller prefixes frozen")
+    adaptive_period: int = Field(
+        100, ge=1, description="steps between two selections of prefix_sampling: adaptive (MDC: 100)")
+    prefix_weighting: Literal["none", "size"] = Field(
+        "none", description="none: every term weighs 1; size: a term of k images per class weighs k (the full pool "
+                            "ipc), so under DM each image gets its class-mean gap's gradient instead of 1/k of it "
+                            "(a step k times larger: choose the lr anew)")
 
 
 class PoolGenerateOptions(GenerateOptions):

@@ -115,8 +115,15 @@ class PixelSynthesizer(Synthesizer):
             scaler.scale(loss).backward()
             if rows is not None:
                 rt.sum_grads(learnables)  # the loss is a sum over classes: so is its gradient
+            frozen = self.frozen_rows(labels, step)
+            if frozen is not None:  # as if detached: no gradient, and no optimizer state moves them
+                images.grad[frozen] = 0
+                kept = images.detach()[frozen].clone()
             scaler.step(opt)
             scaler.update()
+            if frozen is not None:
+                with torch.no_grad():
+                    images[frozen] = kept
             if not torch.isfinite(images).all():
                 self._diverged(ctx, "the synthetic images became non-finite", step, start, labels)
             matcher.after_step(images, labels, step)
@@ -125,7 +132,7 @@ class PixelSynthesizer(Synthesizer):
             if (step + 1) % every == 0 and step + 1 < self.options.iterations:
                 self._check_sane(ctx, images, labels, step, start)  # never checkpoint images that blew up
                 if rt.is_main:
-                    loop.save(step + 1, {"images": images}, optimizers=[opt], stateful=[matcher])
+                    loop.save(step + 1, {"images": images}, optimizers=[opt], stateful=[matcher, *self.loop_state()])
                     self.sane = images.detach().clone()
         return self.result(ctx, images.detach(), labels, matcher)
 
@@ -137,6 +144,19 @@ class PixelSynthesizer(Synthesizer):
         if len(rows):
             return matcher.loss(images[rows], labels[rows], step)
         return images.sum() * 0.0  # more processes than classes: this one only adds zeros
+
+    def loop_state(self) -> list:
+        """Objects besides the matcher whose ``state_dict`` the loop checkpoints and restores
+        (a subclass's own schedule, e.g. the adaptive prefix selection); default: none."""
+        return []
+
+    def frozen_rows(self, labels: torch.Tensor, step: int) -> torch.Tensor | None:
+        """Rows whose pixels ``step`` must leave exactly as they are (None: every row learns).
+
+        Zeroing their gradient alone would still let SGD momentum or Adam's moments move
+        them, so the loop also writes their pixels back after the optimizer step.
+        """
+        return None
 
     def _class_share(self, ctx: RunContext, labels: torch.Tensor) -> torch.Tensor | None:
         """Rows of this process's classes, if the matcher's loss is a sum over classes.
@@ -202,7 +222,7 @@ class PixelSynthesizer(Synthesizer):
             return 0
         with torch.no_grad():
             images.copy_(saved.tensors["images"].to(images.device))
-        saved.restore(optimizers=[opt], stateful=[matcher])
+        saved.restore(optimizers=[opt], stateful=[matcher, *self.loop_state()])
         saved.announce()
         ctx.log("synthesize", saved.step, resumed=1.0)
         return saved.step

@@ -7,12 +7,19 @@ a class-ordered pool of K images per class with any pixel matcher, and at every 
 the matcher loss of a few *prefixes* (the first k images of every class) to the loss of
 the full pool, so the images are ordered: early ones must work alone, later ones add to them.
 
-Choices made here (the paper's adaptive "most learnable subset" is not implemented):
-- prefix sizes: ``prefix_samples`` distinct sizes per step, drawn from 1..K-1 from a stream of
-  the step (a resumed run draws the same sizes); log-uniformly by default (P(k) ~ 1/k), since
-  the small prefixes are the fragile ones: on digits 5-9 (K = 50, DM, docs/results.md) it
-  lifted the 1-per-class prefix from 85.3 % (uniform) to 88.8 % at no cost at larger sizes;
-- weighting: every term weighs 1 (full pool + each prefix), so a step's loss is the sum;
+Choices made here:
+- prefix sizes (``prefix_sampling``): ``prefix_samples`` distinct sizes per step, drawn from
+  1..K-1 from a stream of the step (a resumed run draws the same sizes); log-uniformly by
+  default (P(k) ~ 1/k), since the small prefixes are the fragile ones: on digits 5-9 (K = 50,
+  DM, docs/results.md) it lifted the 1-per-class prefix from 85.3 % (uniform) to 88.8 % at no
+  cost at larger sizes. ``adaptive`` is the paper's "most learnable subset" instead: one size
+  per ``adaptive_period`` steps, smaller sizes learned earlier frozen (``adaptive.py`` states
+  the rule);
+- weighting (``prefix_weighting``): every term weighs 1 by default, so a step's loss is the
+  sum. DM's gradient on an image of a k-per-class term is 1/k of its class-mean gap's, so the
+  50-image term moves its images little at the lr of a small prefix; ``size`` weighs each term
+  by its k, which removes that 1/k (the gap itself still shrinks with k: measured by
+  ``studies/prefix_gradient_study.py``, docs/results.md);
 - the matcher computes the terms through ``Matcher.subset_losses``, i.e. one network and one
   real batch per step for all of them (the default loops over ``loss``).
 
@@ -41,6 +48,7 @@ from condensery.api.files import read_safetensors
 from condensery.generators import save_generator, task_config
 from safetensors.torch import save_file
 
+from .adaptive import AdaptiveSelection, PrefixEmbedding
 from .options import MultisizeOptions, PoolGenerateOptions
 from .pixel import PixelSynthesizer
 from .refine import refine_images
@@ -85,29 +93,67 @@ class MultisizeSynthesizer(PixelSynthesizer):
     Options: ClassVar[type[MultisizeOptions]] = MultisizeOptions
     CHECKPOINT = "multisize"
 
+    #: the adaptive selection of this run (``prefix_sampling: adaptive``), else None
+    selection: AdaptiveSelection | None = None
+
+    def prefix_sizes(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> list[int]:
+        """The prefix sizes whose terms ``step`` adds to the full pool's."""
+        o = self.options
+        if self.selection is None:
+            return draw_prefix_sizes(self.seed, step, o.ipc, o.prefix_samples, o.prefix_sampling)
+        size = self.selection.size_at(step, images, labels)
+        if size is not None and step % o.adaptive_period == 0:
+            self.ctx.log("synthesize", step, prefix_selected=size, prefix_frozen=self.selection.frozen())
+        return [] if size is None else [size]
+
     def step_loss(self, matcher, images: torch.Tensor, labels: torch.Tensor, step: int,
                   rows: torch.Tensor | None) -> torch.Tensor:
         o = self.options
-        sizes = draw_prefix_sizes(self.seed, step, o.ipc, o.prefix_samples, o.prefix_sampling)
-        subsets = [torch.arange(len(images), device=images.device)] + [prefix_rows(labels, k) for k in sizes]
+        sizes = [o.ipc, *self.prefix_sizes(images, labels, step)]
+        subsets = [torch.arange(len(images), device=images.device)] + [prefix_rows(labels, k) for k in sizes[1:]]
         if rows is not None:
-            subsets = [s[torch.isin(s, rows)] for s in subsets]
-            subsets = [s for s in subsets if len(s)]
-            if not subsets:
+            kept = [(k, s[torch.isin(s, rows)]) for k, s in zip(sizes, subsets)]
+            kept = [(k, s) for k, s in kept if len(s)]
+            if not kept:
                 return images.sum() * 0.0
-        return torch.stack(matcher.subset_losses(images, labels, step, subsets)).sum()
+            sizes, subsets = [k for k, _ in kept], [s for _, s in kept]
+        losses = matcher.subset_losses(images, labels, step, subsets)
+        if o.prefix_weighting == "size":  # a term of k per class weighs k: DM's 1/k per image is undone
+            losses = [loss * k for k, loss in zip(sizes, losses)]
+        return torch.stack(losses).sum()
+
+    def loop_state(self) -> list:
+        return [] if self.selection is None else [self.selection]
+
+    def frozen_rows(self, labels: torch.Tensor, step: int) -> torch.Tensor | None:
+        frozen = 0 if self.selection is None else self.selection.frozen()
+        return prefix_rows(labels, frozen) if frozen else None
 
     def synthesize(self, ctx: RunContext) -> SyntheticSet:
-        self.seed = ctx.runtime.seed
+        self.seed, self.ctx = ctx.runtime.seed, ctx
+        o = self.options
+        self.selection = None
+        if o.prefix_sampling == "adaptive":
+            embedding = PrefixEmbedding(ctx)
+
+            def measure(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+                classes = (labels if labels.dim() == 1 else labels.argmax(dim=1)).long()
+                return embedding.distances(images, classes, positions(labels), o.ipc)
+
+            self.selection = AdaptiveSelection(o.ipc, o.adaptive_period, measure)
         synset = super().synthesize(ctx)
-        synset.metadata.update(pool_ipc=self.options.ipc, nested=True)
+        synset.metadata.update(pool_ipc=o.ipc, nested=True)
+        adaptive = {}
+        if self.selection is not None:
+            adaptive = {"adaptive_period": o.adaptive_period, "prefix_selected": list(self.selection.selected)}
+            synset.metadata.update(adaptive)
         if ctx.run_dir is not None and ctx.runtime.is_main:
             pool = PoolGenerator({}, synset.images.detach().cpu(), synset.labels.detach().cpu(), synset.lr)
-            o = self.options
             pixel = {"iterations": o.iterations, "lr": o.lr, "optimizer": o.optimizer, "momentum": o.momentum}
             save_generator(pool, ctx.run_dir / "generator",
                            {**task_config(ctx), "pool_ipc": o.ipc, "lr": synset.lr, "pixel": pixel,
-                            "prefix_samples": o.prefix_samples, "prefix_sampling": o.prefix_sampling})
+                            "prefix_samples": o.prefix_samples, "prefix_sampling": o.prefix_sampling,
+                            "prefix_weighting": o.prefix_weighting, **adaptive})
         ctx.runtime.wait()
         return synset
 

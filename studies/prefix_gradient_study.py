@@ -1,0 +1,91 @@
+"""How far does each prefix term of a nested pool move its images, with and without ``prefix_weighting: size``?
+
+A multisize step adds the matcher loss of prefixes of k images per class to the full pool's.
+Under distribution matching an image's gradient from a k-per-class term is 1/k of its class
+mean gap's, so at one pool lr the terms of large prefixes (and the full pool) barely move
+their images. ``prefix_weighting: size`` weighs each term by k. This script measures, for each
+size k asked, the mean per-image gradient norm of the k-prefix term over that prefix's images,
+unweighted (what a per-size run of k images per class gets from its loss: the same term) and
+weighted by k, averaged over ``--nets`` held-out matcher draws (steps 10000, 10001, ...: one
+network and one real batch per draw, shared by every term, as in the pool's steps).
+
+The images are the recipe's initial ones, or those after ``--set synthesizer.iterations=N``
+pool steps when N > 0 (the recipe's own options, so its prefix_sampling and weighting).
+
+    OMP_NUM_THREADS=1 python studies/prefix_gradient_study.py recipes/any-size/digits-pool-dm.yaml \\
+        --sizes 1 7 10 23 50 --set "data.classes=[5,6,7,8,9]" --set synthesizer.iterations=0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import torch
+from condensery import get_registry, open_task
+
+
+def first_rows(labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Rows of the first ``k`` images of every class, in set order."""
+    seen: dict[int, int] = {}
+    rows = []
+    for i, c in enumerate(labels.tolist()):
+        if seen.get(c, 0) < k:
+            rows.append(i)
+        seen[c] = seen.get(c, 0) + 1
+    return torch.tensor(rows, dtype=torch.long, device=labels.device)
+
+
+def measure(recipe: str, overrides: list[str], sizes: list[int], nets: int) -> dict[str, Any]:
+    plan, ctx = open_task(recipe, get_registry(), overrides=overrides, needs_synthesizer=True, announce=False)
+    matcher, synth = plan.matcher, plan.synthesizer
+    matcher.prepare(ctx)
+    if synth.options.iterations > 0:
+        synset = synth.synthesize(ctx)
+        images, labels = synset.images.to(ctx.device), synset.hard_labels.to(ctx.device)
+    else:
+        images, labels = synth.initial_images(ctx)
+    x = images.detach().clone().requires_grad_(True)
+    subsets = [first_rows(labels, k) for k in sizes]
+    norms: dict[int, list[float]] = {k: [] for k in sizes}
+    for j in range(nets):
+        losses = matcher.subset_losses(x, labels, 10_000 + j, subsets)
+        for k, rows, loss in zip(sizes, subsets, losses):
+            (grad,) = torch.autograd.grad(loss, x, retain_graph=True)
+            norms[k].append(float(grad[rows].flatten(1).norm(dim=1).mean()))
+    rows_out = []
+    for k in sizes:
+        plain = statistics.mean(norms[k])
+        rows_out.append({"k": k, "none": plain, "size": k * plain})
+    return {"recipe": recipe, "overrides": overrides, "nets": nets, "iterations": synth.options.iterations,
+            "rows": rows_out}
+
+
+def table(result: dict[str, Any]) -> str:
+    base = result["rows"][0]
+    lines = ["| k | per-image grad, none | / k=1's | per-image grad, size | / k=1's |", "|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['k']} | {r['none']:.3g} | {r['none'] / base['none']:.3f} | {r['size']:.3g} | "
+                     f"{r['size'] / base['size']:.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe", help="a multisize recipe")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 7, 10, 23, 50], help="prefix sizes to measure")
+    parser.add_argument("--nets", type=int, default=5, help="held-out matcher draws to average over")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="recipe override KEY=VALUE")
+    parser.add_argument("--out", help="write the result as JSON here")
+    args = parser.parse_args()
+    result = measure(args.recipe, args.overrides, args.sizes, args.nets)
+    print(table(result))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
