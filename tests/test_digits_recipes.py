@@ -12,28 +12,17 @@ The measured, full-budget numbers of each recipe are in README.md and docs/resul
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from fingerprint import EVAL_BUDGET, reduced  # noqa: E402  (the one budget cut, shared with the fingerprint tool)
+
 DIGITS = Path(__file__).resolve().parents[1] / "recipes" / "digits"
 RECIPES = sorted(DIGITS.glob("*.yaml"))
-
-EVAL_BUDGET = {"runs": 2, "epochs": 2}
-SYNTH_BUDGET = {  # synthesizer name -> reduced options
-    "pixel": {"iterations": 2},
-    "multisize": {"iterations": 2},
-    "seqmatch": {"iterations": 4, "warm_epochs": 1, "stage_experts": 1},
-    "dwa": {"iterations": 2, "steps": 2, "teacher_epochs": 1},
-    "mgdd": {"meta.steps": 1, "adapt.steps": 1},
-}
-MATCHER_BUDGET = {  # matcher name -> reduced options ("{tmp}" is the test's folder)
-    "gradient": {"outer_loop": 1, "inner_loop": 1},
-    "krr": {"num_models": 1},
-    "trajectory": {"syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 1, "num_experts": 1,
-                   "train_epochs": 2, "experts_dir": "{tmp}/experts"},
-}
 
 
 def load(path: Path) -> dict:
@@ -43,24 +32,6 @@ def load(path: Path) -> dict:
 def producers() -> dict[str, Path]:
     """Default run directory (runs/<name>) of every digits recipe -> its file."""
     return {f"runs/{load(p)['name']}": p for p in RECIPES}
-
-
-def reduced(recipe: dict, tmp: Path) -> list[str]:
-    """--set arguments that cut RECIPE's budget to seconds."""
-    sets: dict[str, object] = {}
-    syn = recipe["synthesizer"]
-    mode_keys = {"meta-train": "meta.steps", "adapt": "adapt.steps"}
-    for key, value in SYNTH_BUDGET.get(syn["name"], {}).items():
-        if syn["name"] == "mgdd" and key != mode_keys[syn.get("mode", "meta-train")]:
-            continue
-        sets[f"synthesizer.{key}"] = value
-    matcher = syn.get("matcher") or {}
-    for key, value in MATCHER_BUDGET.get(matcher.get("name"), {}).items():
-        sets[f"synthesizer.matcher.{key}"] = str(value).format(tmp=tmp) if isinstance(value, str) else value
-    for i, ev in enumerate(recipe.get("evaluators", [])):
-        if ev["name"] in ("hard-label", "soft-label"):
-            sets.update({f"evaluators.{i}.{k}": v for k, v in EVAL_BUDGET.items()})
-    return [arg for k, v in sets.items() for arg in ("--set", f"{k}={v}")]
 
 
 def run(cli, path: Path, out: Path, tmp: Path, extra: list[str] = ()) -> dict:
