@@ -224,7 +224,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "eval set with nan": (lambda d: ["eval", a_set(d, images=torch.full((10, 1, 8, 8), float("nan"))),
                                      "--recipe", recipe(d, EVAL)], "non-finite"),
     "export set missing": (lambda d: ["export", str(d / "no.safetensors"), str(d / "out")], "no.safetensors"),
-    "export to a non-empty folder": (lambda d: ["export", a_set(d), str(d)], "not empty"),
+    "export to a folder of other files": (lambda d: ["export", a_set(d), str(d / "mine")] if (d / "mine").mkdir() or (d / "mine" / "notes.txt").write_text("x") else [], "holds files condensery did not write, not an export folder; pass --force"),
     "export to a file": (lambda d: ["export", a_set(d), str((d / "f").write_text("x") and d / "f")], "is a file"),
     "export of a set without mean/std": (lambda d: ["export", a_set(d), str(d / "out")], "mean/std"),
     "export of a zca set without --recipe": (lambda d: ["export", zca_set(d), str(d / "out")], "--recipe"),
@@ -281,7 +281,7 @@ def test_user_mistake_is_one_line_exit_2(case, cli, tmp_path, monkeypatch):
         (d / "cachefile").write_text("x")
         monkeypatch.setenv("CONDENSERY_CACHE", str(d / "cachefile"))
     for name, value in ENVIRONMENT.get(case, {}).items():
-        from condensery import plugins
+        from condensery._engine import plugins
 
         monkeypatch.setenv(name, value)
         monkeypatch.setattr(plugins, "_REGISTRY", None)  # built again under this environment, restored after

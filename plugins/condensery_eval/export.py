@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 from condensery import SyntheticSet, Task, UserError, open_task
+from condensery.outputs import claim_output
 
 from .sets import FORMAT, INFO, LABELS
 
@@ -94,9 +95,7 @@ def export_set(set_path: str | Path, out_dir: str | Path, *, recipe: str | None 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"'{out}' is a file; give a folder to export into")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise UserError(f"'{out}' is not empty; give an empty or new folder, or pass --force to replace its "
-                        f"train/ and {INFO}")
+    claim_output(out, "export", force=force, reads=[src], flag="DIRECTORY")  # another export's is replaced
     syn = SyntheticSet.load(src).detach_cpu()
     overrides = list(overrides or [])
     task: Task | None = None
