@@ -22,7 +22,7 @@ everything it writes, read here with the standard library only (no torch, no unp
 - a ``.png`` picture: a ``tEXt`` chunk ``Software`` that starts with ``condensery``;
 - a ``.md`` report: its first line ``# condensery report``;
 - a folder: the file that marks it: ``config.json`` of format ``condensery.generator/*`` (a
-  generator), ``set.json`` (an export), ``eval.json`` (an evaluation; before it existed,
+  generator), ``set.json`` (an export; ``.export.json`` while one is written), ``eval.json`` (an evaluation; before it existed,
   a ``metrics.json`` with a ``source``), ``analysis.json`` (an analysis), ``recipe.yaml`` (a
   run directory); a folder of expert shards only is an experts folder; a folder holding
   only hidden files (``.lock``) counts as empty.
@@ -64,7 +64,7 @@ _WHAT = {"run": "a run directory", "eval": "an evaluation folder", "export": "an
 #: what ``--force`` never replaces for another purpose: a run's results, a generator's weights
 _PROTECTED = ("run", "generator")
 _SAFETENSORS_KEYS = {"condensery": "set", "condensery.expert": "expert", "condensery_teacher": "teacher"}
-_FOLDER_MARKS = (("config.json", "generator"), ("set.json", "export"), ("eval.json", "eval"),
+_FOLDER_MARKS = (("config.json", "generator"), ("set.json", "export"), (".export.json", "export"), ("eval.json", "eval"),
                  ("analysis.json", "analysis"))
 _JSON_FORMATS = {"synthetic": "set", "export": "export", "eval": "eval", "generator": "generator",
                  "expert": "expert", "analysis": "analysis"}
@@ -240,11 +240,11 @@ def claim_output(path: str | os.PathLike[str], purpose: str, *, force: bool = Fa
         return path
     if force and found not in _PROTECTED:
         return path
-    mark = next((here / n for n, p in (*_FOLDER_MARKS, ("recipe.yaml", "run")) if p == found), here) \
-        if here.is_dir() else here
+    marks = (*_FOLDER_MARKS, ("recipe.yaml", "run"), ("recipe.yaml", "eval"))
+    mark = next((here / n for n, p in marks if p == found and (here / n).is_file()), here) if here.is_dir() else here
     way = ("pass --force to replace it, or choose another path" if found not in _PROTECTED
-           else "choose another path (--force replaces no run directory of another command)")
-    shown = f"holds {describe(found)} ('{mark}')" if found and mark != here else (
+           else "choose another path (--force never replaces a run directory or a generator)")
+    shown = f"is {describe(found)} (marked by '{mark}')" if found and mark != here else (
         f"is {describe(found)}" if found else
         "holds files condensery did not write" if here.is_dir() else "exists and condensery did not write it")
     raise UserError(f"{flag} '{path}' {shown}, not {describe(purpose)}; {way}")

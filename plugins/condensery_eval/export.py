@@ -39,6 +39,8 @@ from condensery.outputs import claim_output
 
 from .sets import FORMAT, INFO, LABELS
 
+#: the hidden mark of a folder an export is being written into (``condensery.outputs``)
+WRITING = ".export.json"
 #: soft / regression labels larger than this many numbers go to LABELS instead of set.json
 MAX_JSON_LABELS = 1_000_000
 
@@ -163,6 +165,8 @@ def export_set(set_path: str | Path, out_dir: str | Path, *, recipe: str | None 
             save_file({"labels": syn.labels.float().contiguous()}, str(tmp / LABELS))
         (tmp / INFO).write_text(json.dumps(record, indent=1, default=str))
         out.mkdir(parents=True, exist_ok=True)
+        # marks the folder an export while train/ is replaced, so a killed export is resumed, not refused
+        (out / WRITING).write_text(json.dumps({"format": FORMAT, "state": "writing"}))
         (out / INFO).unlink(missing_ok=True)  # first: a folder without set.json is no finished export
         (out / LABELS).unlink(missing_ok=True)
         if (out / "train").exists():
@@ -171,6 +175,7 @@ def export_set(set_path: str | Path, out_dir: str | Path, *, recipe: str | None 
         if big_labels:
             os.replace(tmp / LABELS, out / LABELS)
         os.replace(tmp / INFO, out / INFO)  # last: a folder with set.json is a finished export
+        (out / WRITING).unlink()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return record
