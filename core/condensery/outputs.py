@@ -24,8 +24,9 @@ everything it writes, read here with the standard library only (no torch, no unp
 - a folder: the file that marks it: ``config.json`` of format ``condensery.generator/*`` (a
   generator), ``set.json`` (an export; ``.export.json`` while one is written), ``eval.json`` (an evaluation; before it existed,
   a ``metrics.json`` with a ``source``), ``analysis.json`` (an analysis), ``recipe.yaml`` (a
-  run directory); a folder of expert shards only is an experts folder; a folder holding
-  only hidden files (``.lock``) counts as empty.
+  run directory); a folder of expert shards only is an experts folder, one holding only
+  what a run writes (``experts/``, ``logs/``...) a run directory yet without its recipe; a
+  folder holding only hidden files (``.lock``) counts as empty.
 
 A damaged or foreign file in a cache condensery fills (expert shards, cached teachers) is
 never replaced silently: ``move_aside`` renames it ``NAME.corrupt-<UTC time>`` and says so
@@ -162,6 +163,8 @@ def purpose_of(path: str | os.PathLike[str]) -> str | None:
             return "empty"
         if all(p.name.startswith("expert_") for p in entries):
             return "experts"
+        if all(p.name in (*RUN_ENTRIES, "experts", "analysis") for p in entries):
+            return "run"  # a run without its recipe yet (``condensery experts`` first): the identity check decides
         return None
     if not path.is_file():
         return None
