@@ -79,8 +79,9 @@ def test_pool_folder_round_trips_through_the_registry(pool_run):
 
 
 def test_the_type_a_generator_is_saved_under_comes_from_its_registration(tmp_path):
-    from condensery import save_generator
-    from condensery._engine.plugins import PluginLoadError, build_registry
+    from condensery._engine.plugins import build_registry
+    from condensery._engine.registry import PluginLoadError
+    from condensery.generators import save_generator
 
     class Renamed(PoolGenerator):
         pass
