@@ -69,6 +69,10 @@ def test_a_new_name_inside_a_run_is_fine_its_own_files_are_not(tmp_path):
     assert claim_output(run / "checkpoints" / "a", "analysis", own_run=run)  # the command's own run
     with pytest.raises(Exception, match="checkpoints' of the run directory"):
         claim_output(run / "checkpoints" / "a", "analysis")
+    project = tmp_path / "project"  # a folder of the user's that keeps its recipe.yaml: no run
+    (project / "checkpoints").mkdir(parents=True)
+    (project / "recipe.yaml").write_text("name: mine\n")
+    assert claim_output(project / "checkpoints" / "r", "run") == project / "checkpoints" / "r"
 
 
 def test_force_opens_only_the_last_rule(tmp_path):

@@ -227,7 +227,8 @@ def claim_output(path: str | os.PathLike[str], purpose: str, *, force: bool = Fa
         if kind == "generator" and not (purpose == "generator" and parent == here):
             raise UserError(f"{flag} '{path}' {'is' if parent == here else 'lies inside'} the generator folder "
                             f"'{parent}', whose weights it would change; choose another path")
-        if kind in ("run", "eval") and parent != here:
+        ran = any((parent / n).exists() for n in (".lock", "metrics.json", "synthetic.safetensors", "eval.json"))
+        if kind in ("run", "eval") and parent != here and ran:  # a project folder holding a recipe.yaml is no run
             entry = here.relative_to(parent).parts[0]
             if entry in RUN_ENTRIES or entry == "eval.json":
                 raise UserError(f"{flag} '{path}' lies inside '{parent / entry}' of the run directory '{parent}'; "
