@@ -170,6 +170,8 @@ def test_a_damaged_expert_shard_is_moved_aside_and_trained_again(cli, tmp_path):
     [aside] = shard.parent.glob("expert_0000.safetensors.corrupt-*")
     assert aside.read_bytes() == b"half a shard"
     assert purpose_of(shard) == "expert"
+    assert purpose_of(tmp_path / "run") == "run"  # experts first: `condensery run` then takes the folder as its own
+    assert claim_output(tmp_path / "run", "run") == tmp_path / "run"
 
 
 def test_a_damaged_or_foreign_cached_teacher_is_moved_aside(tmp_path, capsys):
