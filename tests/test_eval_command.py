@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from condensery import SyntheticSet
+from condensery import SyntheticSet, UserError
 from condensery._engine.plugins import get_registry
 from condensery_eval.sets import load_set
 from PIL import Image
@@ -158,10 +158,13 @@ def test_an_interrupted_eval_resumes_from_its_finished_pairs(recipe, set_file, t
     with pytest.raises(KeyboardInterrupt):
         run_eval(set_file, recipe, out, [], get_registry())
     [kept] = (out / "checkpoints").glob("evaluate-*.json")
-    # another recipe (here: other overrides) never takes this one's finished pairs
-    run_eval(set_file, recipe, out, ["evaluators.0.runs=1"], get_registry())
+    # another recipe (here: other overrides) is another evaluation: refused in this folder unless forced,
+    # and even then it never takes this one's finished pairs
+    with pytest.raises(UserError, match="holds the evaluation of another set or recipe"):
+        run_eval(set_file, recipe, out, ["evaluators.0.runs=1"], get_registry())
+    run_eval(set_file, recipe, out, ["evaluators.0.runs=1"], get_registry(), force=True)
     assert seen[2:] == ["synthetic", "random"] and kept.exists()
-    metrics, _ = run_eval(set_file, recipe, out, [], get_registry())
+    metrics, _ = run_eval(set_file, recipe, out, [], get_registry(), force=True)
     assert seen[4:] == ["random"]  # the synthetic pair was not redone
     assert [r["set"] for r in metrics["results"]] == ["synthetic", "random"]
     assert not kept.exists()  # finished: the next eval of the set starts afresh

@@ -143,6 +143,80 @@ def exported(d: Path) -> Path:
     return d / "out"
 
 
+# -- fixtures of the write rule: folders condensery wrote, made by hand (no run needed) ---------
+def fake_run(d: Path, name: str = "run") -> Path:
+    """A run directory: its recipe.yaml (the mark), metrics.json and a checkpoints folder."""
+    out = d / name
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "recipe.yaml").write_text(GOOD)
+    (out / "metrics.json").write_text(json.dumps({"results": []}))
+    return out
+
+
+def fake_generator(d: Path) -> Path:
+    g = d / "gen"
+    g.mkdir()
+    (g / "config.json").write_text(json.dumps({"format": "condensery.generator/2", "type": "pool"}))
+    (g / "pool.safetensors").write_bytes(b"weights")
+    return g
+
+
+def fake_eval(d: Path) -> Path:
+    out = d / "ev"
+    out.mkdir()
+    (out / "eval.json").write_text(json.dumps({"format": "condensery.eval/1", "source": "other", "key": "x"}))
+    return out
+
+
+def fake_export(d: Path) -> Path:
+    out = d / "ex"
+    (out / "train").mkdir(parents=True)
+    (out / "set.json").write_text(json.dumps({"format": "condensery.export/1"}))
+    return out
+
+
+def user_folder(d: Path) -> Path:
+    (d / "mine").mkdir()
+    (d / "mine" / "notes.txt").write_text("mine")
+    return d / "mine"
+
+
+def user_file(d: Path, name: str, data: bytes = b"mine") -> Path:
+    (d / name).write_bytes(data)
+    return d / name
+
+
+def foreign_safetensors(d: Path) -> Path:
+    save_file({"w": torch.zeros(2)}, str(d / "weights.safetensors"))
+    return d / "weights.safetensors"
+
+
+def expert_shard(d: Path) -> Path:
+    save_file({"params": torch.zeros(2, 3)}, str(d / "expert_0000.safetensors"),
+              metadata={"condensery.expert": json.dumps({"format": "condensery.expert/1"})})
+    return d / "expert_0000.safetensors"
+
+
+def ev(d: Path, out: Path, *extra: str) -> list[str]:
+    return ["eval", a_set(d), "--recipe", recipe(d, EVAL, "e.yaml"), "-o", str(out), "--quiet", *extra]
+
+
+def gen(d: Path, out: Path, *extra: str) -> list[str]:
+    return ["generate", str(fake_generator(d)), "--ipc", "1", "-o", str(out), *extra]
+
+
+def rep(d: Path, out: Path, *extra: str) -> list[str]:
+    return ["report", str(fake_run(d, "done")), "-o", str(out), *extra]
+
+
+def ana(d: Path, out: Path, *extra: str) -> list[str]:
+    return ["analyze", str(fake_run(d, "done")), "-o", str(out), "--quiet", *extra]
+
+
+TRAJECTORY = GOOD.replace("matcher: {name: distribution, batch_real: 8}",
+                          "matcher: {name: trajectory, num_experts: 1, train_epochs: 3, max_start_epoch: 1, expert_epochs: 1}")
+
+
 CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     # -- recipe ------------------------------------------------------------------------------
     "recipe missing": (lambda d: ["run", str(d / "none.yaml")], "none.yaml"),
@@ -224,7 +298,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "eval set with nan": (lambda d: ["eval", a_set(d, images=torch.full((10, 1, 8, 8), float("nan"))),
                                      "--recipe", recipe(d, EVAL)], "non-finite"),
     "export set missing": (lambda d: ["export", str(d / "no.safetensors"), str(d / "out")], "no.safetensors"),
-    "export to a non-empty folder": (lambda d: ["export", a_set(d), str(d)], "not empty"),
+    "export to a folder of other files": (lambda d: ["export", a_set(d), str(d / "mine")] if (d / "mine").mkdir() or (d / "mine" / "notes.txt").write_text("x") else [], "holds files condensery did not write, not an export folder; pass --force"),
     "export to a file": (lambda d: ["export", a_set(d), str((d / "f").write_text("x") and d / "f")], "is a file"),
     "export of a set without mean/std": (lambda d: ["export", a_set(d), str(d / "out")], "mean/std"),
     "export of a zca set without --recipe": (lambda d: ["export", zca_set(d), str(d / "out")], "--recipe"),
@@ -244,6 +318,63 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "report of bad json": (lambda d: ["report", str((d / "metrics.json").write_text("{") and d),
                                       "-o", str(d / "r.md")], "JSON"),
     "report -o an existing directory": (lambda d: ["report", str(finished(d)), "-o", str(d)], "directory"),
+    # -- the write rule: nothing a user or condensery relies on is replaced --------------------
+    "eval -o a run directory": (lambda d: ev(d, fake_run(d)), "is a run directory (marked by"),
+    "eval -o a run directory, forced": (lambda d: ev(d, fake_run(d), "--force"), "never replaces a run directory"),
+    "eval -o a folder of the user's": (lambda d: ev(d, user_folder(d)), "holds files condensery did not write"),
+    "eval -o a file": (lambda d: ev(d, user_file(d, "f")), "is a file, not a folder"),
+    "eval -o inside a run's checkpoints": (lambda d: ev(d, fake_run(d) / "checkpoints" / "e"),
+                                           "checkpoints' of the run directory"),
+    "eval -o inside a generator folder": (lambda d: ev(d, fake_generator(d) / "e"), "lies inside the generator folder"),
+    "eval -o an export folder": (lambda d: ev(d, fake_export(d)), "is an export folder"),
+    "eval -o the set itself": (lambda d: ["eval", a_set(d), "--recipe", recipe(d, EVAL), "-o", str(d / "set.safetensors")],
+                               "which this command reads"),
+    "eval -o inside the image folder it reads": (lambda d: ["eval", str(exported(d)), "--recipe", recipe(d, EVAL),
+                                                            "-o", str(d / "out" / "train" / "e")], "which this command reads"),
+    "generate -o inside the generator folder": (lambda d: gen(d, d / "gen" / "pool.safetensors"), "which this command reads"),
+    "generate -o the generator folder": (lambda d: gen(d, d / "gen"), "is '"),
+    "generate -o an existing directory": (lambda d: gen(d, user_folder(d)), "is a folder; give a file path"),
+    "generate -o a safetensors file of the user's": (lambda d: gen(d, foreign_safetensors(d)),
+                                                     "exists and condensery did not write it"),
+    "generate -o an expert shard": (lambda d: gen(d, expert_shard(d)), "is an expert shard, not a synthetic set"),
+    "generate over a picture of the user's": (lambda d: user_file(d, "o.png") and gen(d, d / "o.safetensors"),
+                                              "the picture '"),
+    "generate -o another run's set": (lambda d: gen(d, fake_run(d) / "synthetic.safetensors"),
+                                      "synthetic.safetensors' of the run directory"),
+    "generate -o another run's set, forced": (lambda d: gen(d, fake_run(d) / "synthetic.safetensors", "--force"),
+                                              "of the run directory"),
+    "generate -o inside another generator": (lambda d: gen(d, fake_generator(d / "other" if (d / "other").mkdir()
+                                                                              is None else d) / "x.safetensors"),
+                                             "the generator folder"),
+    "export into a run directory": (lambda d: ["export", a_set(d), str(fake_run(d))], "is a run directory"),
+    "export into a generator folder": (lambda d: ["export", a_set(d), str(fake_generator(d))], "generator folder"),
+    "export into an evaluation folder": (lambda d: ["export", a_set(d), str(fake_eval(d))], "is an evaluation folder"),
+    "export into a run's checkpoints": (lambda d: ["export", a_set(d), str(fake_run(d) / "checkpoints" / "x")],
+                                        "checkpoints' of the run directory"),
+    "report -o a markdown file of the user's": (lambda d: rep(d, user_file(d, "notes.md")), "condensery did not write it"),
+    "report -o over a picture of the user's": (lambda d: user_file(d, "r.png") and rep(d, d / "r.md"), "the plot '"),
+    "report -o the metrics it reads": (lambda d: rep(d, d / "done" / "metrics.json"), "which this command reads"),
+    "report -o inside a generator folder": (lambda d: rep(d, fake_generator(d) / "r.md"), "generator folder"),
+    "report -o inside a run's logs": (lambda d: rep(d, fake_run(d) / "logs" / "r.md"), "logs' of the run directory"),
+    "analyze -o a folder of the user's": (lambda d: ana(d, user_folder(d)), "not an analysis folder; pass --force"),
+    "analyze -o another run directory": (lambda d: ana(d, fake_run(d)), "is a run directory"),
+    "analyze -o the run's metrics": (lambda d: ana(d, d / "done" / "metrics.json"), "which this command reads"),
+    "analyze -o inside a generator": (lambda d: ana(d, fake_generator(d) / "a"), "generator folder"),
+    "run -o an evaluation folder": (lambda d: ["run", recipe(d), "-o", str(fake_eval(d)), "--quiet"],
+                                    "is an evaluation folder (marked by"),
+    "run -o a generator folder": (lambda d: ["run", recipe(d), "-o", str(fake_generator(d)), "--quiet"],
+                                  "is the generator folder"),
+    "run -o a generator folder, forced": (lambda d: ["run", recipe(d), "-o", str(fake_generator(d)), "--quiet", "--force"],
+                                          "is the generator folder"),
+    "run -o inside another run's checkpoints": (lambda d: ["run", recipe(d), "-o", str(fake_run(d) / "checkpoints" / "r"),
+                                                           "--quiet"], "checkpoints' of the run directory"),
+    "run -o an export folder": (lambda d: ["run", recipe(d), "-o", str(fake_export(d)), "--quiet"], "is an export folder"),
+    "run -o a folder of the user's": (lambda d: ["run", recipe(d), "-o", str(user_folder(d)), "--quiet"],
+                                      "holds files condensery did not write, not a run directory"),
+    "experts -o a run directory of another recipe": (
+        lambda d: ["experts", recipe(d, TRAJECTORY, "t.yaml"), "-o", str(fake_run(d)), "--quiet"], "different recipe"),
+    "experts -o a generator folder": (lambda d: ["experts", recipe(d, TRAJECTORY, "t.yaml"), "-o", str(fake_generator(d)),
+                                                 "--quiet"], "generator folder"),
     # -- run directory -----------------------------------------------------------------------
     "-o is a file": (lambda d: ["run", recipe(d), "-o", str((d / "f").write_text("x") and d / "f"), "--quiet"], "file"),
     "-o cannot be created": (lambda d: ["run", recipe(d), "-o", "/dev/null/run", "--quiet"], "/dev/null/run"),
@@ -293,8 +424,8 @@ def test_user_mistake_is_one_line_exit_2(case, cli, tmp_path, monkeypatch):
     assert expected in lines[0], lines[0]
 
 
-def test_there_are_at_least_forty_cases():
-    assert len(CASES) >= 40
+def test_there_are_at_least_a_hundred_and_twenty_cases():
+    assert len(CASES) >= 120
 
 
 BUGGY = '''

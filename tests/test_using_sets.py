@@ -231,7 +231,7 @@ def test_export_refuses_a_non_empty_folder_unless_forced(ctx, cli, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("mine")
     res = cli("export", str(tmp_path / "s.safetensors"), str(tmp_path / "out"))
-    assert res.code == 2 and "not empty" in res.err
+    assert res.code == 2 and "holds files condensery did not write" in res.err
     res = cli("export", str(tmp_path / "s.safetensors"), str(tmp_path / "out"), "--force")
     assert res.code == 0, res.err
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"  # --force replaces only train/ and set.json

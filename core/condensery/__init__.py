@@ -25,6 +25,7 @@ PUBLIC_MODULES = (
     "api", "api.capabilities", "api.checkpoints", "api.files", "api.hookspecs", "api.progress",  # the contract's modules
     "data", "models",  # services: augmentation and the data cache; features of a network, model options
     "training", "evaluation", "compare", "teachers", "task_space", "generators", "resumable", "tasks",  # helpers
+    "outputs",  # the write rule every command that writes obeys
 )
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .api.files import atomic_path
+from .outputs import PNG_METADATA, PNG_SOFTWARE
 
 if TYPE_CHECKING:
     import torch
@@ -22,6 +23,14 @@ if TYPE_CHECKING:
 PAD = 2
 LABEL_MARGIN = 6
 MAX_NAME = 24  # characters of a class name shown; longer names are cut with "..."
+
+
+def _mark() -> Any:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Software", PNG_SOFTWARE)
+    return info
 
 
 def _atomic_save(path: Path, save: Any) -> Path:
@@ -127,7 +136,7 @@ def save_grid(
         draw.text((LABEL_MARGIN, y), s, fill=black, font=font)
     if note:
         draw.text((LABEL_MARGIN, height - note_h + 3), note, fill=black, font=_font(12))
-    return _atomic_save(Path(path), lambda tmp: img.save(tmp, format="PNG"))
+    return _atomic_save(Path(path), lambda tmp: img.save(tmp, format="PNG", pnginfo=_mark()))
 
 
 def grid_path_for(set_path: str | Path) -> Path:
@@ -227,7 +236,7 @@ def save_curves(steps_path: Path, path: Path, title: str | None = None) -> Path 
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8, loc="best")
     fig.suptitle(f"{title + ': ' if title else ''}losses by step (logs/steps.jsonl)", fontsize=11)
-    return _atomic_save(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    return _atomic_save(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=100, metadata=PNG_METADATA))
 
 
 def write_curves(run_dir: Path) -> Path | None:

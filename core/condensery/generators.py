@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from .api.generator import Generator
 if TYPE_CHECKING:
     from .api.context import RunContext
 
-__all__ = ["save_generator", "load_generator", "read_generator_config", "task_config"]
+__all__ = ["save_generator", "load_generator", "read_generator_config", "task_config", "check_config"]
 
 CONFIG = "config.json"
 FORMAT = "condensery.generator/2"
@@ -84,7 +85,53 @@ def read_generator_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
     if config.get("format") != FORMAT:
         raise UserError(f"'{path}' has format {config.get('format')!r}, this condensery reads {FORMAT!r}; "
                         "rerun the synthesizer that wrote it")
+    check_config(path, config, _schemas())
     return config
+
+
+def check_config(path: Path, config: dict[str, Any], schema: Any) -> None:
+    """``config`` checked against ``schema`` (a pydantic model of the keys a reader uses): a value
+    of the wrong kind is one ``UserError`` line naming the key, never a crash in the generator."""
+    from pydantic import ValidationError
+
+    try:
+        schema.model_validate(config)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(config)"
+        raise UserError(f"'{path}': '{where}' {err['msg'][:1].lower() + err['msg'][1:]}; the folder is damaged, "
+                        "rerun the synthesizer that wrote it") from None
+
+
+@cache
+def _schemas() -> Any:
+    """The keys of ``config.json`` every generator type shares (``task``, ``recipe``), as pydantic models."""
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class Loose(BaseModel):
+        model_config = ConfigDict(extra="allow", strict=True)
+
+    class TaskRecord(Loose):
+        dataset: str | None = None
+        num_classes: int | None = Field(None, ge=1)
+        class_names: list[str] | None = None
+        image_shape: list[int] | None = Field(None, min_length=3, max_length=3)
+        mean: list[float] | None = None
+        std: list[float] | None = None
+        zca: dict[str, Any] | None = None
+
+    class RecipeRecord(Loose):
+        name: str | None = None
+        data: dict[str, Any] | None = None
+        model: dict[str, Any] | None = None
+        matcher: dict[str, Any] | None = None
+
+    class Shared(Loose):
+        type: str
+        task: TaskRecord | None = None
+        recipe: RecipeRecord | None = None
+
+    return Shared
 
 
 def load_generator(folder: str | os.PathLike[str], registry: Any = None) -> Generator:

@@ -20,6 +20,7 @@ are re-exported here.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 
 from condensery import UserError, say
 from condensery.api.files import write_json
+from condensery.outputs import claim_output, run_lock
 
 from .dynamics import Dynamics
 from .per_image import PerImage
@@ -34,16 +36,21 @@ from .run_loading import SECTIONS, AnalysisOptions, load_run, protocol_of
 from .sampling import AnalysisBase, summary
 from .substitution import Substitution
 
+#: the mark of an analysis folder's ``analysis.json`` (``condensery.outputs``)
+ANALYSIS_FORMAT = "condensery.analysis/1"
+
 
 class Analysis(Substitution, Dynamics, PerImage, AnalysisBase):
     """The three measurements on one run directory; each returns a JSON-able dict."""
 
 
 def analyze(run_dir: str | Path, output: str | Path | None, options: AnalysisOptions, registry: Any,
-            overrides: list[str] | None = None) -> tuple[dict[str, Any], Path]:
-    """Run the chosen sections on ``run_dir``; write ``analysis.json``, ``report.md`` and figures."""
-    from .report import write_report
+            overrides: list[str] | None = None, force: bool = False) -> tuple[dict[str, Any], Path]:
+    """Run the chosen sections on ``run_dir``; write ``analysis.json``, ``report.md`` and figures.
 
+    The output obeys the write rule (``condensery.outputs``); one inside the run directory (the
+    default ``RUN_DIR/analysis``) is written under the run's lock.
+    """
     unknown = [s for s in options.sections if s not in SECTIONS]
     if unknown:
         raise UserError(f"unknown analysis section '{unknown[0]}'; choose from {', '.join(SECTIONS)}")
@@ -51,6 +58,17 @@ def analyze(run_dir: str | Path, output: str | Path | None, options: AnalysisOpt
         raise UserError("--runs and --real-epochs must be >= 1, --checkpoints >= 2, --max-images >= 0")
     run_dir = Path(run_dir)
     out = Path(output) if output else run_dir / "analysis"
+    claim_output(out, "analysis", force=force, own_run=run_dir,
+                 reads=[run_dir / "synthetic.safetensors", run_dir / "recipe.yaml", run_dir / "metrics.json"])
+    inside = Path(os.path.abspath(run_dir)) in Path(os.path.abspath(out)).parents
+    with run_lock(run_dir, take=inside and run_dir.is_dir()):
+        return _analyze(run_dir, out, options, registry, overrides)
+
+
+def _analyze(run_dir: Path, out: Path, options: AnalysisOptions, registry: Any,
+             overrides: list[str] | None) -> tuple[dict[str, Any], Path]:
+    from .report import write_report
+
     t0 = time.perf_counter()
     plan, ctx, synset = load_run(run_dir, registry, overrides or [])
     protocol = protocol_of(plan, synset, options)
@@ -58,7 +76,7 @@ def analyze(run_dir: str | Path, output: str | Path | None, options: AnalysisOpt
     say(f"[analyze] {run_dir}: {len(synset)} images of {plan.data_name}, protocol {protocol.epochs} epochs, "
         f"{options.runs} runs, device {ctx.device}")
     result: dict[str, Any] = {
-        "run_dir": str(run_dir), "recipe": plan.name, "dataset": plan.data_name,
+        "format": ANALYSIS_FORMAT, "run_dir": str(run_dir), "recipe": plan.name, "dataset": plan.data_name,
         "method": synset.metadata.get("method"), "num_images": len(synset), "images_per_class": a.counts,
         "protocol": asdict(protocol), "options": asdict(options), "seconds": {},
     }

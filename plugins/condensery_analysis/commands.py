@@ -29,9 +29,11 @@ def _ints(text: str) -> list[int]:
 @click.option("--only", default="substitution,dynamics,per-image", show_default=True, help="sections to run")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a value of the run's recipe")
 @click.option("--quiet", is_flag=True, help="no progress bars or status lines")
+@click.option("--force", is_flag=True, help="replace an OUTPUT folder that holds files condensery did not write "
+              "as an analysis")
 def analyze_command(run_dir: str, output: str | None, epochs: int | None, augment: str | None, runs: int, long_factor: float, mix: str,
                     real_epochs: int, real_per_class: int | None, checkpoints: int, max_images: int, neighbors: int,
-                    only: str, overrides: tuple[str, ...], quiet: bool) -> None:
+                    only: str, overrides: tuple[str, ...], quiet: bool, force: bool) -> None:
     """What is in a distilled set: substitution, early-training dynamics, per-image information.
 
     Writes RUN_DIR/analysis/report.md with PNG figures and analysis.json.
@@ -47,6 +49,6 @@ def analyze_command(run_dir: str, output: str | None, epochs: int | None, augmen
         real_per_class=real_per_class, checkpoints=checkpoints, max_images=max_images, neighbors=neighbors,
         sections=[s.strip() for s in only.split(",") if s.strip()],
     )
-    _, out = analyze(run_dir, output, options, get_registry(), list(overrides))
+    _, out = analyze(run_dir, output, options, get_registry(), list(overrides), force=force)
     if not quiet:
         click.echo(f"wrote {out / 'report.md'}")

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from condensery import RunContext, SyntheticSet
 from condensery.api.files import atomic_path, write_atomic
+from condensery.outputs import PNG_METADATA
 
 FIGURES = {"substitution": "substitution.png", "dynamics": "dynamics.png", "per-image": "per_image.png"}
 
@@ -31,7 +32,7 @@ def _save(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png", metadata=PNG_METADATA)
     plt.close(fig)
 
 

@@ -13,7 +13,10 @@ import click
               help="directory for metrics.json (default: eval-<recipe name> next to the set)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a recipe value")
 @click.option("--quiet", is_flag=True, help="no progress bars or status lines")
-def eval_command(synset: str, recipe: str, output: str | None, overrides: tuple[str, ...], quiet: bool) -> None:
+@click.option("--force", is_flag=True, help="replace an OUTPUT folder that holds another evaluation, or files "
+              "condensery did not write (never a run directory)")
+def eval_command(synset: str, recipe: str, output: str | None, overrides: tuple[str, ...], quiet: bool,
+                 force: bool) -> None:
     """Evaluate an existing set SYNSET (.safetensors or ImageFolder folder) next to the random subset."""
     from condensery import get_registry
     from condensery.api.progress import set_quiet
@@ -21,7 +24,7 @@ def eval_command(synset: str, recipe: str, output: str | None, overrides: tuple[
     from .evaluate import run_eval
 
     set_quiet(quiet)
-    metrics, out = run_eval(synset, recipe, output, list(overrides), get_registry())
+    metrics, out = run_eval(synset, recipe, output, list(overrides), get_registry(), force=force)
     if not quiet:
         click.echo(f"wrote {out / 'metrics.json'} ({len(metrics['results'])} results)")
 
@@ -30,11 +33,12 @@ def eval_command(synset: str, recipe: str, output: str | None, overrides: tuple[
 @click.argument("run_dirs", nargs=-1, type=click.Path())
 @click.option("-o", "--output", "output", default="report.md", show_default=True,
               help="markdown file; the plot is written next to it as .png")
-def report_command(run_dirs: tuple[str, ...], output: str) -> None:
+@click.option("--force", is_flag=True, help="replace an OUTPUT (or its .png) that condensery did not write as a report")
+def report_command(run_dirs: tuple[str, ...], output: str, force: bool) -> None:
     """Put finished runs side by side: a markdown table and an accuracy-vs-IPC plot."""
     from .report import write_report
 
-    md, png = write_report(list(run_dirs), output)
+    md, png = write_report(list(run_dirs), output, force=force)
     click.echo(f"wrote {md} and {png}")
 
 
@@ -46,7 +50,8 @@ def report_command(run_dirs: tuple[str, ...], output: str) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a value of --recipe")
 @click.option("--keep-range", is_flag=True,
               help="map the set's pixel range onto 0..255 (recorded in set.json) instead of clipping to [0, 1]")
-@click.option("--force", is_flag=True, help="replace train/ and set.json of a non-empty DIRECTORY")
+@click.option("--force", is_flag=True, help="replace train/ and set.json of a DIRECTORY that holds files condensery "
+              "did not write as an export (other files stay)")
 def export_command(synset: str, directory: str, recipe: str | None, overrides: tuple[str, ...],
                    keep_range: bool, force: bool) -> None:
     """Write SYNSET (.safetensors or run directory) as DIRECTORY/train/<class>/<index>.png plus set.json.

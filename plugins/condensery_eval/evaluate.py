@@ -11,6 +11,7 @@ written, in a file named after the set and the resolved recipe.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,15 @@ from condensery import RunContext, SyntheticSet, UserError, context_of, load_pla
 from condensery.api.files import write_json, write_yaml
 from condensery.compare import comparisons, result_lines
 from condensery.evaluation import DoneStore, class_counts, evaluate_next_to_random
+from condensery.outputs import claim_output, run_lock
 from condensery.tasks import task_record
 
 from .caches import key_of
 from .sets import load_set
+
+#: the mark of an evaluation folder (``condensery.outputs``): which set, under which recipe
+EVAL_MARK = "eval.json"
+EVAL_FORMAT = "condensery.eval/1"
 
 
 def plan_for_eval(recipe: str | Path, overrides: list[str], registry: Any):
@@ -98,10 +104,29 @@ def warn_task_mismatch(synset: SyntheticSet, plan: Any, ctx: RunContext) -> list
     return diffs
 
 
-def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | None,
-             overrides: list[str], registry: Any) -> tuple[dict[str, Any], Path]:
-    from condensery.evaluation import environment  # imports the run pipeline: only when evaluating
+def claim_eval_dir(out: Path, synset_path: Path, key: str, force: bool) -> None:
+    """``out`` is this evaluation's folder: ``eval.json`` (its mark) names this set and recipe.
 
+    An evaluation of another set or recipe there is refused (its metrics would be replaced by
+    this one's) unless ``force``; the mark is written before anything is evaluated, so an
+    interrupted evaluation is recognised when it is resumed.
+    """
+    mark = out / EVAL_MARK
+    if mark.is_file() and not force:
+        try:
+            old = json.loads(mark.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            old = {}
+        if not isinstance(old, dict) or old.get("key") != key:
+            source = old.get("source") if isinstance(old, dict) else None
+            raise UserError(f"-o '{out}' holds the evaluation of another set or recipe ('{mark}': {source}); "
+                            "pass --force to replace it, or choose another -o")
+    write_json(mark, {"format": EVAL_FORMAT, "source": str(synset_path), "key": key})
+
+
+def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | None,
+             overrides: list[str], registry: Any, force: bool = False) -> tuple[dict[str, Any], Path]:
+    """Evaluate the set at ``synset_path`` under ``recipe``; write ``metrics.json`` into ``output``."""
     t0 = time.perf_counter()
     synset_path = Path(synset_path)
     if not synset_path.exists():
@@ -111,14 +136,27 @@ def run_eval(synset_path: str | Path, recipe: str | Path, output: str | Path | N
         stem = "" if synset_path.suffix == ".safetensors" else f"{synset_path.name}-"
         output = synset_path.parent / f"eval-{stem}{plan.name}"
     out = Path(output)
+    claim_output(out, "eval", force=force, reads=[synset_path])
     ctx = context_for(plan, registry, out)
+    with run_lock(out, take=ctx.runtime.is_main):
+        return _evaluate(synset_path, plan, ctx, out, force, t0)
+
+
+def _evaluate(synset_path: Path, plan: Any, ctx: RunContext, out: Path, force: bool,
+              t0: float) -> tuple[dict[str, Any], Path]:
+    """The evaluation itself, under the output folder's lock."""
+    from condensery.evaluation import environment  # imports the run pipeline: only when evaluating
+
     synset = load_set(synset_path, ctx.task, getattr(ctx.data, "zca", None))
     counts = class_counts(synset, ctx.task.num_classes)
     ipc = counts[0] if len(set(counts)) == 1 else round(len(synset) / ctx.task.num_classes, 2)
     mismatch = warn_task_mismatch(synset, plan, ctx)
+    key = set_key(synset, plan.resolved)
+    if ctx.runtime.is_main:
+        claim_eval_dir(out, synset_path, key, force)
     say(f"[eval] {synset_path} ({len(synset)} images, ipc {ipc}) on {plan.data_name}, device {ctx.device}")
     t = time.perf_counter()
-    done = DoneStore(ctx.checkpoints.folder / f"evaluate-{set_key(synset, plan.resolved)}.json",
+    done = DoneStore(ctx.checkpoints.folder / f"evaluate-{key}.json",
                      write=ctx.runtime.is_main)
     results = evaluate_next_to_random(ctx, plan.evaluators, synset, done)
     seconds = {"evaluate": time.perf_counter() - t, "total": time.perf_counter() - t0}

@@ -35,9 +35,12 @@ from typing import Any
 
 import torch
 from condensery import SyntheticSet, Task, UserError, open_task
+from condensery.outputs import claim_output
 
 from .sets import FORMAT, INFO, LABELS
 
+#: the hidden mark of a folder an export is being written into (``condensery.outputs``)
+WRITING = ".export.json"
 #: soft / regression labels larger than this many numbers go to LABELS instead of set.json
 MAX_JSON_LABELS = 1_000_000
 
@@ -94,9 +97,7 @@ def export_set(set_path: str | Path, out_dir: str | Path, *, recipe: str | None 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"'{out}' is a file; give a folder to export into")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise UserError(f"'{out}' is not empty; give an empty or new folder, or pass --force to replace its "
-                        f"train/ and {INFO}")
+    claim_output(out, "export", force=force, reads=[src], flag="DIRECTORY")  # another export's is replaced
     syn = SyntheticSet.load(src).detach_cpu()
     overrides = list(overrides or [])
     task: Task | None = None
@@ -164,6 +165,8 @@ def export_set(set_path: str | Path, out_dir: str | Path, *, recipe: str | None 
             save_file({"labels": syn.labels.float().contiguous()}, str(tmp / LABELS))
         (tmp / INFO).write_text(json.dumps(record, indent=1, default=str))
         out.mkdir(parents=True, exist_ok=True)
+        # marks the folder an export while train/ is replaced, so a killed export is resumed, not refused
+        (out / WRITING).write_text(json.dumps({"format": FORMAT, "state": "writing"}))
         (out / INFO).unlink(missing_ok=True)  # first: a folder without set.json is no finished export
         (out / LABELS).unlink(missing_ok=True)
         if (out / "train").exists():
@@ -172,6 +175,7 @@ def export_set(set_path: str | Path, out_dir: str | Path, *, recipe: str | None 
         if big_labels:
             os.replace(tmp / LABELS, out / LABELS)
         os.replace(tmp / INFO, out / INFO)  # last: a folder with set.json is a finished export
+        (out / WRITING).unlink()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return record

@@ -11,6 +11,7 @@ from typing import Any
 from condensery import UserError
 from condensery.api.files import atomic_path
 from condensery.compare import comparisons, pooled_interval
+from condensery.outputs import PNG_METADATA
 
 #: runtime settings that change speed or bookkeeping, never the numbers
 _SPEED_ONLY = ("threads", "checkpoint_every", "log_with")
@@ -261,12 +262,14 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
             ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+        fig.savefig(tmp, dpi=120, format="png", metadata=PNG_METADATA)
     plt.close(fig)
 
 
-def write_report(run_dirs: list[str], output: str | Path) -> tuple[Path, Path]:
+def write_report(run_dirs: list[str], output: str | Path, force: bool = False) -> tuple[Path, Path]:
+    """``output`` (markdown) and its plot beside it (``.png``), each under the write rule."""
     from condensery.api.files import write_atomic
+    from condensery.outputs import claim_output
 
     if not run_dirs:
         raise UserError("give at least one run directory, e.g. condensery report runs/a runs/b")
@@ -275,6 +278,9 @@ def write_report(run_dirs: list[str], output: str | Path) -> tuple[Path, Path]:
     if md.is_dir():
         raise UserError(f"report -o '{md}' is a directory; give a file name such as {md / 'report.md'}")
     png = md.with_suffix(".png")
+    reads = [Path(p) / "metrics.json" if Path(p).is_dir() else Path(p) for p in run_dirs]
+    claim_output(md, "report", force=force, reads=reads)
+    claim_output(png, "picture", force=force, reads=reads, flag="the plot")
     plot(runs, png)
     write_atomic(md, render(runs, png.name))
     return md, png

@@ -9,12 +9,14 @@ header existed (bare state dicts) still load: their model is the options' own.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import torch.nn as nn
 from condensery import RunContext, UserError, train_classifier
-from condensery.teachers import load_teacher, load_teacher_into, save_teacher
+from condensery.outputs import move_aside
+from condensery.teachers import load_teacher, load_teacher_into, read_teacher, save_teacher
 
 from .caches import cache_root, data_fingerprint, key_of
 from .options import TeacherOptions
@@ -27,6 +29,18 @@ def _teacher_path(ctx: RunContext, t: TeacherOptions) -> Path:
     key = key_of(data_fingerprint(ctx), spec, opts, ctx.runtime.seed)
     root = Path(os.path.expanduser(t.cache_dir)) if t.cache_dir else cache_root() / "teachers"
     return root / f"{ctx.task.dataset}-{spec['name']}-{key}.safetensors"
+
+
+def _check_cached(path: Path, spec: dict) -> None:
+    """A cached teacher that is damaged, or not a teacher of ``spec``, is moved aside (named on
+    stderr) so that it is trained again; it is never replaced silently, nor loaded."""
+    try:
+        _, header = read_teacher(path)
+    except UserError:
+        move_aside(path, "not a readable teacher file")
+        return
+    if header.get("model") not in (None, json.loads(json.dumps(spec, default=str))):
+        move_aside(path, f"a teacher of model {header.get('model')}, not {spec}")
 
 
 def build_teacher(ctx: RunContext, t: TeacherOptions) -> nn.Module:
@@ -47,6 +61,8 @@ def build_teacher(ctx: RunContext, t: TeacherOptions) -> nn.Module:
     model = ctx.create_model(t.model, **t.model_options)
     path = _teacher_path(ctx, t)
     rt = ctx.runtime
+    if t.cache and rt.is_main and path.is_file():
+        _check_cached(path, spec)
     if not (t.cache and path.is_file()) and (rt.is_main or not t.cache):
         gen = seed_torch(("teacher", "train"), rt.seed)
         train_classifier(

@@ -24,6 +24,7 @@ def experts_command(recipe, output, overrides, num_experts, process_index, num_p
     """
     from condensery import Runtime, UserError, context_of, get_registry, load_plan, require
     from condensery.api.progress import set_quiet
+    from condensery.outputs import check_run_identity, claim_output, run_lock
 
     from .capabilities import ExpertMatching
     from .experts import available_experts, train_experts
@@ -40,12 +41,16 @@ def experts_command(recipe, output, overrides, num_experts, process_index, num_p
     if nproc < 1 or not 0 <= pidx < nproc:
         raise UserError(f"--process-index {pidx} must be in [0, --num-processes {nproc})")
     run_dir = Path(output) if output else Path("runs") / plan.name
-    ctx = context_of(plan, registry, runtime=runtime, run_dir=run_dir)
-    spec = matcher.expert_spec(ctx)  # before prepare, which would train the experts itself
-    directory = matcher.experts_directory(ctx)
-    count = num_experts or matcher.options.num_experts
-    done = train_experts(ctx, spec, directory, count, process_index=pidx, num_processes=nproc,
-                         model_name=matcher.options.model)
+    check_run_identity(run_dir, plan.resolved, registry)  # the run directory of this recipe, or a new one
+    # one writer per run directory; the processes of a split job share it, each writing only its own shards
+    with run_lock(run_dir, take=nproc == 1):
+        ctx = context_of(plan, registry, runtime=runtime, run_dir=run_dir)
+        spec = matcher.expert_spec(ctx)  # before prepare, which would train the experts itself
+        directory = matcher.experts_directory(ctx)
+        claim_output(directory, "experts", force=True, own_run=run_dir)  # not inside a generator or another run
+        count = num_experts or matcher.options.num_experts
+        done = train_experts(ctx, spec, directory, count, process_index=pidx, num_processes=nproc,
+                             model_name=matcher.options.model)
     if not quiet:
         click.echo(f"trained {len(done)} expert(s) in {directory} (process {pidx} of {nproc}); "
                    f"{len(available_experts(directory, spec))} available")

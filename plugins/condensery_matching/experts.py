@@ -23,6 +23,7 @@ import torch.nn as nn
 from condensery import RunContext, UserError, make_generator, seed_global_from, train_classifier
 from condensery.api.files import atomic_path
 from condensery.data import DSA
+from condensery.outputs import move_aside
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
@@ -142,7 +143,11 @@ def train_experts(
     model_name: str | None = None,
     on_done: Callable[[int, Path], None] | None = None,
 ) -> list[int]:
-    """Train the missing experts ``0..num_experts-1`` that belong to this process; return them."""
+    """Train the missing experts ``0..num_experts-1`` that belong to this process; return them.
+
+    A shard that is there but unreadable, or not an expert (no ``condensery.expert`` header), is
+    moved aside (``NAME.corrupt-<time>``, named on stderr) and trained again.
+    """
     directory = Path(directory)
     todo = []
     for i in range(num_experts):
@@ -151,6 +156,8 @@ def train_experts(
         if header is not None:
             check_compatible(path, header, spec)
         elif i % num_processes == process_index:
+            if path.is_file():  # damaged or foreign: kept for the user, never silently replaced
+                move_aside(path, "not a readable condensery expert shard")
             todo.append(i)
     for i in ctx.progress(todo, desc="experts", total=len(todo)):
         trajectory = train_expert(ctx, spec, i, model_name)

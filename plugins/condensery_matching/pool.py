@@ -32,6 +32,7 @@ the generated set.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -45,7 +46,7 @@ from condensery import (
     random_subset_draw,
 )
 from condensery.api.files import read_safetensors
-from condensery.generators import save_generator, task_config
+from condensery.generators import check_config, save_generator, task_config
 from safetensors.torch import save_file
 
 from .adaptive import AdaptiveSelection, PrefixEmbedding
@@ -158,6 +159,32 @@ class MultisizeSynthesizer(PixelSynthesizer):
         return synset
 
 
+@cache
+def _pool_schema() -> Any:
+    """The keys of a pool folder's ``config.json`` that ``PoolGenerator`` reads."""
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class Loose(BaseModel):
+        model_config = ConfigDict(extra="allow")
+
+    class Pixel(Loose):
+        iterations: int = Field(100, ge=1)
+        lr: float = Field(1.0, gt=0)
+        optimizer: str = "sgd"
+        momentum: float = 0.5
+
+    class Task(Loose):
+        num_classes: int = Field(ge=1)
+
+    class PoolConfig(Loose):
+        task: Task
+        pool_ipc: int = Field(ge=1)
+        lr: float | None = None
+        pixel: Pixel = Pixel()
+
+    return PoolConfig
+
+
 class PoolGenerator(Generator):
     """The nested pool: prefixes for sizes up to K, a frozen-pool extension above it."""
 
@@ -222,6 +249,7 @@ class PoolGenerator(Generator):
 
     @classmethod
     def load(cls, folder: Path, config: dict[str, Any]) -> PoolGenerator:
+        check_config(folder / "config.json", config, _pool_schema())
         path = folder / WEIGHTS
         if not path.is_file():
             raise UserError(f"'{folder}' lacks {WEIGHTS}; the pool generator folder is incomplete")

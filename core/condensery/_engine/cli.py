@@ -27,7 +27,8 @@ def cli() -> None:
 @click.option("-o", "--output", "output", default=None, help="run directory (default runs/<name>)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a recipe value, e.g. synthesizer.ipc=10")
 @click.option("--quiet", is_flag=True, help="no progress bars or status lines")
-@click.option("--force", is_flag=True, help="run again even if the run directory is finished")
+@click.option("--force", is_flag=True, help="run again even if the run directory is finished (or write into a "
+              "folder another command wrote)")
 @click.option("--processes", type=click.IntRange(min=1), default=None,
               help="split the run over N local processes (gloo on the CPU, loopback only); "
                    "what `torchrun --nproc_per_node N -m condensery run` or `accelerate launch --multi_gpu` start")
@@ -125,12 +126,14 @@ def _option_pairs(items: tuple[str, ...]) -> dict[str, object]:
               help="an option of the generator's type, e.g. --option refine_steps=20 (a typo lists the valid ones)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override the stored recipe, e.g. data.root=/elsewhere/cifar10")
+@click.option("--force", is_flag=True, help="replace an OUTPUT (or its .png) that condensery did not write as a set")
 def generate(generator_dir: str, ipc: int, output: str, seed: int, options: tuple[str, ...],
-             overrides: tuple[str, ...]) -> None:
+             overrides: tuple[str, ...], force: bool) -> None:
     """Write a SyntheticSet of IPC images per class from the generator in GENERATOR_DIR (any registered type)."""
     from .generate import generate_file
 
-    path = generate_file(generator_dir, ipc, output, seed, _option_pairs(options), list(overrides))
+    path = generate_file(generator_dir, ipc, output, seed, _option_pairs(options), list(overrides),
+                         force=force)
     click.echo(f"wrote {path}")
 
 

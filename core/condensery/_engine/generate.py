@@ -57,18 +57,25 @@ def generation_context(generator: Generator, seed: int, overrides: list[str] | N
 
 def generate_file(folder: str | Path, ipc: int, output: str | Path, seed: int = 0,
                   options: dict[str, Any] | None = None, overrides: list[str] | None = None,
-                  registry: Any = None) -> Path:
-    """Generate ``ipc`` images per class with the generator in ``folder`` into ``output``."""
+                  registry: Any = None, force: bool = False) -> Path:
+    """Generate ``ipc`` images per class with the generator in ``folder`` into ``output``.
+
+    ``output`` and its picture obey the write rule (``condensery.outputs``): never inside the
+    generator folder, never over a file condensery did not write as a set (picture) unless ``force``.
+    """
     from .. import __version__
+    from ..figures import grid_path_for
+    from ..outputs import claim_output
     from .plugins import get_registry
 
     registry = registry or get_registry()
     if ipc < 1:
         raise UserError(f"--ipc must be at least 1, got {ipc}")
+    read_generator_config(folder)  # a missing or foreign generator folder is named first
+    claim_output(output, "set", force=force, reads=[folder])
+    claim_output(grid_path_for(output), "picture", force=force, reads=[folder], flag="the picture")
     opts = generate_options(registry.get("generator", read_generator_config(folder)["type"]), options)
     import torch
-
-    from ..figures import grid_path_for
 
     generator = load_generator(folder, registry)
     ctx = generation_context(generator, seed, overrides, registry) if generator.requires_data(ipc, opts) else None

@@ -85,14 +85,15 @@ def stored_recipe(run_dir: Path, registry: Any) -> dict[str, Any] | None:
 def check_identity(run_dir: Path, resolved: dict[str, Any], registry: Any, force: bool) -> bool:
     """Whether ``run_dir`` holds a *finished* run of this very recipe (to reuse as it is).
 
-    A directory holding another recipe's run, finished or not, or run files without a
+    Commands call it through ``condensery.outputs.check_run_identity``, which applies the
+    write rule first. A directory holding another recipe's run, finished or not, or run files without a
     recipe, is refused in one line naming the differing keys and the two ways out; with
     ``force`` nothing is checked (the run starts over there).
     """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"-o {run_dir} is a file, not a directory; choose another -o")
     if force or not run_dir.exists():
         return False
-    if not run_dir.is_dir():
-        raise UserError(f"-o {run_dir} is a file, not a directory; choose another -o")
     old = stored_recipe(run_dir, registry)
     finished = (run_dir / "metrics.json").is_file()
     if old is None:

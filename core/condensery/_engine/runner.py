@@ -22,8 +22,9 @@ from ..api.synthetic import SyntheticSet
 from ..compare import comparisons, result_lines
 from ..evaluation import DoneStore, environment, evaluate_next_to_random
 from ..figures import save_grid, write_curves
+from ..outputs import check_run_identity
 from ..tasks import context_of, task_record
-from .identity import check_identity, run_lock
+from .identity import run_lock
 from .recipe import Plan
 from .registry import Registry
 
@@ -43,7 +44,7 @@ def run(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force
     their own checkpoints.
     """
     run_dir = run_dir_of(plan, out_dir)
-    if check_identity(run_dir, plan.resolved, registry, force):
+    if check_run_identity(run_dir, plan.resolved, registry, force):
         return finished_metrics(run_dir)
 
     t0 = time.perf_counter()
@@ -196,7 +197,7 @@ def run_dir_of(plan: Plan, out_dir: str | Path | None = None) -> Path:
 
 def is_finished(plan: Plan, registry: Registry, out_dir: str | Path | None = None, force: bool = False) -> bool:
     """Whether ``out_dir`` holds a finished run of this very recipe (another recipe's: a UserError)."""
-    return check_identity(run_dir_of(plan, out_dir), plan.resolved, registry, force)
+    return check_run_identity(run_dir_of(plan, out_dir), plan.resolved, registry, force)
 
 
 def prepare_run_dir(plan: Plan, run_dir: Path, force: bool) -> None:

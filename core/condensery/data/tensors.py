@@ -28,14 +28,26 @@ class Tensors(DatasetSource):
         x, y = data["images"], data["labels"]
         if x.dim() != 4 or y.dim() != 1 or len(x) != len(y):
             raise UserError(f"'{path}': images must be [N,C,H,W] and labels [N] with the same N; got {tuple(x.shape)} and {tuple(y.shape)}")
+        if len(x) == 0 or 0 in x.shape[1:]:
+            raise UserError(f"'{path}': images are {tuple(x.shape)}; every split needs images of at least 1x1 pixels "
+                            "and one channel")
+        if x.dtype != torch.uint8 and not x.is_floating_point():
+            raise UserError(f"'{path}': images are {str(x.dtype).removeprefix('torch.')}; store them as uint8 (0..255) "
+                            "or float (0..1)")
         if x.is_floating_point():
             x = x.float()
         from .validate import check_pixels
 
         check_pixels(x, f"'{path}'")
-        if y.is_floating_point() and bool((y != y.round()).any()):
-            i = int((y != y.round()).nonzero()[0, 0])
-            raise UserError(f"'{path}': labels must be integer class indices; label {y[i].item()} at index {i}")
+        if y.dtype == torch.bool or y.is_complex():
+            raise UserError(f"'{path}': labels are {str(y.dtype).removeprefix('torch.')}; store integer class indices")
+        if y.is_floating_point():
+            bad = ~torch.isfinite(y) | (y != y.round())
+            if bool(bad.any()):
+                i = int(bad.nonzero()[0, 0])
+                raise UserError(f"'{path}': labels must be integer class indices; label {y[i].item()} at index {i}")
+            if bool((y.abs() > 2**31).any()):
+                raise UserError(f"'{path}': a label exceeds 2^31; labels are class indices 0..K-1")
         return x, y.to(torch.int64)
 
     def load(self) -> RawSplits:
@@ -48,6 +60,11 @@ class Tensors(DatasetSource):
                 i = int((y < 0).nonzero()[0, 0])
                 raise UserError(f"'{_expand(path)}': label {int(y[i])} at index {i} is negative; labels are class indices 0..K-1")
         k = int(max(ytr.max(), yte.max())) + 1
+        if k > len(ytr) and not self.options.class_names:  # some class would have no training image
+            big = max((self.options.train, ytr), (self.options.test, yte), key=lambda t: int(t[1].max()))
+            i = int(big[1].argmax())
+            raise UserError(f"'{_expand(big[0])}': label {int(big[1][i])} at index {i} implies {k} classes, more than "
+                            f"the {len(ytr)} training images; labels are class indices 0..K-1")
         names = self.options.class_names or [str(i) for i in range(k)]
         if len(names) < k:
             big = max((self.options.train, ytr), (self.options.test, yte), key=lambda t: int(t[1].max()))
