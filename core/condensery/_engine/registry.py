@@ -111,7 +111,7 @@ class ComponentInfo:
         Every component a recipe names is built here, so a copy registered under another name
         reports that name.
         """
-        from .options import Options, validate_options
+        from ..api.options import Options, validate_options
 
         cls = self.check()
         if not isinstance(options, Options):
