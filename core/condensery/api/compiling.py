@@ -20,7 +20,9 @@ network saves milliseconds, so only long stages pay (BENCHMARKS.md has the measu
 A network the compiler cannot handle (or a machine without a working compiler toolchain)
 runs eager after one warning line naming it; the run goes on. Inductor's on-disk cache goes
 under ``$CONDENSERY_CACHE/inductor`` so a second run of a recipe loads its kernels instead of
-compiling them again.
+compiling them again. ``$CONDENSERY_COMPILE_BACKEND`` (default ``inductor``) names another
+``torch.compile`` backend, e.g. ``eager`` to check what dynamo traces, and how often, without
+generating code (the quick tests do).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Compiler:
     def __init__(self, setting: str, mode: str = "default") -> None:
         self.setting = setting
         self.mode = mode
+        self.backend = os.environ.get("CONDENSERY_COMPILE_BACKEND", "inductor")
         self._wrappers: dict[Callable, Callable] = {}
         self.failed: dict[str, str] = {}  # label -> the error's first line (warned once)
         if setting != "no":
@@ -85,8 +88,8 @@ class Compiler:
         wrapper = self._wrappers.get(fn)
         if wrapper is None:
             try:
-                options = {} if self.mode == "default" else {"mode": self.mode}
-                wrapper = torch.compile(fn, **options)
+                options = {"mode": self.mode} if self.mode != "default" and self.backend == "inductor" else {}
+                wrapper = torch.compile(fn, backend=self.backend, **options)
             except Exception as exc:  # noqa: BLE001 - any failure of the compiler means: run eager
                 self._fail(label, exc)
                 return eager
