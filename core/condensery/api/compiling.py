@@ -28,6 +28,7 @@ generating code (the quick tests do).
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -64,6 +65,8 @@ class Compiler:
         if setting != "no":
             # read by inductor when it first compiles; an explicit setting of the user's stays
             os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_directory()))
+            # inductor imports cpp_extension, which logs "No CUDA runtime is found" on every CPU-only machine
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
     def wanted(self, passes: int | None) -> bool:
         """Whether a network with ``passes`` expected passes is compiled under this setting."""
