@@ -89,3 +89,14 @@ def test_break_even_is_the_compile_over_the_time_saved_per_step():
     assert row == {"speedup": 1.667, "break_even_steps": 50.0}
     slower = bench_matchers.against_eager({"seconds_per_step": 1.0}, {"seconds_per_step": 1.2, "compile_seconds": 5})
     assert slower["break_even_steps"] is None
+
+
+def test_evaluation_epochs_eager_against_compiled(tmp_path):
+    """``tools/bench_eval_compile.py``: one JSON row, both arms timed, the compile costed."""
+    env = {**os.environ, "CONDENSERY_COMPILE_BACKEND": "eager"}
+    proc = subprocess.run([sys.executable, str(TOOL.parent / "bench_eval_compile.py"), "--epochs", "2", "--width", "8"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert len(row["eager"]["epoch_seconds"]) == len(row["compiled"]["epoch_seconds"]) == 3
+    assert not row["failed"] and row["speedup"] > 0 and row["max_abs_diff"] < 1e-4

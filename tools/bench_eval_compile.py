@@ -30,20 +30,26 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     import torch
-    from condensery.api.runtime import Runtime, RuntimeOptions
+    from condensery import RealData, context_of, get_registry, load_plan
     from condensery.data import DSA
-    from condensery.models.convnet import ConvNet
     from condensery.training import train_classifier
 
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(10 * args.ipc, 3, 32, 32, generator=g)
     y = torch.arange(10).repeat_interleave(args.ipc)
-    runtime = Runtime(RuntimeOptions(cpu=True, compile="yes"), seed=0, announce=False)
+    # a CIFAR-10-shaped task on random tensors: the recipe's data section only names a source
+    data = RealData("bench", x, y, x[:0], y[:0], x[:10], y[:10], [str(i) for i in range(10)], [0.0] * 3, [1.0] * 3)
+    recipe = {"name": "bench-eval", "seed": 0, "data": {"name": "digits"},
+              "model": {"name": "convnet", "depth": 3, "width": args.width, "norm": "instancenorm"},
+              "runtime": {"cpu": True, "compile": "yes"}}
+    registry = get_registry()
+    ctx = context_of(load_plan(recipe, registry), registry, data=data)
+    runtime = ctx.runtime
     arms = {}
     for name in ("eager", "compiled"):
         torch.manual_seed(0)  # the same initial weights in both arms
-        net = ConvNet(num_classes=10, in_chans=3, img_size=32, depth=3, width=args.width, norm="instancenorm")
+        net = ctx.create_model()
         arms[name] = {"net": net, "gen": torch.Generator().manual_seed(1), "times": [],
                       "compiled": runtime.compiled if name == "compiled" else None}
     augment = DSA()
