@@ -19,7 +19,8 @@ varies the number of classes (cost against classes; 500 random images per class)
 ``--compile`` times every configuration eager and with ``runtime.compile: yes`` (in separate
 processes, eager first), rows marked ``compile``; a compiled row adds ``compile_seconds`` (what
 its warm-up steps took beyond its median step: the first compile), ``recompiles`` (graphs
-compiled during the timed steps: 0 when fresh networks reuse the graph), and, against the eager
+compiled during the timed steps: 0 when fresh networks reuse the graph), ``compile_failed`` (the
+networks that fell back to eager, with why), and, against the eager
 row, ``speedup`` and ``break_even_steps`` (steps it takes the compile to pay for itself).
 ``--compile-mode reduce-overhead`` asks for CUDA graphs on a GPU. Compiled rows take
 ``--warmup`` steps before timing (default 2: a first step may compile more than one graph).
@@ -162,7 +163,7 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool,
            "gflop_per_step": round(flops / 1e9, 3), "achieved_gflops": round(flops / 1e9 / seconds, 2),
            "compile": compile, "warmup_seconds": [round(s, 3) for s in warm_times]}
     if compile != "no":
-        row.update(compile_mode=compile_mode, recompiles=recompiles,
+        row.update(compile_mode=compile_mode, recompiles=recompiles, compile_failed=dict(runtime.compiler.failed),
                    compile_seconds=round(max(0.0, sum(warm_times) - warmup * seconds), 2))
     row["peak_memory_mb"], row["memory_kind"] = round(peak, 1), memory_kind
     if method.startswith("mtt"):
