@@ -18,16 +18,8 @@ import re
 from pathlib import Path
 
 import pytest
-from condensery import (
-    Evaluator,
-    Generator,
-    LabelSolver,
-    Matcher,
-    Synthesizer,
-    UserError,
-    offers,
-    require,
-)
+from condensery import Evaluator, Generator, Matcher, Synthesizer, UserError, offers, require
+from condensery.api.capabilities import LabelSolver
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 #: the third-party plugin of tests/test_outsider.py follows the same rule

@@ -16,7 +16,7 @@ the default real batch is 64 per class; the ridge is relative to the kernel's tr
 The features are first order (one backward to the pixels), so with ``runtime.compile`` they go
 through ``torch.compile``, every redrawn network reusing the first graph.
 ``solve_krr_labels`` is the closed-form label solve; ``KRRMatcher.solve_labels`` applies it
-in the feature space of draw 0 (``condensery.LabelSolver``), for MGDD's sets and their random arm.
+in the feature space of draw 0 (``condensery.api.capabilities.LabelSolver``), for MGDD's sets and their random arm.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def solve_krr_labels(
 
 
 class KRRMatcher(Matcher):
-    """KRR matching; offers closed-form labels (``condensery.LabelSolver``) and support targets
+    """KRR matching; offers closed-form labels (``condensery.api.capabilities.LabelSolver``) and support targets
     (MGDD's ``TargetMatching``: ``loss_with_targets``)."""
 
     Options: ClassVar[type[Options]] = KRROptions

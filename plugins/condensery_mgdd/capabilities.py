@@ -2,7 +2,7 @@
 
 Published (``PUBLIC_MODULES``) so a matcher of another plugin can offer it knowingly; it
 offers it by having the member (the built-in ``krr`` does), checked with ``condensery.offers``.
-Closed-form labels for the random arm are the core's ``condensery.LabelSolver``.
+Closed-form labels for the random arm are the core's ``condensery.api.capabilities.LabelSolver``.
 """
 
 from __future__ import annotations
