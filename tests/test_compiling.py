@@ -125,3 +125,33 @@ def test_fresh_networks_reuse_the_compiled_graph(tmp_path, one_thread):
             after_first = compiles()
     assert compiles() == after_first, "a new evaluation network recompiled"
     assert not ctx.runtime.compiler.failed
+
+
+def test_gradient_matching_and_krr_reuse_the_graph_for_every_fresh_network(tmp_path, monkeypatch, one_thread):
+    """Dynamo's guards, not code generation, decide recompiling: the ``eager`` backend keeps this quick."""
+    from condensery_matching.gradient import GradientMatcher, GradientOptions
+    from condensery_matching.krr import KRRMatcher, KRROptions
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setenv("CONDENSERY_COMPILE_BACKEND", "eager")
+    torch._dynamo.reset()
+    counters.clear()
+    ctx = tiny_ctx(tmp_path, "yes")
+    images = ctx.data.train_x[:20].clone().requires_grad_(True)
+    labels = torch.arange(10).repeat(2)
+    gm = GradientMatcher(GradientOptions(batch_real=8, outer_loop=2, inner_loop=1, batch_train=10))
+    krr = KRRMatcher(KRROptions(batch_real=4, num_models=2, width=4, resample_every=1))
+    for matcher in (gm, krr):
+        matcher.prepare(ctx)
+
+    def steps(first: int, last: int) -> None:
+        for step in range(first, last):
+            for matcher in (gm, krr):
+                matcher.loss(images, labels, step).backward()
+                matcher.after_step(images, labels, step)
+
+    steps(0, 4)  # two gradient-matching networks (a new one every outer_loop steps), KRR's draws
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs >= 2
+    steps(4, 10)  # three more networks each
+    assert counters["stats"]["unique_graphs"] == graphs and not ctx.runtime.compiler.failed
