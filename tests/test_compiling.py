@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from condensery import RunContext
@@ -155,3 +157,20 @@ def test_gradient_matching_and_krr_reuse_the_graph_for_every_fresh_network(tmp_p
     assert graphs >= 2
     steps(4, 10)  # three more networks each
     assert counters["stats"]["unique_graphs"] == graphs and not ctx.runtime.compiler.failed
+
+
+def test_auto_leaves_the_quickstart_eager(tmp_path):
+    """The quickstart's matcher expects 200 steps and its evaluation 300 one-batch epochs: below ``auto``'s bar."""
+    from condensery import get_registry, open_task
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
+    plan, ctx = open_task(recipe, get_registry(), overrides=["runtime.compile=auto"], needs_synthesizer=True,
+                          run_dir=tmp_path, announce=False)
+    assert ctx.runtime.options.compile == "auto"
+    plan.matcher.prepare(ctx)
+    net = plan.matcher._network(0)
+    assert plan.matcher.forward is net  # the matcher's passes: eager
+    evaluator = ctx.recipe["evaluators"][0]
+    ipc = ctx.recipe["synthesizer"]["ipc"]
+    passes = evaluator["epochs"] * -(-ctx.task.num_classes * ipc // 256)
+    assert passes < AUTO_MIN_PASSES and ctx.runtime.compiled(net, passes=passes) is net
