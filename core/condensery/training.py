@@ -8,8 +8,9 @@ autocast (and, for fp16, its loss scaler). A ``batch_loss`` callback replaces th
 where targets are made batch by batch (the soft-label student: mixing, teacher, KD loss).
 ``compiled`` (the runtime's ``compiled``) puts the training forward through ``torch.compile``
 when ``runtime.compile`` asks for it: training is first order, and the compiled graph is
-reused by every later network of the same class. Accuracy is measured once, at the end. ``seed_global`` / ``seed_global_from`` make the
-initial weights of the next network a function of a named stream.
+reused by every later network of the same class. Accuracy is measured once, at the end.
+``seed_global`` / ``seed_global_from`` make the initial weights of the next network a
+function of a named stream.
 """
 
 from __future__ import annotations
