@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -60,3 +61,42 @@ def test_plot_bench_tables_and_figure_of_cost_growth(tmp_path, capsys):
     assert "| method | IPC 1 | IPC 10 | IPC 50 |" in out and "| method | classes 2 | classes 5 | classes 10 |" in out
     assert "| dc | 2 s, 111 MB | 20 s, 120 MB | 100 s, 160 MB |" in out
     assert png.stat().st_size > 10_000
+
+
+def test_compile_flag_gives_an_eager_and_a_compiled_row_that_does_not_recompile(tmp_path):
+    """``--compile``: each configuration eager, then compiled; dynamo's ``eager`` backend keeps it
+    quick (guards and graphs as with inductor, no code generated)."""
+    out = tmp_path / "rows.json"
+    env = {**os.environ, "CONDENSERY_COMPILE_BACKEND": "eager"}
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), "--quick", "--methods", "dm", "--ipcs", "1", "--classes", "2",
+         "--precisions", "no", "--iterations", "2", "--device", "cpu", "--compile", "-o", str(out)],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    eager, compiled = json.loads(out.read_text())
+    assert (eager["compile"], compiled["compile"]) == ("no", "yes") and "recompiles" not in eager
+    assert len(eager["warmup_seconds"]) == 1 and len(compiled["warmup_seconds"]) == 2
+    assert compiled["recompiles"] == 0  # a fresh random network every step reuses the graph
+    assert compiled["compile_seconds"] >= 0 and compiled["speedup"] > 0 and "break_even_steps" in compiled
+    assert compiled["gflop_per_step"] == eager["gflop_per_step"]  # the same work
+
+
+def test_break_even_is_the_compile_over_the_time_saved_per_step():
+    sys.path.insert(0, str(TOOL.parent))
+    import bench_matchers
+
+    row = bench_matchers.against_eager({"seconds_per_step": 1.0}, {"seconds_per_step": 0.6, "compile_seconds": 20.0})
+    assert row == {"speedup": 1.667, "break_even_steps": 50.0}
+    slower = bench_matchers.against_eager({"seconds_per_step": 1.0}, {"seconds_per_step": 1.2, "compile_seconds": 5})
+    assert slower["break_even_steps"] is None
+
+
+def test_evaluation_epochs_eager_against_compiled(tmp_path):
+    """``tools/bench_eval_compile.py``: one JSON row, both arms timed, the compile costed."""
+    env = {**os.environ, "CONDENSERY_COMPILE_BACKEND": "eager"}
+    proc = subprocess.run([sys.executable, str(TOOL.parent / "bench_eval_compile.py"), "--epochs", "2", "--width", "8"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert len(row["eager"]["epoch_seconds"]) == len(row["compiled"]["epoch_seconds"]) == 3
+    assert not row["failed"] and row["speedup"] > 0 and row["max_abs_diff"] < 1e-4

@@ -50,3 +50,20 @@ def test_only_missing_distributions_are_installed(tmp_path, monkeypatch):
     report = suite.install(dry_run=True)
     assert report["wheels_installed"] == ["no_such_dist_xyz-1.0-py3-none-any.whl"]
     assert report["condensery"] is True
+
+
+def test_compiled_rows_stage_runs_each_mode_or_says_why_not(tmp_path, monkeypatch):
+    suite = _suite()
+    calls = []
+
+    def fake_run(cmd, **kw):
+        calls.append(cmd)
+        return type("P", (), {"returncode": 0, "stderr": "", "stdout": '[{"method": "dm", "compile": "yes"}]'})()
+
+    monkeypatch.setattr(suite.subprocess, "run", fake_run)
+    out = suite.compile_bench(tmp_path, dry_run=False, deadline=time.time() + 600)
+    modes = [c[c.index("--compile-mode") + 1] for c in calls]
+    assert modes == ["default", "reduce-overhead"] and all("--compile" in c for c in calls)
+    assert len(out["rows"]) == 2 and out["modes"]["reduce-overhead"]["code"] == 0
+    late = suite.compile_bench(tmp_path, dry_run=False, deadline=time.time() + 10)
+    assert all("skipped" in m for m in late["modes"].values()) and not late["rows"]

@@ -16,9 +16,18 @@ reported as achieved GFLOP/s next to the machine's measured square-matmul throug
 same precision (``fraction_of_matmul``: how far a step is from the limit). ``--profile N``
 adds the N operators with the most self time in one further step (``top_ops``), ``--classes``
 varies the number of classes (cost against classes; 500 random images per class).
+``--compile`` times every configuration eager and with ``runtime.compile: yes`` (in separate
+processes, eager first), rows marked ``compile``; a compiled row adds ``compile_seconds`` (what
+its warm-up steps took beyond its median step: the first compile), ``recompiles`` (graphs
+compiled during the timed steps: 0 when fresh networks reuse the graph), ``compile_failed`` (the
+networks that fell back to eager, with why), and, against the eager
+row, ``speedup`` and ``break_even_steps`` (steps it takes the compile to pay for itself).
+``--compile-mode reduce-overhead`` asks for CUDA graphs on a GPU. Compiled rows take
+``--warmup`` steps before timing (default 2: a first step may compile more than one graph).
 
     python tools/bench_matchers.py                       # full settings (a GPU is advised)
     python tools/bench_matchers.py --quick --iterations 2  # a small CPU check
+    python tools/bench_matchers.py --methods dm --ipcs 10 --precisions no --compile  # eager vs compiled
 """
 
 from __future__ import annotations
@@ -68,7 +77,8 @@ def matcher_spec(method: str, ipc: int, quick: bool, experts_dir: str, syn_steps
 
 
 def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool, device: str,
-            classes: int = 10, profile: int = 0, syn_steps: int | None = None) -> dict:
+            classes: int = 10, profile: int = 0, syn_steps: int | None = None, compile: str = "no",
+            compile_mode: str = "default", warmup: int = 1) -> dict:
     """Time one configuration in this process and return its JSON row."""
     import torch
     from condensery import RealData, context_of, get_registry, load_plan, require
@@ -88,7 +98,8 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool,
     # registered source (nothing is read): the data are the random tensors above
     recipe = {"name": f"bench-{method}", "seed": 0, "data": {"name": "digits"}, "model": model,
               "synthesizer": {"name": "pixel", "ipc": ipc, "matcher": matcher_spec(method, ipc, quick, tmp, syn_steps)},
-              "runtime": {"cpu": device == "cpu", "mixed_precision": precision}}
+              "runtime": {"cpu": device == "cpu", "mixed_precision": precision, "compile": compile,
+                          "compile_mode": compile_mode}}
     plan = load_plan(recipe, registry, needs_synthesizer=True)
     ctx = context_of(plan, registry, run_dir=Path(tmp), data=data)
     runtime, data, matcher = ctx.runtime, ctx.data, plan.matcher
@@ -114,18 +125,28 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool,
         opt.step()
         matcher.after_step(images, labels, i)
 
-    step(0)  # warm-up (allocations, kernels) is not timed
+    from torch._dynamo.utils import counters
+
+    warm_times = []
+    for i in range(warmup):  # warm-up (allocations, kernels, compiling) is not timed
+        t0 = time.perf_counter()
+        step(i)
+        if cuda:
+            torch.cuda.synchronize()
+        warm_times.append(time.perf_counter() - t0)
     if cuda:
-        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    graphs_before = counters["stats"]["unique_graphs"]
     times = []
-    for i in range(1, iterations + 1):
+    for i in range(warmup, warmup + iterations):
         t0 = time.perf_counter()
         step(i)
         if cuda:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     seconds = statistics.median(times)
+    recompiles = counters["stats"]["unique_graphs"] - graphs_before
+    runtime.compiler.setting = "no"  # the FLOPs (and the profile) of the same work, counted eagerly
     if cuda:  # peak memory of the warm-up and the timed steps, before the FLOP counter's own step
         peak, memory_kind = torch.cuda.max_memory_allocated() / 2**20, "cuda max_memory_allocated"
     else:
@@ -133,19 +154,30 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool,
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:  # the FLOPs of one step (forward, backward, inner loops)
-        step(iterations + 1)
+        step(warmup + iterations)
     flops = counter.get_total_flops()
     row = {"method": method, "matcher": type(matcher).__name__, "ipc": ipc, "mixed_precision": precision,
            "device": str(runtime.device), "iterations": iterations, "classes": k,
            "seconds_per_step": round(seconds, 4), "step_seconds": [round(s, 4) for s in times],
            "quick": quick, "model_width": model["width"], "threads": torch.get_num_threads(),
-           "gflop_per_step": round(flops / 1e9, 3), "achieved_gflops": round(flops / 1e9 / seconds, 2)}
+           "gflop_per_step": round(flops / 1e9, 3), "achieved_gflops": round(flops / 1e9 / seconds, 2),
+           "compile": compile, "warmup_seconds": [round(s, 3) for s in warm_times]}
+    if compile != "no":
+        row.update(compile_mode=compile_mode, recompiles=recompiles, compile_failed=dict(runtime.compiler.failed),
+                   compile_seconds=round(max(0.0, sum(warm_times) - warmup * seconds), 2))
     row["peak_memory_mb"], row["memory_kind"] = round(peak, 1), memory_kind
     if method.startswith("mtt"):
         row["syn_steps"] = recipe["synthesizer"]["matcher"]["syn_steps"]
     if profile:
-        row["top_ops"] = top_ops(lambda: step(iterations + 2), profile, cuda)
+        row["top_ops"] = top_ops(lambda: step(warmup + iterations + 1), profile, cuda)
     return row
+
+
+def against_eager(eager: dict, compiled: dict) -> dict:
+    """``speedup`` of a compiled row over its eager row and the steps its compile takes to pay for itself."""
+    saved = eager["seconds_per_step"] - compiled["seconds_per_step"]
+    return {"speedup": round(eager["seconds_per_step"] / compiled["seconds_per_step"], 3),
+            "break_even_steps": round(compiled["compile_seconds"] / saved, 1) if saved > 0 else None}
 
 
 def top_ops(fn, count: int, cuda: bool) -> list[dict]:
@@ -191,13 +223,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--classes", default="10", help="comma-separated class counts (cost against the number of classes)")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="also list the N operators with the most self time")
     ap.add_argument("--syn-steps", type=int, default=None, help="MTT: unroll this many student steps instead of the paper's")
+    ap.add_argument("--compile", action="store_true", help="time each configuration eager and compiled (runtime.compile)")
+    ap.add_argument("--compile-mode", default="default", help="torch.compile mode of the compiled rows (reduce-overhead: CUDA graphs)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 1; 2 for compiled rows)")
     ap.add_argument("-o", "--output", default=None, help="also write the JSON list here")
     ap.add_argument("--one", nargs=3, metavar=("METHOD", "IPC", "PRECISION"), help=argparse.SUPPRESS)
+    ap.add_argument("--compile-setting", default="no", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
         method, ipc, precision = args.one
         print(json.dumps(run_one(method, int(ipc), precision, args.iterations, args.quick, args.device,
-                                 int(args.classes), args.profile, args.syn_steps)))
+                                 int(args.classes), args.profile, args.syn_steps, args.compile_setting,
+                                 args.compile_mode, args.warmup or (1 if args.compile_setting == "no" else 2))))
         return
     import torch
 
@@ -206,12 +243,16 @@ def main(argv: list[str] | None = None) -> None:
     ceiling = {p: matmul_gflops(p, "cuda" if gpu else "cpu") for p in precisions}
     print(json.dumps({"matmul_gflops": ceiling}), file=sys.stderr, flush=True)
     rows = []
+    settings = ("no", "yes") if args.compile else ("no",)
     for method in args.methods.split(","):
-        for ipc, classes, precision in itertools.product(
-                (int(i) for i in args.ipcs.split(",")), (int(c) for c in args.classes.split(",")), precisions):
+        for ipc, classes, precision, setting in itertools.product(
+                (int(i) for i in args.ipcs.split(",")), (int(c) for c in args.classes.split(",")), precisions,
+                settings):
             cmd = [sys.executable, __file__, "--one", method, str(ipc), precision, "--iterations",
                    str(args.iterations), "--device", args.device, "--classes", str(classes),
-                   "--profile", str(args.profile)]
+                   "--profile", str(args.profile), "--compile-setting", setting, "--compile-mode", args.compile_mode]
+            if args.warmup is not None:
+                cmd += ["--warmup", str(args.warmup)]
             if args.quick:
                 cmd.append("--quick")
             if args.syn_steps is not None:
@@ -222,10 +263,12 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
                 row = {"method": method, "ipc": ipc, "classes": classes, "mixed_precision": precision,
-                       "error": tail}
+                       "compile": setting, "error": tail}
             if "achieved_gflops" in row and ceiling.get(precision):
                 row["matmul_gflops"] = ceiling[precision]
                 row["fraction_of_matmul"] = round(row["achieved_gflops"] / ceiling[precision], 4)
+            if setting != "no" and rows and "seconds_per_step" in rows[-1] and "seconds_per_step" in row:
+                row.update(against_eager(rows[-1], row))
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     text = json.dumps(rows, indent=2)

@@ -12,7 +12,9 @@ registry, and gets only the working tree plus the git-ignored folders named in `
 condensery itself (editable, no build isolation); (2) unpacks the CIFAR-10 JPEG tarball;
 (3) runs ``tools/bench_matchers.py`` at paper settings (ConvNet-3 width 128, real batch 256,
 MTT's 30-step unroll) for DM, DSA, MTT and the DWA recover step at IPC 10 and 50, fp32 against
-bf16; (4) distils DM IPC 10 from the paper recipe (``recipes/cifar10/dm-ipc10.yaml``) for as many
+bf16; (4) times DM and DSA at IPC 10 eager against ``runtime.compile: yes`` (``torch.compile``)
+and, for DM, against CUDA graphs (``compile_mode: reduce-overhead``), with each compile's
+seconds and the steps it takes to pay for itself (``compile_rows``); (5) distils DM IPC 10 from the paper recipe (``recipes/cifar10/dm-ipc10.yaml``) for as many
 of its 20,000 iterations as the remaining time allows (the JSON says how many; the published
 figure is 48.9 %) and evaluates it next to random subsets. Every stage has a deadline inside
 ``--budget-s`` (default 500 s); what does not fit is recorded as skipped, never silently cut.
@@ -114,6 +116,39 @@ def bench(out: Path, dry_run: bool, deadline: float) -> dict:
             "stderr_tail": proc.stderr.strip().splitlines()[-3:]}
 
 
+#: the compiled-vs-eager stage: (methods, torch.compile mode); reduce-overhead is CUDA graphs
+COMPILE_STAGES = (("dm,dsa", "default"), ("dm", "reduce-overhead"))
+
+
+def compile_bench(out: Path, dry_run: bool, deadline: float) -> dict:
+    """Eager vs compiled rows (``bench_matchers --compile``) at paper settings, fp32, IPC 10.
+
+    One ``bench_matchers`` call per mode, each within what is left before ``deadline``; a mode
+    that does not fit is recorded as skipped. The dry run times the first mode at toy size.
+    """
+    result: dict = {"rows": [], "modes": {}}
+    for methods, mode in COMPILE_STAGES[:1] if dry_run else COMPILE_STAGES:
+        left = deadline - time.time()
+        if left < 30:
+            result["modes"][mode] = {"skipped": f"only {left:.0f} s left"}
+            continue
+        cmd = [sys.executable, str(REPO / "tools" / "bench_matchers.py"), "--methods", methods, "--precisions", "no",
+               "--compile", "--compile-mode", mode, "-o", str(out / f"bench_compile_{mode}.json")]
+        cmd += (["--quick", "--iterations", "1", "--ipcs", "1", "--classes", "2", "--device", "cpu"] if dry_run
+                else ["--iterations", "5", "--ipcs", "10"])
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=left)
+        except subprocess.TimeoutExpired:
+            result["modes"][mode] = {"skipped": "ran past its deadline", "seconds": round(time.perf_counter() - t0, 1)}
+            continue
+        rows = json.loads(proc.stdout) if proc.returncode == 0 else []
+        result["rows"] += rows
+        result["modes"][mode] = {"code": proc.returncode, "seconds": round(time.perf_counter() - t0, 1),
+                                 "stderr_tail": proc.stderr.strip().splitlines()[-3:]}
+    return result
+
+
 def dm_paper(out: Path, root: Path | None, rows: list[dict], dry_run: bool, deadline: float) -> dict:
     """DM IPC 10 from the paper recipe for the iterations that fit before ``deadline``."""
     step = next((r["seconds_per_step"] for r in rows if r.get("method") == "dm" and r.get("ipc") == 10
@@ -177,7 +212,8 @@ def run(out: Path, dry_run: bool, budget: float) -> dict:
     report["environment"] = environment()
     root = unpack(out, dry_run)
     report["data_root"] = str(root) if root else None
-    report["bench_matchers"] = bench(out, dry_run, start + budget * 0.55)
+    report["bench_matchers"] = bench(out, dry_run, start + budget * 0.4)
+    report["compile_rows"] = compile_bench(out, dry_run, start + budget * 0.7)
     report["dm_ipc10"] = dm_paper(out, root, report["bench_matchers"].get("rows", []), dry_run, start + budget)
     report["seconds"] = round(time.time() - start, 1)
     (out / "gpu_suite.json").write_text(json.dumps(report, indent=2) + "\n")

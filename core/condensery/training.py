@@ -6,8 +6,11 @@ batched on-device augmentation, hard or soft targets (cross-entropy) or regressi
 (squared error, as KIP/RFAD train on KRR labels), mixed precision through the runtime's
 autocast (and, for fp16, its loss scaler). A ``batch_loss`` callback replaces the label loss
 where targets are made batch by batch (the soft-label student: mixing, teacher, KD loss).
-Accuracy is measured once, at the end. ``seed_global`` / ``seed_global_from`` make the
-initial weights of the next network a function of a named stream.
+``compiled`` (the runtime's ``compiled``) puts the training forward through ``torch.compile``
+when ``runtime.compile`` asks for it: training is first order, and the compiled graph is
+reused by every later network of the same class. Accuracy is measured once, at the end.
+``seed_global`` / ``seed_global_from`` make the initial weights of the next network a
+function of a named stream.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ __all__ = [
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 """``batch_loss(model, x, idx, generator) -> loss``: the loss of one (augmented) batch ``x``
-of ``images[idx]``; it runs the model's forward pass itself and may draw from ``generator``."""
+of ``images[idx]``; it runs the model's forward pass itself (``model(x)``: the network or its
+compiled forward) and may draw from ``generator``."""
+Compiled = Callable[..., Callable[..., torch.Tensor]]
 
 
 def seed_global_from(generator: torch.Generator) -> None:
@@ -131,6 +136,7 @@ def train_classifier(
     on_step: Callable[[int, nn.Module], None] | None = None,
     on_epoch: Callable[[int, nn.Module], None] | None = None,
     progress: Callable[[range], Iterable[int]] | None = None,
+    compiled: Compiled | None = None,
 ) -> nn.Module:
     """Train ``model`` in place; ``labels`` are class indices ``[N]`` or targets ``[N,K]``.
 
@@ -145,6 +151,8 @@ def train_classifier(
     ``on_step(step, model)`` runs after every optimizer step (``step`` counts from 1 over
     all epochs), ``on_epoch(epoch, model)`` after each epoch's lr step; ``progress`` wraps
     ``range(epochs)`` (e.g. a progress bar). A non-finite loss raises ``DivergenceError``.
+    ``compiled``: ``ctx.runtime.compiled``, to run the forward passes through ``torch.compile``
+    when the recipe's ``runtime.compile`` asks (told the number of passes, for ``auto``).
     """
     if (labels is None) == (batch_loss is None):
         raise ValueError("train_classifier takes exactly one of labels and batch_loss")
@@ -152,6 +160,7 @@ def train_classifier(
     opt = _optimizer(model, optimizer, lr, momentum, weight_decay)
     sched = _schedule(opt, lr_schedule, epochs)
     n, step = images.shape[0], 0
+    forward = model if compiled is None else compiled(model, passes=epochs * -(-n // batch_size))
     model.train()
     for epoch in progress(range(epochs)) if progress else range(epochs):
         perm = torch.randperm(n, generator=generator).to(images.device)
@@ -160,7 +169,7 @@ def train_classifier(
             x = images[idx]
             if augment is not None:
                 x = augment(x, generator)
-            loss = loss_of(model, x, idx, generator)
+            loss = loss_of(forward, x, idx, generator)
             if not torch.isfinite(loss):
                 raise DivergenceError(f"training loss became {loss.item()} at epoch {epoch}; lower the lr")
             opt.zero_grad(set_to_none=True)

@@ -111,7 +111,7 @@ class DWASynthesizer(Synthesizer):
             model, ctx.data.train_x, ctx.data.train_y, epochs=o.teacher_epochs, lr=o.teacher_lr,
             generator=gen, batch_size=o.teacher_batch_size, weight_decay=o.teacher_weight_decay,
             augment=augment, autocast=ctx.runtime.autocast, scaler=ctx.runtime.grad_scaler(), lr_schedule="cosine",
-            on_epoch=lambda e, m: ctx.log("squeeze", e) if (e + 1) % 5 == 0 else None,
+            on_epoch=lambda e, m: ctx.log("squeeze", e) if (e + 1) % 5 == 0 else None, compiled=ctx.runtime.compiled,
         )
 
     # -- recover ----------------------------------------------------------------------

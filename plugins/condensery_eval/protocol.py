@@ -74,6 +74,7 @@ def train_once(
             model, x, y, epochs=epochs, lr=stage_lr, generator=gen,
             batch_size=protocol.batch_size, momentum=protocol.momentum, weight_decay=protocol.weight_decay,
             augment=augmenter(protocol.augment), autocast=ctx.runtime.autocast, scaler=ctx.runtime.grad_scaler(), label_loss=label_loss,
+            compiled=ctx.runtime.compiled,
         )
     return model
 

@@ -100,4 +100,5 @@ def train_student(
         model, images, None, epochs=p.epochs, lr=lr, generator=gen, batch_size=p.batch_size,
         optimizer=p.optimizer, momentum=p.momentum, weight_decay=p.weight_decay, augment=augmenter(p.augment),
         autocast=ctx.runtime.autocast, lr_schedule=p.schedule, scaler=ctx.runtime.grad_scaler(), batch_loss=loss,
+        compiled=ctx.runtime.compiled,
     )

@@ -69,6 +69,7 @@ def build_teacher(ctx: RunContext, t: TeacherOptions) -> nn.Module:
             model, ctx.data.train_x, ctx.data.train_y, epochs=t.epochs, lr=t.lr, generator=gen,
             batch_size=t.batch_size, momentum=t.momentum, weight_decay=t.weight_decay,
             augment=augmenter(t.augment), autocast=rt.autocast, scaler=rt.grad_scaler(), lr_schedule=t.schedule,
+            compiled=rt.compiled,
         )
         if t.cache:
             save_teacher(path, model, spec, trained_by="soft-label evaluator", dataset=ctx.task.dataset,

@@ -165,8 +165,9 @@ class BNStatsMatcher(Matcher):
         return self.last
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.params is None:
-            return self.net(x)
+        if self.params is None:  # first order (statistics' gradient to the pixels): may be compiled
+            passes = int((self.ctx.recipe.get("synthesizer") or {}).get("iterations", 0))
+            return self.ctx.runtime.compiled(self.net, passes=passes)(x)
         return torch.func.functional_call(self.net, self.params, (x,), strict=False)
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:

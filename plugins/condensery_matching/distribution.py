@@ -15,10 +15,15 @@ present in ``labels``: a process of a multi-process run embeds only its share of
 classes (real and synthetic). The random draws still cover every class, so the share
 does not change what is drawn. Batch norm in train mode couples classes through batch
 statistics, so with it the matcher does not declare itself class-separable.
+
+DM is first order throughout (the embeddings' gradient to the images), so with
+``runtime.compile`` both sides' embeddings go through ``torch.compile``; the fresh network
+of every step reuses the graph compiled at the first (``ctx.runtime.compiled``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -39,6 +44,7 @@ class DistributionMatcher(Matcher):
         self.dsa = dsa_from(self.options)
         probe = ctx.create_model(self.options.model)
         self.class_separable = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in probe.modules())
+        self.expected_steps = int((ctx.recipe.get("synthesizer") or {}).get("iterations", 0))
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:
         real_means, emb_syn = self._embeddings(images, labels, step)
@@ -73,16 +79,18 @@ class DistributionMatcher(Matcher):
         real, real_y, syn = siamese_batches(
             ctx.data, images, labels, self.options.batch_real, self.gen, self.dsa, present_classes_only=True
         )
+        embed_net = ctx.runtime.compiled(net, embed, passes=self.expected_steps)
         with ctx.runtime.autocast():
             with torch.no_grad():  # in chunks: peak memory of one chunk's activations, not of all classes'
-                emb_real = self._embed(net, real)
-            emb_syn = self._embed(net, syn)
+                emb_real = self._embed(embed_net, real)
+            emb_syn = self._embed(embed_net, syn)
         return class_means(emb_real, real_y, k), emb_syn
 
-    def _embed(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """``embed`` in chunks of ``chunk`` images; in one pass when batch norm couples the batch."""
+    def _embed(self, embed_net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """``embed_net`` (the network's ``embed``) in chunks of ``chunk`` images; in one pass when
+        batch norm couples the batch."""
         n = self.options.chunk if self.class_separable else max(len(x), 1)
-        return torch.cat([embed(net, x[i:i + n]).float() for i in range(0, len(x), n)])
+        return torch.cat([embed_net(x[i:i + n]).float() for i in range(0, len(x), n)])
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"gen": self.gen.get_state()}

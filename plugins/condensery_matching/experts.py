@@ -120,7 +120,7 @@ def train_expert(ctx: RunContext, spec: ExpertSpec, index: int, model_name: str 
         model, ctx.data.train_x, ctx.data.train_y, epochs=spec.epochs, lr=spec.lr, generator=gen,
         batch_size=spec.batch_size, momentum=0.0, weight_decay=0.0,
         augment=DSA() if spec.dsa else None, autocast=ctx.runtime.autocast, scaler=ctx.runtime.grad_scaler(), lr_schedule="none",
-        on_epoch=lambda _epoch, m: snapshots.append(flat_parameters(m)),
+        on_epoch=lambda _epoch, m: snapshots.append(flat_parameters(m)), compiled=ctx.runtime.compiled,
     )
     return torch.stack(snapshots)
 

@@ -15,6 +15,11 @@ Defaults by IPC are the paper's: 1 -> (1, 1), 10 -> (10, 50), 50 -> (50, 10).
 
 With DSA on, the same augmentation (op and parameters drawn per class) is applied to the
 real and the synthetic batch of a class; the inner training uses independent DSA per image.
+
+With ``runtime.compile`` the first-order passes go through ``torch.compile``: the real side
+(its gradient is a detached target: most of the work, 256 real images per class) and the
+inner training of the network. The synthetic side stays eager by design: its gradient is
+differentiated again (``create_graph=True``), and AOTAutograd refuses double backward.
 """
 
 from __future__ import annotations
@@ -89,6 +94,7 @@ class GradientMatcher(Matcher):
         self.net_opt: torch.optim.Optimizer | None = None
         self.net_iteration = -1
         self.warm_start: Callable[[nn.Module, int], None] | None = None
+        self.expected_steps = int((ctx.recipe.get("synthesizer") or {}).get("iterations", 0)) * max(self.inner, 1)
 
     def set_warm_start(self, fn: Callable[[nn.Module, int], None] | None) -> None:
         """Train every fresh matching network with ``fn(net, iteration)`` before it is matched.
@@ -112,15 +118,23 @@ class GradientMatcher(Matcher):
             self.net_opt = torch.optim.SGD(self.net.parameters(), lr=self.options.net_lr, momentum=self.options.net_momentum)
             self.scaler = self.ctx.runtime.grad_scaler()
             self.net_iteration = iteration
+            # first-order passes only (the real side, the inner training): see the module docstring
+            self.forward = self.ctx.runtime.compiled(self.net, passes=self.expected_steps)
         return self.net
 
     def class_gradients(
         self, net: nn.Module, x: torch.Tensor, y: torch.Tensor, create_graph: bool
     ) -> list[torch.Tensor]:
-        """Gradients of the mean CE on ``(x, y)`` w.r.t. the matched weights."""
+        """Gradients of the mean CE on ``(x, y)`` w.r.t. the matched weights.
+
+        First order (``create_graph=False``) runs the compiled forward when ``runtime.compile``
+        is on; the synthetic side (``create_graph=True``) stays eager: no double backward
+        through a compiled graph.
+        """
         params = matched_parameters(net)
+        forward = self.forward if not create_graph and net is self.net else net
         with self.ctx.runtime.autocast():
-            out = net(x)
+            out = forward(x)
         loss = F.cross_entropy(out.float(), y)
         grads = torch.autograd.grad(loss, params, create_graph=create_graph)
         return [g.float() for g in grads] if create_graph else [g.detach().float() for g in grads]
@@ -155,7 +169,7 @@ class GradientMatcher(Matcher):
                 if self.dsa is not None:
                     xb = self.dsa(xb, self.gen)
                 with self.ctx.runtime.autocast():
-                    out = self.net(xb)
+                    out = self.forward(xb)
                 loss = F.cross_entropy(out.float(), y[idx])
                 self.net_opt.zero_grad(set_to_none=True)
                 backward_step(loss, self.net_opt, self.scaler)

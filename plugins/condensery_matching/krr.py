@@ -13,6 +13,8 @@ networks are redrawn every ``resample_every`` steps. Labels can be learned (a te
 
 Unverified choices, made here: the feature networks keep the task model's normalisation;
 the default real batch is 64 per class; the ridge is relative to the kernel's trace.
+The features are first order (one backward to the pixels), so with ``runtime.compile`` they go
+through ``torch.compile``, every redrawn network reusing the first graph.
 ``solve_krr_labels`` is the closed-form label solve; ``KRRMatcher.solve_labels`` applies it
 in the feature space of draw 0 (``condensery.api.capabilities.LabelSolver``), for MGDD's sets and their random arm.
 """
@@ -90,6 +92,7 @@ class KRRMatcher(Matcher):
         ipc = int((ctx.recipe.get("synthesizer") or {}).get("ipc", 1))
         self.init_labels = torch.arange(k, device=ctx.device).repeat_interleave(ipc)
         self.labels: torch.Tensor | None = None
+        self.expected_passes = int((ctx.recipe.get("synthesizer") or {}).get("iterations", 0)) * self.options.num_models
         if self.options.learn_labels:
             self.labels = centred_one_hot(self.init_labels, k).requires_grad_(True)
 
@@ -124,7 +127,7 @@ class KRRMatcher(Matcher):
         feats = []
         with self.ctx.runtime.autocast():
             for net in nets:
-                f = embed(net, x).float()
+                f = self.ctx.runtime.compiled(net, embed, passes=self.expected_passes)(x).float()
                 feats.append(f / f.shape[1] ** 0.5)
         return torch.cat(feats, dim=1) / len(nets) ** 0.5
 

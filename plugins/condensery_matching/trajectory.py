@@ -15,6 +15,10 @@ recomputes each step's forward during the backward pass (``torch.utils.checkpoin
 keeping only the N flat parameter vectors; ``batch_syn`` bounds each step's batch. The
 DSA parameters and minibatch indices of the unroll are drawn before it starts, so the
 recomputation sees the same ones and the result is the same as without checkpointing.
+
+``runtime.compile`` leaves the unroll eager by design: the loss is differentiated through
+N SGD steps that each take a gradient (``create_graph=True``), and AOTAutograd refuses
+double backward. Its first-order part, training the experts, is compiled (``experts.py``).
 """
 
 from __future__ import annotations

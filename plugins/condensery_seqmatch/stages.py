@@ -70,7 +70,7 @@ def warm_train(
         train_classifier(
             model, images[idx], labels[idx], epochs=epochs, lr=lr, generator=gen, batch_size=batch_size,
             momentum=momentum, weight_decay=weight_decay, augment=DSA() if dsa else None,
-            autocast=ctx.runtime.autocast, scaler=ctx.runtime.grad_scaler(),
+            autocast=ctx.runtime.autocast, scaler=ctx.runtime.grad_scaler(), compiled=ctx.runtime.compiled,
         )
     return model
 
@@ -105,7 +105,7 @@ def stage_experts(
             model, ctx.data.train_x, ctx.data.train_y, epochs=spec.epochs, lr=spec.lr, generator=gen,
             batch_size=spec.batch_size, momentum=0.0, weight_decay=0.0,
             augment=DSA() if spec.dsa else None, autocast=rt.autocast, scaler=rt.grad_scaler(), lr_schedule="none",
-            on_epoch=lambda _epoch, m, s=snapshots: s.append(flat_parameters(m)),
+            on_epoch=lambda _epoch, m, s=snapshots: s.append(flat_parameters(m)), compiled=rt.compiled,
         )
         write_expert(expert_path(directory, i), torch.stack(snapshots), spec.header(i, rt.seed))
         ctx.log("seqmatch-experts", i, subset=float(stage + 1))

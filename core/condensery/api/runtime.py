@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from .compiling import Compiler
 from .errors import UserError
 from .runtime_options import RuntimeOptions
 
@@ -63,6 +64,7 @@ class Runtime:
                 "silently do nothing); use bf16, or --set runtime.mixed_precision=no"
             )
         self.dtype = AUTOCAST_DTYPES[options.mixed_precision]
+        self.compiler = Compiler(options.compile, options.compile_mode)
         trackers = list(options.log_with) if project_dir is not None else []
         self.log_with = trackers  # trackers need a run directory to write under
         self.accelerator = Accelerator(
@@ -92,6 +94,15 @@ class Runtime:
         if self.dtype is None:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def compiled(self, net: torch.nn.Module, fn: Any = None, *, passes: int | None = None) -> Any:
+        """``net``'s forward (or ``fn(net, *args)``) through ``torch.compile`` when ``runtime.compile``
+        asks for it (``auto``: when ``passes``, the caller's expected passes, is large); else the eager call.
+
+        First-order passes only: a compiled network cannot sit inside a double backward. A network
+        the compiler cannot handle runs eager after one warning line (``condensery.api.compiling``).
+        """
+        return self.compiler.compiled(net, fn, passes=passes)
 
     def grad_scaler(self) -> torch.amp.GradScaler:
         """A fresh loss scaler for one optimisation loop: active for fp16, a pass-through otherwise.

@@ -1,4 +1,4 @@
-"""The ``runtime`` section of a recipe: device, precision, processes' threads, checkpoints, trackers.
+"""The ``runtime`` section of a recipe: device, precision, compiling, threads, checkpoints, trackers.
 
 Kept apart from ``runtime.py`` (torch, Accelerate) so that a recipe resolves -- and a bad
 one fails -- without importing either.
@@ -17,6 +17,13 @@ from .options import Options
 class RuntimeOptions(Options):
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     cpu: bool = Field(False, description="force the CPU even when a GPU is present")
+    compile: Literal["no", "yes", "auto"] = Field(
+        "no", description="first-order network passes through torch.compile: no, yes, or auto (networks whose "
+                          "caller expects >= 2000 passes); double-backward parts stay eager",
+    )
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = Field(
+        "default", description="torch.compile mode when compiling (reduce-overhead: CUDA graphs on a GPU)",
+    )
     checkpoint_every: int = Field(200, ge=1, description="steps between checkpoints of long stages")
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice)")
     log_with: list[str] = Field(
@@ -25,11 +32,11 @@ class RuntimeOptions(Options):
                     "files under RUN_DIR/trackers",
     )
 
-    @field_validator("mixed_precision", mode="before")
+    @field_validator("mixed_precision", "compile", mode="before")
     @classmethod
     def _yaml_no(cls, v: Any) -> Any:
-        # YAML 1.1 reads a bare `no` as False
-        return "no" if v is False else v
+        # YAML 1.1 reads a bare `no` as False (and a bare `yes` as True)
+        return {False: "no", True: "yes"}.get(v, v) if isinstance(v, bool) else v
 
     @field_validator("log_with", mode="before")
     @classmethod
