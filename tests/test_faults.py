@@ -24,10 +24,16 @@ runtime: {threads: 1, checkpoint_every: 5}
 """
 
 
+def _as_at_a_terminal() -> None:
+    """SIGINT handled as in a terminal: a suite started in the background of a script (``cmd &``)
+    hands its children SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def condensery(*args: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "condensery", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_as_at_a_terminal)
 
 
 def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 120) -> None:
