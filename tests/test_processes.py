@@ -157,6 +157,7 @@ synthesizer:
   matcher: {name: krr, dsa: false, num_models: 1, width: 16, resample_every: 1, batch_real: 8}
 evaluators:
 - {name: hard-label, runs: 1, epochs: 1}
+runtime: {threads: 1}  # the same thread count in every process: the test holds whatever threads pytest runs with
 """
 
 
