@@ -251,6 +251,20 @@ def same_outputs(a: Path, b: Path) -> dict:
             "grid_png": (b / "grid.png").is_file()}
 
 
+def soak(target, reference: Path, out_of, compare, span: float, kills: int, rng: random.Random) -> dict:
+    """Kill ``target`` (a recipe or an argv) into fresh outputs until ``kills`` kills landed, each
+    compared with ``reference``; at most 4 outputs per kill asked for (a run may end before a kill)."""
+    trials: list[dict] = []
+    while sum(t["kills"] for t in trials) < kills and len(trials) < 4 * kills:
+        out = out_of(len(trials))
+        trial = killed_trial(target, out, span, rng)
+        trial.update(compare(reference, out))
+        trials.append(trial)
+    return {"uninterrupted_seconds": round(span, 2), "kills": sum(t["kills"] for t in trials),
+            "identical": all(t["set_identical"] and t["metrics_identical"] for t in trials if t["kills"]),
+            "trials": trials}
+
+
 def soak_command(name: str, work: Path, kills: int, rng: random.Random) -> dict:
     """Kill ``condensery NAME`` (a COMMANDS entry) on the multisize reference run, as ``main`` kills runs."""
     ref = work / "multisize-ref"
@@ -261,15 +275,9 @@ def soak_command(name: str, work: Path, kills: int, rng: random.Random) -> dict:
     argv = [a.replace("REF", str(ref)) for a in COMMANDS[name]]
     suffix = ".safetensors" if name == "generate" else ""
     span, _ = run_to_end(argv, work / f"{name}-ref{suffix}")
-    trials = []
-    while sum(t["kills"] for t in trials) < kills and len(trials) < 4 * kills:
-        out = work / f"{name}-killed-{len(trials)}{suffix}"
-        trial = killed_trial(argv, out, span, rng)
-        trial.update(same_files(work / f"{name}-ref{suffix}", out))
-        trials.append(trial)
-    entry = {"uninterrupted_seconds": round(span, 2), "kills": sum(t["kills"] for t in trials),
-             "identical": all(t["set_identical"] and t["metrics_identical"] for t in trials if t["kills"]),
-             "trials": trials}
+    entry = soak(argv, work / f"{name}-ref{suffix}", lambda i: work / f"{name}-killed-{i}{suffix}", same_files,
+                 span, kills, rng)
+    trials = entry["trials"]
     print(f"{name:<11} {entry['kills']} kills in {len(trials)} targets, resumed at {[t['resumed_at'] for t in trials]}, "
           f"identical: {entry['identical']}, torn: {any(k['torn'] for t in trials for k in t['killed_at'])}", flush=True)
     return entry
@@ -303,15 +311,9 @@ def main() -> None:
         recipe = work / f"{method}.yaml"
         recipe.write_text(text)
         span, _ = run_to_end(recipe, work / f"{method}-ref")
-        trials = []
-        while sum(t["kills"] for t in trials) < args.kills and len(trials) < 4 * args.kills:
-            out = work / f"{method}-killed-{len(trials)}"
-            trial = killed_trial(recipe, out, span, rng)
-            trial.update(same_outputs(work / f"{method}-ref", out))
-            trials.append(trial)
-        entry = {"uninterrupted_seconds": round(span, 2), "kills": sum(t["kills"] for t in trials),
-                 "identical": all(t["set_identical"] and t["metrics_identical"] for t in trials if t["kills"]),
-                 "trials": trials}
+        entry = soak(recipe, work / f"{method}-ref", lambda i, m=method: work / f"{m}-killed-{i}", same_outputs,
+                     span, args.kills, rng)
+        trials = entry["trials"]
         report["methods"][method] = entry
         print(f"{method:<11} {entry['kills']} kills in {len(trials)} directories, "
               f"resumed at {[t['resumed_at'] for t in trials]}, identical: {entry['identical']}", flush=True)
