@@ -100,3 +100,28 @@ def test_evaluation_epochs_eager_against_compiled(tmp_path):
     row = json.loads(proc.stdout)
     assert len(row["eager"]["epoch_seconds"]) == len(row["compiled"]["epoch_seconds"]) == 3
     assert not row["failed"] and row["speedup"] > 0 and row["max_abs_diff"] < 1e-4
+
+
+def test_no_flops_leaves_out_the_counting_step(tmp_path):
+    """``--no-flops``: the rows keep their timings and memory, without the FLOP-counting step's fields."""
+    out = tmp_path / "rows.json"
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), "--quick", "--methods", "dm", "--ipcs", "1", "--classes", "2",
+         "--precisions", "no", "--iterations", "2", "--device", "cpu", "--no-flops", "-o", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(out.read_text())
+    assert len(row["step_seconds"]) == 2 and row["peak_memory_mb"] > 0
+    assert "gflop_per_step" not in row and "fraction_of_matmul" not in row
+
+
+def test_evaluation_one_arm_alone_with_its_own_memory_and_total(tmp_path):
+    """``--arms compiled``: only the compiled arm trains (its process's peak RSS is its own)."""
+    env = {**os.environ, "CONDENSERY_COMPILE_BACKEND": "eager"}
+    proc = subprocess.run([sys.executable, str(TOOL.parent / "bench_eval_compile.py"), "--epochs", "2", "--width", "8",
+                           "--arms", "compiled"], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(proc.stdout)
+    assert "eager" not in row and "speedup" not in row and row["peak_memory_mb"] > 0
+    assert len(row["compiled"]["epoch_seconds"]) == 3 and "compile_seconds" in row
+    assert abs(row["compiled"]["total_seconds"] - sum(row["compiled"]["epoch_seconds"])) < 0.02

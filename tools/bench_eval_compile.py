@@ -8,15 +8,20 @@ each follow ``--warmup`` untimed ones. ``compile_seconds`` is what the compiled 
 first epoch took beyond its median (the compile, or the inductor cache load when
 ``$CONDENSERY_CACHE/inductor`` already holds it), ``break_even_epochs`` the epochs it takes to
 pay for itself, ``max_abs_diff`` the largest difference of the two networks' logits after
-the same training.
+the same training. ``--arms compiled`` (or ``eager``) trains only that arm, so that
+``peak_memory_mb`` (the process's peak RSS) is its own and ``total_seconds`` is a whole
+evaluation's training (``--warmup 1 --epochs 300``: 301 epochs, as the reference's
+``evaluate_synset`` runs), e.g. for a side-by-side run against another code.
 
     python tools/bench_eval_compile.py --epochs 5
+    python tools/bench_eval_compile.py --arms compiled --epochs 300
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import time
 
@@ -27,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=int, default=1, help="untimed epochs of each arm first")
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--ipc", type=int, default=10)
+    ap.add_argument("--arms", default="eager,compiled", help="which arms to train: eager,compiled (default), eager, compiled")
     args = ap.parse_args(argv)
 
     import torch
@@ -47,7 +53,10 @@ def main(argv: list[str] | None = None) -> None:
     ctx = context_of(load_plan(recipe, registry), registry, data=data)
     runtime = ctx.runtime
     arms = {}
-    for name in ("eager", "compiled"):
+    names = [a for a in ("eager", "compiled") if a in args.arms.split(",")]
+    if not names:
+        raise SystemExit("--arms: name eager, compiled or both")
+    for name in names:
         torch.manual_seed(0)  # the same initial weights in both arms
         net = ctx.create_model()
         arms[name] = {"net": net, "gen": torch.Generator().manual_seed(1), "times": [],
@@ -60,14 +69,18 @@ def main(argv: list[str] | None = None) -> None:
                              lr_schedule="none", compiled=arm["compiled"])
             arm["times"].append(time.perf_counter() - t0)
     row = {"threads": torch.get_num_threads(), "width": args.width, "ipc": args.ipc, "images": len(x),
-           "warmup": args.warmup, "epochs": args.epochs, "failed": runtime.compiler.failed}
+           "warmup": args.warmup, "epochs": args.epochs, "failed": runtime.compiler.failed,
+           "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     for name, arm in arms.items():
         timed = arm["times"][args.warmup:]
-        row[name] = {"seconds_per_epoch": round(statistics.median(timed), 4),
+        row[name] = {"seconds_per_epoch": round(statistics.median(timed), 4), "total_seconds": round(sum(arm["times"]), 2),
                      "epoch_seconds": [round(t, 4) for t in arm["times"]]}
+    if "compiled" in arms:
+        row["compile_seconds"] = round(arms["compiled"]["times"][0] - row["compiled"]["seconds_per_epoch"], 2)
+    if len(arms) < 2:
+        print(json.dumps(row))
+        return
     eager, compiled = row["eager"]["seconds_per_epoch"], row["compiled"]["seconds_per_epoch"]
-    first = arms["compiled"]["times"][0]
-    row["compile_seconds"] = round(first - compiled, 2)
     row["speedup"] = round(eager / compiled, 3)
     row["break_even_epochs"] = round(row["compile_seconds"] / (eager - compiled), 1) if eager > compiled else None
     with torch.no_grad():

@@ -13,7 +13,8 @@ Seconds per step are the median of ``--iterations`` timed steps after one warm-u
 counted with ``torch.utils.flop_counter`` (forward, backward and any inner loop; counting after
 the memory reading, as the counter's own bookkeeping added ~100 MB of RSS to DM's step) and
 reported as achieved GFLOP/s next to the machine's measured square-matmul throughput at the
-same precision (``fraction_of_matmul``: how far a step is from the limit). ``--profile N``
+same precision (``fraction_of_matmul``: how far a step is from the limit; ``--no-flops`` leaves that
+step out, e.g. for a long step timed against another code). ``--profile N``
 adds the N operators with the most self time in one further step (``top_ops``), ``--classes``
 varies the number of classes (cost against classes; 500 random images per class).
 ``--compile`` times every configuration eager and with ``runtime.compile: yes`` (in separate
@@ -78,7 +79,7 @@ def matcher_spec(method: str, ipc: int, quick: bool, experts_dir: str, syn_steps
 
 def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool, device: str,
             classes: int = 10, profile: int = 0, syn_steps: int | None = None, compile: str = "no",
-            compile_mode: str = "default", warmup: int = 1) -> dict:
+            compile_mode: str = "default", warmup: int = 1, flops: bool = True) -> dict:
     """Time one configuration in this process and return its JSON row."""
     import torch
     from condensery import RealData, context_of, get_registry, load_plan, require
@@ -153,15 +154,16 @@ def run_one(method: str, ipc: int, precision: str, iterations: int, quick: bool,
         peak, memory_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:  # the FLOPs of one step (forward, backward, inner loops)
-        step(warmup + iterations)
-    flops = counter.get_total_flops()
     row = {"method": method, "matcher": type(matcher).__name__, "ipc": ipc, "mixed_precision": precision,
            "device": str(runtime.device), "iterations": iterations, "classes": k,
            "seconds_per_step": round(seconds, 4), "step_seconds": [round(s, 4) for s in times],
            "quick": quick, "model_width": model["width"], "threads": torch.get_num_threads(),
-           "gflop_per_step": round(flops / 1e9, 3), "achieved_gflops": round(flops / 1e9 / seconds, 2),
            "compile": compile, "warmup_seconds": [round(s, 3) for s in warm_times]}
+    if flops:
+        with FlopCounterMode(display=False) as counter:  # the FLOPs of one step (forward, backward, inner loops)
+            step(warmup + iterations)
+        total = counter.get_total_flops()
+        row.update(gflop_per_step=round(total / 1e9, 3), achieved_gflops=round(total / 1e9 / seconds, 2))
     if compile != "no":
         row.update(compile_mode=compile_mode, recompiles=recompiles, compile_failed=dict(runtime.compiler.failed),
                    compile_seconds=round(max(0.0, sum(warm_times) - warmup * seconds), 2))
@@ -226,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--compile", action="store_true", help="time each configuration eager and compiled (runtime.compile)")
     ap.add_argument("--compile-mode", default="default", help="torch.compile mode of the compiled rows (reduce-overhead: CUDA graphs)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 1; 2 for compiled rows)")
+    ap.add_argument("--no-flops", action="store_true", help="skip the extra step that counts FLOPs (no GFLOP/s in the rows)")
     ap.add_argument("-o", "--output", default=None, help="also write the JSON list here")
     ap.add_argument("--one", nargs=3, metavar=("METHOD", "IPC", "PRECISION"), help=argparse.SUPPRESS)
     ap.add_argument("--compile-setting", default="no", help=argparse.SUPPRESS)
@@ -234,7 +237,8 @@ def main(argv: list[str] | None = None) -> None:
         method, ipc, precision = args.one
         print(json.dumps(run_one(method, int(ipc), precision, args.iterations, args.quick, args.device,
                                  int(args.classes), args.profile, args.syn_steps, args.compile_setting,
-                                 args.compile_mode, args.warmup or (1 if args.compile_setting == "no" else 2))))
+                                 args.compile_mode, args.warmup or (1 if args.compile_setting == "no" else 2),
+                                 not args.no_flops)))
         return
     import torch
 
@@ -257,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
                 cmd.append("--quick")
             if args.syn_steps is not None:
                 cmd += ["--syn-steps", str(args.syn_steps)]
+            if args.no_flops:
+                cmd.append("--no-flops")
             proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
             if proc.returncode == 0:
                 row = json.loads(proc.stdout.strip().splitlines()[-1])
