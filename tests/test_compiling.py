@@ -8,7 +8,7 @@ import pytest
 import torch
 from condensery import RunContext
 from condensery._engine.plugins import get_registry
-from condensery.api.compiling import AUTO_MIN_PASSES, Compiler
+from condensery.api.compiling import AUTO_MIN_PASSES, AUTO_MIN_WORK, Compiler
 from condensery.api.context import Task
 from condensery.api.data import RealData
 from condensery.api.runtime import Runtime, RuntimeOptions
@@ -47,6 +47,24 @@ def test_off_and_auto_below_the_threshold_are_the_very_eager_calls():
     x = torch.randn(3, 2)
     assert torch.equal(Compiler("no").compiled(net, embed)(x), embed(net, x))
     assert Compiler("auto").wanted(AUTO_MIN_PASSES) and Compiler("yes").wanted(None)
+
+
+@pytest.mark.parametrize("passes, shape, compiled", [
+    (1500, (256, 3, 32, 32), True),  # the CIFAR-10 CPU DM recipe's real chunks: 1.2e9 element-passes
+    (300, (100, 3, 32, 32), True),  # a 300-epoch CIFAR-10 evaluation of IPC 10: 9.2e7
+    (300, (100, 1, 8, 8), False),  # the same evaluation of the 8x8 digits: 1.9e6
+    (200, (640, 1, 8, 8), False),  # the quickstart's DM-sized real batch: 8.2e6
+])
+def test_auto_compiles_where_passes_times_input_elements_reach_the_bar(monkeypatch, passes, shape, compiled):
+    monkeypatch.setenv("CONDENSERY_COMPILE_BACKEND", "eager")  # what is chosen, not how fast
+    net = torch.nn.Flatten()
+    call = Compiler("auto").compiled(net, passes=passes)
+    x = torch.zeros(shape)
+    assert torch.equal(call(x), net(x))
+    assert (call.chosen is not call.eager) == compiled == (passes * x.numel() >= AUTO_MIN_WORK)
+    assert call.chosen is (call.compiled_call if compiled else call.eager)  # decided once, at the first call
+    call(torch.zeros(1, 1))
+    assert call.chosen is (call.compiled_call if compiled else call.eager)
 
 
 def test_a_compiler_that_fails_falls_back_to_eager_with_one_warning_line(monkeypatch, capsys):
@@ -161,7 +179,7 @@ def test_gradient_matching_krr_and_evaluation_reuse_the_graph_for_every_fresh_ne
 
 
 def test_auto_leaves_the_quickstart_eager(tmp_path):
-    """The quickstart's matcher expects 200 steps and its evaluation 300 one-batch epochs: below ``auto``'s bar."""
+    """The quickstart's matcher and evaluation on 8x8 digits: below ``auto``'s bar of passes x input elements."""
     from condensery import get_registry, open_task
 
     recipe = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
@@ -170,8 +188,13 @@ def test_auto_leaves_the_quickstart_eager(tmp_path):
     assert ctx.runtime.options.compile == "auto"
     plan.matcher.prepare(ctx)
     net = plan.matcher._network(0)
-    assert plan.matcher.forward is net  # the matcher's passes: eager
+    forward = plan.matcher.forward
+    real = torch.zeros(plan.matcher.options.batch_real * ctx.task.num_classes, *ctx.task.image_shape)
+    forward(real)
+    assert getattr(forward, "chosen", forward) is getattr(forward, "eager", net)  # the matcher's passes: eager
     evaluator = ctx.recipe["evaluators"][0]
     ipc = ctx.recipe["synthesizer"]["ipc"]
     passes = evaluator["epochs"] * -(-ctx.task.num_classes * ipc // 256)
-    assert passes < AUTO_MIN_PASSES and ctx.runtime.compiled(net, passes=passes) is net
+    train_call = ctx.runtime.compiled(net, passes=passes)
+    train_call(torch.zeros(ctx.task.num_classes * ipc, *ctx.task.image_shape))
+    assert getattr(train_call, "chosen", train_call) is getattr(train_call, "eager", net)

@@ -13,9 +13,13 @@ Only first-order passes may go through it: AOTAutograd refuses double backward, 
 compiled network cannot sit inside ``autograd.grad(..., create_graph=True)`` (gradient
 matching's synthetic side, MTT's unroll); those callers stay eager and say so.
 
-``auto`` compiles a network when its caller expects at least ``AUTO_MIN_PASSES`` passes
-through it: a first compile costs 10-40 s on a CPU core, and a pass of a quickstart-sized
-network saves milliseconds, so only long stages pay (BENCHMARKS.md has the measurements).
+``auto`` compiles a network when the work its caller expects, the passes times the input
+elements of its first call, reaches ``AUTO_MIN_WORK``: a cold compile costs 10-30 s on a CPU
+core and a pass saves about a third of its eager time, which grows with the input. Measured
+(BENCHMARKS.md): a CIFAR-10 evaluation pays after ~100 epochs of 100 images (~30 M
+element-passes), DM after ~12 steps of 2,560 real images (~100 M); the quickstart's 8x8 digits
+(2-8 M) and a digits evaluation never do. Counting passes alone left the CIFAR-10 CPU DM
+recipe eager (1,500 steps), where compiling halves its wall time.
 
 A network the compiler cannot handle (or a machine without a working compiler toolchain)
 runs eager after one warning line naming it; the run goes on. Inductor's on-disk cache goes
@@ -38,8 +42,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-#: ``auto`` compiles a network when its caller expects at least this many passes through it
-AUTO_MIN_PASSES = 2000
+#: ``auto`` never compiles a network with fewer expected passes than this (nothing to amortise over)
+AUTO_MIN_PASSES = 100
+#: ``auto`` compiles when expected passes x input elements of the first call reach this
+AUTO_MIN_WORK = 50_000_000
 
 
 def _call(net: nn.Module, *args: Any, **kwargs: Any) -> Any:
@@ -69,12 +75,19 @@ class Compiler:
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
     def wanted(self, passes: int | None) -> bool:
-        """Whether a network with ``passes`` expected passes is compiled under this setting."""
+        """Whether a network with ``passes`` expected passes may be compiled under this setting
+        (``auto`` decides for good at the first call, from the input: ``worth_it``)."""
         if self.setting == "yes":
             return True
         if self.setting == "auto":
             return passes is not None and passes >= AUTO_MIN_PASSES
         return False
+
+    @staticmethod
+    def worth_it(passes: int, args: tuple[Any, ...]) -> bool:
+        """``auto``'s rule: expected passes times the input elements of one call reach ``AUTO_MIN_WORK``."""
+        elements = sum(a.numel() for a in args if isinstance(a, torch.Tensor))
+        return passes * elements >= AUTO_MIN_WORK
 
     def compiled(self, net: nn.Module, fn: Callable[..., Any] | None = None, *,
                  passes: int | None = None) -> Callable[..., Any]:
@@ -97,7 +110,8 @@ class Compiler:
                 self._fail(label, exc)
                 return eager
             self._wrappers[fn] = wrapper
-        return _Guarded(self, label, functools.partial(wrapper, net), eager)
+        guarded = _Guarded(self, label, functools.partial(wrapper, net), eager)
+        return _AutoChoice(guarded, eager, passes) if self.setting == "auto" else guarded
 
     def _fail(self, label: str, exc: BaseException) -> None:
         reason = (str(exc).strip().splitlines() or [""])[0][:160]
@@ -119,3 +133,16 @@ class _Guarded:
             except Exception as exc:  # noqa: BLE001 - the eager call below re-raises a genuine error
                 self.compiler._fail(self.label, exc)
         return self.eager(*args, **kwargs)
+
+
+class _AutoChoice:
+    """``auto``: the compiled or the eager call, chosen at the first call from the input's size."""
+
+    def __init__(self, compiled: _Guarded, eager: Callable, passes: int) -> None:
+        self.compiled_call, self.eager, self.passes = compiled, eager, passes
+        self.chosen: Callable | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.chosen is None:
+            self.chosen = self.compiled_call if Compiler.worth_it(self.passes, args) else self.eager
+        return self.chosen(*args, **kwargs)

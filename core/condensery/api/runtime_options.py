@@ -18,8 +18,9 @@ class RuntimeOptions(Options):
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     cpu: bool = Field(False, description="force the CPU even when a GPU is present")
     compile: Literal["no", "yes", "auto"] = Field(
-        "no", description="first-order network passes through torch.compile: no, yes, or auto (networks whose "
-                          "caller expects >= 2000 passes); double-backward parts stay eager",
+        "no", description="first-order network passes through torch.compile: no, yes, or auto (where the expected "
+                          "passes x input elements reach 5e7: CIFAR-sized stages, not digits); double-backward "
+                          "parts stay eager",
     )
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = Field(
         "default", description="torch.compile mode when compiling (reduce-overhead: CUDA graphs on a GPU)",
