@@ -1,6 +1,6 @@
 """The any-size study (docs/results.md, "Sets of any size"): pool prefixes vs per-size runs vs MGDD vs random.
 
-Five subcommands, all through the public API (the command line, or names ``condensery``
+Six subcommands, all through the public API (the command line, or names ``condensery``
 exports):
 
 ``synth RECIPE OUT [--set K=V ...]``
@@ -12,9 +12,10 @@ exports):
 
 ``per-size RECIPE POOL_DIR OUTROOT --sizes 1 7 ...``
     the per-size baseline (b): for every size, pixel optimisation with the recipe's matcher at
-    two budgets, 1/5 of the pool run's wall time (five sizes = one pool run) and all of it.
-    Iterations are set from a short timing probe of that size (``--probe`` steps), so each
-    run gets the stated *time*, not the pool's iteration count; ``OUTROOT/ipc{k}-{fifth,full}``.
+    two budgets, 1/5 of the pool run's CPU time (five sizes = one pool run) and all of it.
+    The CPU seconds per step of the pool and of every size come from two probes each
+    (``--probe`` steps and a quarter of that, differenced), so each run gets the stated *CPU
+    time* whatever else the machine runs; ``OUTROOT/ipc{k}-{fifth,full}``.
 
 ``prefixes SET OUT_WITH_{ipc} --sizes 1 7 ...``
     the first k images per class of an ordinary (not nested) set, e.g. the per-size run at the
@@ -26,6 +27,10 @@ exports):
     label kind, drawn afresh per network with ``random_draws: per-run``). An arm whose sets
     carry least-squares labels (``label_solver``) is compared with the random subset given
     *its own* least-squares labels. Writes mean ± std per arm and the difference to random.
+
+``compare OUT.json ... --arm A --against B C ...``
+    A minus each of B, C, ... per size, one ``evaluate`` output per distillation seed, pooled
+    over the seeds with a 95 % bootstrap interval.
 
 ``table OUT.json ... [--arms a b ...]``
     the markdown table (rows: sizes; columns: arms, then the random subsets) of one or more
@@ -62,6 +67,7 @@ def synth(recipe: str, out: str, overrides: list[str]) -> dict[str, Any]:
     seconds = float(SyntheticSet.load(Path(out) / "synthetic.safetensors").metadata["seconds_synthesize"])
     resolved = yaml.safe_load((Path(out) / "recipe.yaml").read_text())
     record = {"recipe": recipe, "overrides": overrides, "seconds": round(seconds, 3),
+              "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),  # the whole process, start-up included
               "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: KiB
               "synthesizer": resolved["synthesizer"]}
     (Path(out) / "synth.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -69,19 +75,42 @@ def synth(recipe: str, out: str, overrides: list[str]) -> dict[str, Any]:
     return record
 
 
+def step_cpu(recipe: str, out: str, overrides: list[str], short: int, long: int) -> float:
+    """CPU seconds of one synthesis step: two runs of ``short`` and ``long`` steps, differenced.
+
+    CPU time, not wall time, because the other jobs on a shared machine change the wall time of a
+    step (seen: the same pool took 284 s and 682 s) but hardly its CPU time; the difference of two
+    lengths cancels the start-up (imports, data, the first network).
+    """
+    runs = [synth(recipe, f"{out}-{n}", [*overrides, f"synthesizer.iterations={n}"])["cpu_seconds"] for n in (short, long)]
+    return (runs[1] - runs[0]) / (long - short)
+
+
 def per_size(recipe: str, pool_dir: str, outroot: str, sizes: list[int], probe: int,
              overrides: list[str]) -> dict[str, Any]:
-    pool_seconds = json.loads((Path(pool_dir) / "synth.json").read_text())["seconds"]
-    record: dict[str, Any] = {"pool_seconds": pool_seconds, "sizes": {}}
+    """Per-size runs at 1/5 and all of the pool's CPU budget: iterations from measured CPU seconds per step."""
+    pool = json.loads((Path(pool_dir) / "synth.json").read_text())
+    pool_iterations = pool["synthesizer"]["iterations"]
+    record: dict[str, Any] = {"pool": str(pool_dir), "pool_iterations": pool_iterations, "sizes": {}}
+    Path(outroot).mkdir(parents=True, exist_ok=True)
+    short, long = max(1, probe // 4), probe
+    if pool.get("step_cpu_seconds") is not None:  # a budget stated directly (e.g. an extension's)
+        pool_step = pool["step_cpu_seconds"]
+    else:
+        pool_overrides = [o for o in pool["overrides"] if not o.startswith("synthesizer.iterations=")]
+        pool_step = step_cpu(pool["recipe"], f"{outroot}/pool-probe", pool_overrides, short, long)
+    record["pool_step_cpu_seconds"] = round(pool_step, 4)
+    budget = pool_iterations * pool_step
+    record["pool_budget_cpu_seconds"] = round(budget, 1)
     for ipc in sizes:
         base = [*overrides, f"synthesizer.ipc={ipc}"]
-        t = synth(recipe, f"{outroot}/ipc{ipc}-probe", [*base, f"synthesizer.iterations={probe}"])["seconds"]
-        per_step = t / probe
-        for name, budget in (("fifth", pool_seconds / 5), ("full", pool_seconds)):
-            iterations = max(1, round(budget / per_step))
+        per_step = step_cpu(recipe, f"{outroot}/ipc{ipc}-probe", base, short, long)
+        for name, share in (("fifth", budget / 5), ("full", budget)):
+            iterations = max(1, round(share / per_step))
             done = synth(recipe, f"{outroot}/ipc{ipc}-{name}", [*base, f"synthesizer.iterations={iterations}"])
-            record["sizes"].setdefault(str(ipc), {})[name] = {"iterations": iterations, "seconds": done["seconds"],
-                                                              "budget_seconds": round(budget, 1)}
+            record["sizes"].setdefault(str(ipc), {})[name] = {
+                "iterations": iterations, "step_cpu_seconds": round(per_step, 4), "budget_cpu_seconds": round(share, 1),
+                "seconds": done["seconds"], "cpu_seconds": done["cpu_seconds"]}
         Path(outroot, "per_size.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
@@ -188,6 +217,36 @@ def table(paths: list[str], arms: list[str] | None) -> str:
     return "\n".join(lines)
 
 
+def compare_arms(paths: list[str], arm: str, against: list[str]) -> str:
+    """Markdown: ``arm`` minus each of ``against`` per size, pooled over the seeds' evaluate outputs.
+
+    One output per distillation seed. The point is the mean over seeds of each seed's mean
+    difference, the 95 % interval a two-level bootstrap (seeds, then each arm's networks,
+    unpaired: ``condensery.compare.pooled_interval``); ``seeds`` counts those holding both cells.
+    """
+    from condensery.compare import pooled_interval
+
+    tables = [json.loads(Path(p).read_text())["sizes"] for p in paths]
+    sizes = sorted({int(k) for t in tables for k in t})
+    lines = [f"| IPC | {arm} | " + " | ".join(f"minus {b}" for b in against) + " |", "|---" * (len(against) + 2) + "|"]
+    for ipc in sizes:
+        cells = [t.get(str(ipc), {}) for t in tables]
+        mine = [c[arm]["values"] for c in cells if "values" in c.get(arm, {})]
+        if not mine:
+            continue
+        shown = [f"{100 * sum(map(sum, mine)) / sum(map(len, mine)):.2f} ({len(mine)} seeds, {sum(map(len, mine))} nets)"]
+        for other in against:
+            pairs = [(c[arm]["values"], c[other]["values"], False) for c in cells
+                     if "values" in c.get(arm, {}) and "values" in c.get(other, {})]
+            if not pairs:
+                shown.append("–")
+                continue
+            mean, low, high = pooled_interval(pairs)
+            shown.append(f"{100 * mean:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}] ({len(pairs)})")
+        lines.append(f"| {ipc} | " + " | ".join(shown) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -200,7 +259,7 @@ def main() -> None:
     p.add_argument("pool_dir")
     p.add_argument("outroot")
     p.add_argument("--sizes", type=int, nargs="+", required=True)
-    p.add_argument("--probe", type=int, default=20, help="timing-probe steps per size")
+    p.add_argument("--probe", type=int, default=40, help="steps of the longer CPU-time probe (the shorter: a quarter)")
     p.add_argument("--set", dest="overrides", action="append", default=[])
     f = sub.add_parser("prefixes", help="first k per class of an ordinary set")
     f.add_argument("set")
@@ -209,6 +268,10 @@ def main() -> None:
     t = sub.add_parser("table", help="markdown table of evaluate outputs")
     t.add_argument("paths", nargs="+")
     t.add_argument("--arms", nargs="+", default=None)
+    c = sub.add_parser("compare", help="one arm minus others per size, pooled over seeds' evaluate outputs")
+    c.add_argument("paths", nargs="+")
+    c.add_argument("--arm", required=True)
+    c.add_argument("--against", nargs="+", required=True)
     e = sub.add_parser("evaluate", help="judge arms at several sizes next to the random subset")
     e.add_argument("recipe")
     e.add_argument("--sizes", type=int, nargs="+", required=True)
@@ -225,6 +288,8 @@ def main() -> None:
         print(table(args.paths, args.arms))
     elif args.command == "prefixes":
         prefixes(args.set, args.pattern, args.sizes)
+    elif args.command == "compare":
+        print(compare_arms(args.paths, args.arm, args.against))
     elif args.command == "per-size":
         per_size(args.recipe, args.pool_dir, args.outroot, args.sizes, args.probe, args.overrides)
     else:

@@ -272,6 +272,32 @@ def test_size_weighting_is_the_sum_of_k_times_each_term(sampling):
     assert torch.equal(synth.step_loss(m, x, y, 0, None), torch.stack(terms).sum())  # the default: the plain sum
 
 
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), step=st.integers(0, 10_000), pool_ipc=st.integers(1, 60),
+       samples=st.integers(0, 5))
+def test_all_trains_every_prefix_every_step_as_drawing_every_size_would(seed, step, pool_ipc, samples):
+    sizes = draw_prefix_sizes(seed, step, pool_ipc, samples, "all")
+    assert sizes == list(range(1, pool_ipc))  # prefix_samples does not limit it
+    assert sizes == draw_prefix_sizes(seed, step, pool_ipc, pool_ipc - 1, "log-uniform")
+
+
+def test_all_adds_the_term_of_every_prefix_to_the_full_pool():
+    plan, ctx = opened(ipc=4, iterations=0, prefix_sampling="all")
+    synth, m = plan.synthesizer, plan.matcher
+    synth.synthesize(ctx)
+    x, y = synth.initial_images(ctx)
+    x.requires_grad_(True)
+    assert synth.prefix_sizes(x, y, 7) == [1, 2, 3]
+    state = m.gen.get_state()
+    loss = synth.step_loss(m, x, y, 7, None)
+    m.gen.set_state(state)
+    terms = m.subset_losses(x, y, 7, [torch.arange(len(x))] + [prefix_rows(y, k) for k in (1, 2, 3)])
+    assert torch.equal(loss, torch.stack(terms).sum())
+    (grad,) = torch.autograd.grad(loss, x)
+    last = positions(y) == 3  # the last image of each class is in the full pool's term only
+    assert grad[last].abs().sum() > 0 and grad[positions(y) == 0].abs().sum() > 0
+
+
 @pytest.mark.parametrize("setting, needle", [
     ("synthesizer.prefix_sampling=adaptve", "prefix_sampling"),
     ("synthesizer.prefix_weighting=sizes", "prefix_weighting"),

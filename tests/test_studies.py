@@ -65,6 +65,41 @@ def test_the_any_size_table_merges_evaluations(tmp_path, monkeypatch):
                                   "| 1 | – | – |", "| 10 | 50.00 ± 1.00 | 25.00 ± 2.00 |"]
 
 
+def test_per_size_budgets_are_the_pools_cpu_seconds_per_step_times_its_steps(tmp_path, monkeypatch):
+    study = load(STUDIES, "any_size_study", monkeypatch)
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    (pool / "synth.json").write_text(json.dumps({"recipe": "pool.yaml", "overrides": ["synthesizer.iterations=600", "seed=1"],
+                                                  "synthesizer": {"iterations": 600}}))
+    cost = {"pool.yaml": 0.25, "pixel.yaml": 0.1}  # CPU seconds per step; start-up 5 s
+    calls = []
+
+    def fake_synth(recipe, out, overrides):
+        calls.append((recipe, out, overrides))
+        steps = int(next(o for o in overrides if o.startswith("synthesizer.iterations=")).split("=")[1])
+        return {"cpu_seconds": 5.0 + cost[recipe] * steps, "seconds": 1.0}
+
+    monkeypatch.setattr(study, "synth", fake_synth)
+    record = study.per_size("pixel.yaml", str(pool), str(tmp_path / "out"), [10], 40, ["seed=1"])
+    assert record["pool_step_cpu_seconds"] == pytest.approx(0.25) and record["pool_budget_cpu_seconds"] == 150.0
+    assert record["sizes"]["10"]["full"]["iterations"] == 1500 and record["sizes"]["10"]["fifth"]["iterations"] == 300
+    pool_probes = [o for r, _, o in calls if r == "pool.yaml"]
+    assert pool_probes == [["seed=1", "synthesizer.iterations=10"], ["seed=1", "synthesizer.iterations=40"]]
+    assert ["seed=1", "synthesizer.ipc=10", "synthesizer.iterations=1500"] in [o for _, _, o in calls]
+
+
+def test_compare_pools_the_seeds_difference_with_an_interval(tmp_path, monkeypatch):
+    study = load(STUDIES, "any_size_study", monkeypatch)
+    for seed, shift in ((0, 0.0), (1, 0.02)):
+        cells = {"pool": {"values": [0.60 + shift, 0.62 + shift, 0.61 + shift]},
+                 "full": {"values": [0.55 + shift, 0.56 + shift, 0.57 + shift]}}
+        (tmp_path / f"s{seed}.json").write_text(json.dumps({"sizes": {"10": cells, "1": {"pool": {"missing": "x"}}}}))
+    lines = study.compare_arms([str(tmp_path / "s0.json"), str(tmp_path / "s1.json")], "pool", ["full", "random"])
+    lines = lines.splitlines()
+    assert lines[0] == "| IPC | pool | minus full | minus random |" and len(lines) == 3  # size 1 has no values
+    assert lines[2].startswith("| 10 | 62.00 (2 seeds, 6 nets) | +5.00 [") and lines[2].endswith("] (2) | – |")
+
+
 def test_metrics_are_read_as_the_runs_write_them(tmp_path, monkeypatch):
     cli = load(STUDIES, "study_cli", monkeypatch)
     assert cli.read_metrics(tmp_path) is None

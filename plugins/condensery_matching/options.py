@@ -47,10 +47,12 @@ class PixelOptions(SynthesizerOptions):
 class MultisizeOptions(PixelOptions):
     prefix_samples: int = Field(
         2, ge=0, description="prefix sizes drawn per step besides the full pool (log-uniform and uniform; adaptive "
-                             "trains the one selected prefix)")
-    prefix_sampling: Literal["uniform", "log-uniform", "adaptive"] = Field(
+                             "trains the one selected prefix, all every size)")
+    prefix_sampling: Literal["uniform", "log-uniform", "adaptive", "all"] = Field(
         "log-uniform", description="how each step's prefix sizes are chosen from 1..ipc-1: log-uniform (P(k) ~ 1/k) "
                                    "favours the small prefixes; uniform draws k = 1 only 2/(ipc-1) of the steps; "
+                                   "all: every size every step (one forward pass for DM, whose subset terms share "
+                                   "the network and the real batch; K-1 terms for matchers that loop over them); "
                                    "adaptive: MDC's most learnable subset, one size per adaptive_period steps, the "
                                    "earlier-selected smaller prefixes frozen")
     adaptive_period: int = Field(
