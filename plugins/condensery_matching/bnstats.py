@@ -33,6 +33,7 @@ from condensery.data import crop_flip
 from condensery.teachers import load_teacher
 from condensery.training import soft_cross_entropy
 
+from .common import synthesis_steps
 from .options import BNStatsOptions
 
 
@@ -142,6 +143,7 @@ class BNStatsMatcher(Matcher):
         o = self.options
         self.augment = make_augment(o.augment, ctx.task.image_shape[-1], o.shift, o.min_scale)
         self.last: dict[str, torch.Tensor] = {}
+        self.expected_steps = synthesis_steps(ctx)
         if o.teacher is not None:
             self.set_teacher(load_teacher(o.teacher, ctx)[0])
 
@@ -166,8 +168,7 @@ class BNStatsMatcher(Matcher):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.params is None:  # first order (statistics' gradient to the pixels): may be compiled
-            passes = int((self.ctx.recipe.get("synthesizer") or {}).get("iterations", 0))
-            return self.ctx.runtime.compiled(self.net, passes=passes)(x)
+            return self.ctx.runtime.compiled(self.net, passes=self.expected_steps)(x)
         return torch.func.functional_call(self.net, self.params, (x,), strict=False)
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:

@@ -1,9 +1,9 @@
-"""Pieces shared by matchers: DSA options, batched real batches, per-class means."""
+"""Pieces shared by matchers: DSA options, batched real batches, per-class means, the run's length."""
 
 from __future__ import annotations
 
 import torch
-from condensery import RealData
+from condensery import RealData, RunContext
 from condensery.data import DSA
 
 from .options import DSAOptions
@@ -54,3 +54,9 @@ def class_means(features: torch.Tensor, labels: torch.Tensor, k: int) -> torch.T
 
 def dsa_from(options: DSAOptions) -> DSA | None:
     return DSA(options.dsa_ops, variant=options.dsa_variant) if options.dsa else None
+
+
+def synthesis_steps(ctx: RunContext) -> int:
+    """The recipe's synthesizer iterations (0 if it has none): how many passes a matcher's
+    network can expect, which ``runtime.compile: auto`` weighs against the compile."""
+    return int((ctx.recipe.get("synthesizer") or {}).get("iterations", 0))

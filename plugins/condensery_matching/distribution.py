@@ -31,7 +31,7 @@ from condensery import Matcher, Options, RunContext
 from condensery.models import embed
 from condensery.training import seed_global
 
-from .common import class_means, dsa_from, siamese_batches
+from .common import class_means, dsa_from, siamese_batches, synthesis_steps
 from .options import DistributionOptions
 
 
@@ -44,7 +44,7 @@ class DistributionMatcher(Matcher):
         self.dsa = dsa_from(self.options)
         probe = ctx.create_model(self.options.model)
         self.class_separable = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in probe.modules())
-        self.expected_steps = int((ctx.recipe.get("synthesizer") or {}).get("iterations", 0))
+        self.expected_steps = synthesis_steps(ctx)
 
     def loss(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:
         real_means, emb_syn = self._embeddings(images, labels, step)

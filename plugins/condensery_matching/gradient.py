@@ -32,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from condensery import Matcher, Options, RunContext, backward_step, make_generator, seed_global_from
 
-from .common import dsa_from, siamese_batches
+from .common import dsa_from, siamese_batches, synthesis_steps
 from .options import Distance, GradientOptions
 
 #: Paper defaults (outer_loop, inner_loop) by images per class; other IPCs use the nearest.
@@ -94,7 +94,7 @@ class GradientMatcher(Matcher):
         self.net_opt: torch.optim.Optimizer | None = None
         self.net_iteration = -1
         self.warm_start: Callable[[nn.Module, int], None] | None = None
-        self.expected_steps = int((ctx.recipe.get("synthesizer") or {}).get("iterations", 0)) * max(self.inner, 1)
+        self.expected_steps = synthesis_steps(ctx) * max(self.inner, 1)
 
     def set_warm_start(self, fn: Callable[[nn.Module, int], None] | None) -> None:
         """Train every fresh matching network with ``fn(net, iteration)`` before it is matched.

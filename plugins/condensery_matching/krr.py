@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from condensery import Matcher, Options, RunContext, UserError, make_generator, seed_global_from
 from condensery.models import embed
 
-from .common import dsa_from, real_class_batches, siamese_batches
+from .common import dsa_from, real_class_batches, siamese_batches, synthesis_steps
 from .options import KRROptions
 
 
@@ -92,7 +92,7 @@ class KRRMatcher(Matcher):
         ipc = int((ctx.recipe.get("synthesizer") or {}).get("ipc", 1))
         self.init_labels = torch.arange(k, device=ctx.device).repeat_interleave(ipc)
         self.labels: torch.Tensor | None = None
-        self.expected_passes = int((ctx.recipe.get("synthesizer") or {}).get("iterations", 0)) * self.options.num_models
+        self.expected_passes = synthesis_steps(ctx) * self.options.num_models
         if self.options.learn_labels:
             self.labels = centred_one_hot(self.init_labels, k).requires_grad_(True)
 
