@@ -12,10 +12,13 @@ exports):
 
 ``per-size RECIPE POOL_DIR OUTROOT --sizes 1 7 ...``
     the per-size baseline (b): for every size, pixel optimisation with the recipe's matcher at
-    two budgets, 1/5 of the pool run's CPU time (five sizes = one pool run) and all of it.
+    shares of the pool run's CPU time (``--share NAME=FRACTION``; default 1/5, five sizes = one
+    pool run, and all of it).
     The CPU seconds per step of the pool and of every size come from two probes each
     (``--probe`` steps and a quarter of that, differenced), so each run gets the stated *CPU
-    time* whatever else the machine runs; ``OUTROOT/ipc{k}-{fifth,full}``.
+    time* whatever else the machine runs; ``OUTROOT/ipc{k}-{share}``. Additive and resumable:
+    sizes and shares added later keep the first call's pool step (or ``--pool-step-cpu``), and
+    finished runs are kept.
 
 ``prefixes SET OUT_WITH_{ipc} --sizes 1 7 ...``
     the first k images per class of an ordinary (not nested) set, e.g. the per-size run at the
@@ -86,17 +89,63 @@ def step_cpu(recipe: str, out: str, overrides: list[str], short: int, long: int)
     return (runs[1] - runs[0]) / (long - short)
 
 
+SHARES = {"fifth": 0.2, "full": 1.0}
+
+
+def parse_shares(specs: list[str] | None) -> dict[str, float]:
+    """``NAME=FRACTION`` specs (``quarter=0.25``) as a mapping; none given: 1/5 and all of the budget."""
+    if not specs:
+        return dict(SHARES)
+    shares = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        try:
+            fraction = float(value)
+        except ValueError:
+            fraction = -1.0
+        if not sep or not name or not 0 < fraction <= 1:
+            raise SystemExit(f"--share {spec!r}: expected NAME=FRACTION with 0 < FRACTION <= 1, e.g. quarter=0.25")
+        shares[name] = fraction
+    return shares
+
+
+def _finished(out: str, overrides: list[str]) -> dict[str, Any] | None:
+    """The record of a run already done with exactly these overrides; a different one in its place stops the study."""
+    path = Path(out) / "synth.json"
+    if not path.is_file():
+        return None
+    done = json.loads(path.read_text())
+    if done.get("overrides") != overrides:
+        raise SystemExit(f"{out} holds a run with other overrides ({done.get('overrides')}); "
+                         "move it away or choose another OUTROOT")
+    return done
+
+
 def per_size(recipe: str, pool_dir: str, outroot: str, sizes: list[int], probe: int,
-             overrides: list[str]) -> dict[str, Any]:
-    """Per-size runs at 1/5 and all of the pool's CPU budget: iterations from measured CPU seconds per step."""
+             overrides: list[str], shares: dict[str, float] | None = None,
+             pool_step: float | None = None) -> dict[str, Any]:
+    """Per-size runs at shares of the pool's CPU budget: iterations from measured CPU seconds per step.
+
+    Resumable and additive: an earlier ``OUTROOT/per_size.json`` keeps its sizes and its pool
+    step (so sizes added later get the same budget), and a run already finished with the same
+    overrides is kept rather than repeated.
+    """
     pool = json.loads((Path(pool_dir) / "synth.json").read_text())
     pool_iterations = pool["synthesizer"]["iterations"]
+    shares = shares or dict(SHARES)
+    summary = Path(outroot, "per_size.json")
     record: dict[str, Any] = {"pool": str(pool_dir), "pool_iterations": pool_iterations, "sizes": {}}
+    if summary.is_file():
+        earlier = json.loads(summary.read_text())
+        if earlier["pool_iterations"] != pool_iterations:
+            raise SystemExit(f"{summary} was budgeted for a {earlier['pool_iterations']}-step pool, not {pool_iterations}")
+        record = earlier
+        pool_step = pool_step if pool_step is not None else earlier["pool_step_cpu_seconds"]
     Path(outroot).mkdir(parents=True, exist_ok=True)
     short, long = max(1, probe // 4), probe
-    if pool.get("step_cpu_seconds") is not None:  # a budget stated directly (e.g. an extension's)
+    if pool_step is None and pool.get("step_cpu_seconds") is not None:  # a budget stated directly (e.g. an extension's)
         pool_step = pool["step_cpu_seconds"]
-    else:
+    if pool_step is None:
         pool_overrides = [o for o in pool["overrides"] if not o.startswith("synthesizer.iterations=")]
         pool_step = step_cpu(pool["recipe"], f"{outroot}/pool-probe", pool_overrides, short, long)
     record["pool_step_cpu_seconds"] = round(pool_step, 4)
@@ -104,14 +153,18 @@ def per_size(recipe: str, pool_dir: str, outroot: str, sizes: list[int], probe: 
     record["pool_budget_cpu_seconds"] = round(budget, 1)
     for ipc in sizes:
         base = [*overrides, f"synthesizer.ipc={ipc}"]
-        per_step = step_cpu(recipe, f"{outroot}/ipc{ipc}-probe", base, short, long)
-        for name, share in (("fifth", budget / 5), ("full", budget)):
-            iterations = max(1, round(share / per_step))
-            done = synth(recipe, f"{outroot}/ipc{ipc}-{name}", [*base, f"synthesizer.iterations={iterations}"])
-            record["sizes"].setdefault(str(ipc), {})[name] = {
-                "iterations": iterations, "step_cpu_seconds": round(per_step, 4), "budget_cpu_seconds": round(share, 1),
-                "seconds": done["seconds"], "cpu_seconds": done["cpu_seconds"]}
-        Path(outroot, "per_size.json").write_text(json.dumps(record, indent=2) + "\n")
+        cells = record["sizes"].setdefault(str(ipc), {})
+        per_step = next((c["step_cpu_seconds"] for c in cells.values()), None)
+        if per_step is None:
+            per_step = step_cpu(recipe, f"{outroot}/ipc{ipc}-probe", base, short, long)
+        for name, share in shares.items():
+            iterations = max(1, round(budget * share / per_step))
+            out, run = f"{outroot}/ipc{ipc}-{name}", [*base, f"synthesizer.iterations={iterations}"]
+            done = _finished(out, run) or synth(recipe, out, run)
+            cells[name] = {"iterations": iterations, "share": share, "step_cpu_seconds": round(per_step, 4),
+                           "budget_cpu_seconds": round(budget * share, 1),
+                           "seconds": done["seconds"], "cpu_seconds": done["cpu_seconds"]}
+            summary.write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 
@@ -173,8 +226,8 @@ def evaluate(recipe: str, sizes: list[int], arms: list[str], output: str, overri
             if name in row:
                 continue
             path = Path(pattern.format(ipc=ipc))
-            if not path.exists():
-                row[name] = {"missing": str(path)}
+            if not path.exists():  # not recorded, so a later call with the set in place judges it
+                print(f"ipc {ipc:>3} {name:<16} skipped: {path} does not exist", flush=True)
                 continue
             synset = load_arm(path, ctx)
             synset.metadata["role"] = "synthetic"
@@ -254,12 +307,16 @@ def main() -> None:
     s.add_argument("recipe")
     s.add_argument("out")
     s.add_argument("--set", dest="overrides", action="append", default=[])
-    p = sub.add_parser("per-size", help="per-size pixel runs at 1/5 and all of a pool run's wall time")
+    p = sub.add_parser("per-size", help="per-size pixel runs at shares of a pool run's CPU time")
     p.add_argument("recipe")
     p.add_argument("pool_dir")
     p.add_argument("outroot")
     p.add_argument("--sizes", type=int, nargs="+", required=True)
     p.add_argument("--probe", type=int, default=40, help="steps of the longer CPU-time probe (the shorter: a quarter)")
+    p.add_argument("--share", dest="shares", action="append", default=None,
+                   help="NAME=FRACTION of the pool's CPU budget, repeatable (default: fifth=0.2 full=1)")
+    p.add_argument("--pool-step-cpu", type=float, default=None,
+                   help="the pool's CPU seconds per step, measured before (e.g. for a second seed's runs)")
     p.add_argument("--set", dest="overrides", action="append", default=[])
     f = sub.add_parser("prefixes", help="first k per class of an ordinary set")
     f.add_argument("set")
@@ -291,7 +348,8 @@ def main() -> None:
     elif args.command == "compare":
         print(compare_arms(args.paths, args.arm, args.against))
     elif args.command == "per-size":
-        per_size(args.recipe, args.pool_dir, args.outroot, args.sizes, args.probe, args.overrides)
+        per_size(args.recipe, args.pool_dir, args.outroot, args.sizes, args.probe, args.overrides,
+                 parse_shares(args.shares), args.pool_step_cpu)
     else:
         evaluate(args.recipe, args.sizes, args.arm, args.output, args.overrides)
 

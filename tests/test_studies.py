@@ -88,6 +88,53 @@ def test_per_size_budgets_are_the_pools_cpu_seconds_per_step_times_its_steps(tmp
     assert ["seed=1", "synthesizer.ipc=10", "synthesizer.iterations=1500"] in [o for _, _, o in calls]
 
 
+def test_per_size_adds_sizes_and_shares_on_the_first_calls_budget_and_keeps_finished_runs(tmp_path, monkeypatch):
+    study = load(STUDIES, "any_size_study", monkeypatch)
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    (pool / "synth.json").write_text(json.dumps({"recipe": "pool.yaml", "overrides": ["synthesizer.iterations=600"],
+                                                  "synthesizer": {"iterations": 600}}))
+    cost = {"pool.yaml": 0.25, "pixel.yaml": 0.1}
+    calls = []
+
+    def fake_synth(recipe, out, overrides):
+        calls.append((recipe, out))
+        steps = int(next(o for o in overrides if o.startswith("synthesizer.iterations=")).split("=")[1])
+        Path(out).mkdir(parents=True, exist_ok=True)
+        record = {"overrides": overrides, "cpu_seconds": 5.0 + cost[recipe] * steps, "seconds": 1.0}
+        (Path(out) / "synth.json").write_text(json.dumps(record))
+        return record
+
+    monkeypatch.setattr(study, "synth", fake_synth)
+    out = str(tmp_path / "out")
+    study.per_size("pixel.yaml", str(pool), out, [10], 40, [])
+    cost["pool.yaml"] = 0.5  # a later probe would measure another pool step: the first one must be kept
+    calls.clear()
+    record = study.per_size("pixel.yaml", str(pool), out, [10, 2], 40, [], study.parse_shares(["fifth=0.2", "quarter=0.25"]))
+    assert record["pool_step_cpu_seconds"] == pytest.approx(0.25)
+    assert record["sizes"]["10"]["quarter"]["iterations"] == 375 and record["sizes"]["10"]["full"]["iterations"] == 1500
+    assert record["sizes"]["2"]["fifth"]["iterations"] == 300
+    assert [o for _, o in calls] == [f"{out}/ipc10-quarter", f"{out}/ipc2-probe-10", f"{out}/ipc2-probe-40",
+                                     f"{out}/ipc2-fifth", f"{out}/ipc2-quarter"]  # ipc10-fifth was kept
+    with pytest.raises(SystemExit, match="other overrides"):
+        study.per_size("pixel.yaml", str(pool), out, [10], 40, ["seed=1"])
+    with pytest.raises(SystemExit, match="NAME=FRACTION"):
+        study.parse_shares(["quarter=4"])
+
+
+def test_an_arm_whose_set_is_missing_is_not_recorded(tmp_path, monkeypatch, capsys):
+    study = load(STUDIES, "any_size_study", monkeypatch)
+
+    class Plan:
+        evaluators = [("hard-label", None)]
+        resolved = {"evaluators": [{"name": "hard-label"}]}
+
+    monkeypatch.setattr("condensery.open_task", lambda *a, **k: (Plan(), None))
+    out = tmp_path / "eval.json"
+    table = study.evaluate("r.yaml", [10], [f"pool={tmp_path}/none-{{ipc}}.safetensors"], str(out), [])
+    assert table["sizes"]["10"] == {} and "skipped" in capsys.readouterr().out
+
+
 def test_compare_pools_the_seeds_difference_with_an_interval(tmp_path, monkeypatch):
     study = load(STUDIES, "any_size_study", monkeypatch)
     for seed, shift in ((0, 0.0), (1, 0.02)):
@@ -123,3 +170,22 @@ def test_a_benchmark_times_the_command_in_its_own_process(monkeypatch):
     assert wall > 0 and peak_mb > 1
     with pytest.raises(SystemExit, match="condensery no-such-command failed"):
         bench.condensery("no-such-command")
+
+
+def test_the_prefix_terms_agreement_is_one_for_the_full_term_and_a_cosine_elsewhere(monkeypatch):
+    study = load(STUDIES, "prefix_gradient_study", monkeypatch)
+    a = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    assert study.per_image_cosine(a, torch.tensor([[3.0, 0.0], [0.0, -1.0]])) == pytest.approx(0.0)  # +1 and -1
+    result = study.measure("recipes/any-size/digits-pool-dm.yaml",
+                           ["synthesizer.ipc=4", "synthesizer.iterations=0", "model.width=8", "runtime.threads=1",
+                            "synthesizer.matcher.batch_real=8"], [1, 2, 4], nets=4)
+    rows = {r["k"]: r for r in result["rows"]}
+    assert rows[4]["cross_half"] == pytest.approx(rows[4]["split_half"])  # the full term against itself
+    assert rows[4]["split_half_largest"] == pytest.approx(rows[4]["split_half"])
+    for r in rows.values():  # the correction for attenuation, defined where both reliabilities are positive
+        positive = r["split_half"] > 0 and r["split_half_largest"] > 0
+        expected = r["cross_half"] / (r["split_half"] * r["split_half_largest"]) ** 0.5 if positive else None
+        assert r["agreement"] == (pytest.approx(expected) if positive else None)
+    assert all(-1 <= r["split_half"] <= 1 and -1 <= r["cross_half"] <= 1 for r in rows.values())
+    assert rows[1]["none"] > rows[4]["none"]  # DM: a 1-image term's per-image gradient is the largest
+    assert "agreement with k=4" in study.table(result).splitlines()[0]
