@@ -118,6 +118,7 @@ def _finished(out: str, overrides: list[str]) -> dict[str, Any] | None:
     if done.get("overrides") != overrides:
         raise SystemExit(f"{out} holds a run with other overrides ({done.get('overrides')}); "
                          "move it away or choose another OUTROOT")
+    print(json.dumps({"out": out, "kept": "finished earlier with the same overrides"}), flush=True)
     return done
 
 
@@ -139,8 +140,11 @@ def per_size(recipe: str, pool_dir: str, outroot: str, sizes: list[int], probe: 
         earlier = json.loads(summary.read_text())
         if earlier["pool_iterations"] != pool_iterations:
             raise SystemExit(f"{summary} was budgeted for a {earlier['pool_iterations']}-step pool, not {pool_iterations}")
+        if pool_step is not None and round(pool_step, 4) != earlier["pool_step_cpu_seconds"]:
+            raise SystemExit(f"{summary} holds runs budgeted at {earlier['pool_step_cpu_seconds']} CPU s per pool "
+                             f"step, not {pool_step}; choose another OUTROOT to budget them anew")
         record = earlier
-        pool_step = pool_step if pool_step is not None else earlier["pool_step_cpu_seconds"]
+        pool_step = earlier["pool_step_cpu_seconds"]
     Path(outroot).mkdir(parents=True, exist_ok=True)
     short, long = max(1, probe // 4), probe
     if pool_step is None and pool.get("step_cpu_seconds") is not None:  # a budget stated directly (e.g. an extension's)

@@ -118,6 +118,8 @@ def test_per_size_adds_sizes_and_shares_on_the_first_calls_budget_and_keeps_fini
                                      f"{out}/ipc2-fifth", f"{out}/ipc2-quarter"]  # ipc10-fifth was kept
     with pytest.raises(SystemExit, match="other overrides"):
         study.per_size("pixel.yaml", str(pool), out, [10], 40, ["seed=1"])
+    with pytest.raises(SystemExit, match="budgeted at 0.25 CPU s per pool step, not 0.3"):
+        study.per_size("pixel.yaml", str(pool), out, [10], 40, [], pool_step=0.3)
     with pytest.raises(SystemExit, match="NAME=FRACTION"):
         study.parse_shares(["quarter=4"])
 
