@@ -66,7 +66,9 @@ def synth(recipe: str, out: str, overrides: list[str]) -> dict[str, Any]:
     _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not the largest of all children so far
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode:
-        raise SystemExit(f"condensery run {recipe} failed (exit {child.returncode}); its error is printed above")
+        print(f"any_size_study: condensery run {recipe} failed (exit {child.returncode}); its error is printed above",
+              file=sys.stderr)
+        raise SystemExit(child.returncode)  # the child's own code: 2 for a user's mistake, 1 for a defect
     seconds = float(SyntheticSet.load(Path(out) / "synthetic.safetensors").metadata["seconds_synthesize"])
     resolved = yaml.safe_load((Path(out) / "recipe.yaml").read_text())
     record = {"recipe": recipe, "overrides": overrides, "seconds": round(seconds, 3),
@@ -131,6 +133,8 @@ def per_size(recipe: str, pool_dir: str, outroot: str, sizes: list[int], probe: 
     step (so sizes added later get the same budget), and a run already finished with the same
     overrides is kept rather than repeated.
     """
+    if not (Path(pool_dir) / "synth.json").is_file():
+        raise SystemExit(f"{pool_dir} holds no synth.json; run `any_size_study.py synth` for the pool first")
     pool = json.loads((Path(pool_dir) / "synth.json").read_text())
     pool_iterations = pool["synthesizer"]["iterations"]
     shares = shares or dict(SHARES)
@@ -359,4 +363,15 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from condensery import UserError
+
+    try:
+        main()
+    except UserError as exc:  # condensery's own account of a bad recipe, override or file
+        print(f"any_size_study: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except SystemExit as stop:  # a mistake the study states (a message) is the user's: one line, exit 2
+        if isinstance(stop.code, str):
+            print(f"any_size_study: {stop.code}", file=sys.stderr)
+            raise SystemExit(2) from None
+        raise

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +56,10 @@ def per_image_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def load_images(path: str, ctx) -> tuple[torch.Tensor, torch.Tensor]:
-    """A saved set in the task's normalised space, class order kept."""
-    from condensery import SyntheticSet
-    from condensery.task_space import check_set, to_task_space
+    """A saved set in the task's normalised space, class order kept (the any-size study's loader)."""
+    from any_size_study import load_arm
 
-    synset = SyntheticSet.load(Path(path))
-    check_set(synset, ctx.task, path)
-    synset = to_task_space(synset, ctx.task).to(ctx.device)
+    synset = load_arm(Path(path), ctx)
     return synset.images, synset.hard_labels
 
 
@@ -134,4 +132,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from condensery import UserError
+
+    try:
+        main()
+    except UserError as exc:  # a bad recipe, override or set: one line, exit 2
+        print(f"prefix_gradient_study: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -191,3 +191,14 @@ def test_the_prefix_terms_agreement_is_one_for_the_full_term_and_a_cosine_elsewh
     assert all(-1 <= r["split_half"] <= 1 and -1 <= r["cross_half"] <= 1 for r in rows.values())
     assert rows[1]["none"] > rows[4]["none"]  # DM: a 1-image term's per-image gradient is the largest
     assert "agreement with k=4" in study.table(result).splitlines()[0]
+
+
+@pytest.mark.parametrize("args", [["--share", "quarter=4"], []])
+def test_a_study_mistake_is_one_line_and_exit_2(tmp_path, args):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "core"), str(REPO / "plugins"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(STUDIES / "any_size_study.py"), "per-size", "r.yaml", str(tmp_path / "none"),
+                           str(tmp_path / "out"), "--sizes", "1", *args], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("any_size_study: ")

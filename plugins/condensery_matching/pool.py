@@ -15,7 +15,7 @@ Choices made here:
   cost at larger sizes. ``all`` trains every prefix every step: an image at position p then
   gets the gradient of every term k >= p each step, as a per-size run of k gets its own each
   step, where a drawn size reaches a mid-pool image in a few per cent of the steps (CIFAR-10
-  5-9, K = 50, two seeds: +1.6 / +1.5 points at IPC 7 / 10 over log-uniform, but -2.0 at the
+  5-9, K = 50, two seeds: +1.6 / +1.5 points at IPC 7 / 10 over log-uniform, but -1.5 at the
   full IPC 50, docs/results.md); under DM it costs no more forward passes (``subset_losses``).
   ``adaptive`` is the paper's "most learnable subset" instead: one size per
   ``adaptive_period`` steps, smaller sizes learned earlier frozen (``adaptive.py`` states the
